@@ -1,0 +1,63 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const concurrency = z.coerce.number().int().min(1).max(64);
+
+/** Every setting Roster reads from the environment. Defaults work against the local services; no secret has a default. */
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/roster"),
+    REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+    HOST: z.string().min(1).default("127.0.0.1"),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_{}-]+$/, "letters, digits, _ - { } only")
+      .default("{roster}"),
+    STORAGE_DRIVER: z.enum(["local", "s3"]).default("local"),
+    STORAGE_DIR: z.string().min(1).default("./.data/storage"),
+    S3_BUCKET: z.string().optional(),
+    S3_REGION: z.string().default("us-east-1"),
+    S3_ENDPOINT: z.string().url().optional(),
+    S3_ACCESS_KEY_ID: z.string().optional(),
+    S3_SECRET_ACCESS_KEY: z.string().optional(),
+    S3_FORCE_PATH_STYLE: bool.default(false),
+    S3_CHECKSUM: z.enum(["WHEN_SUPPORTED", "WHEN_REQUIRED"]).default("WHEN_REQUIRED"),
+    UPLOAD_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+    PASTE_MAX_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 2),
+    IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(10_000),
+    IMPORT_CONCURRENCY: concurrency.default(2),
+    SEGMENT_CONCURRENCY: concurrency.default(2),
+    EXPORT_CONCURRENCY: concurrency.default(1),
+    DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+    DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
+  })
+  .superRefine((env, ctx) => {
+    if (env.STORAGE_DRIVER === "s3" && !env.S3_BUCKET) {
+      ctx.addIssue({ code: "custom", path: ["S3_BUCKET"], message: "is required when STORAGE_DRIVER=s3" });
+    }
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment once; a bad value throws a ConfigError naming every offending variable. */
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  return parsed.data;
+}

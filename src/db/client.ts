@@ -1,0 +1,30 @@
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema.js";
+
+export type Db = PostgresJsDatabase<typeof schema> & { $client: postgres.Sql };
+export type Sql = postgres.Sql;
+
+export interface DbOptions {
+  max?: number;
+  statementTimeoutMs?: number;
+  applicationName?: string;
+}
+
+/** One postgres.js pool wrapped by drizzle; `db.$client` is the raw client for COPY and set-based SQL. */
+export function createDb(url: string, opts: DbOptions = {}): Db {
+  const client = postgres(url, {
+    max: opts.max ?? 10,
+    onnotice: () => {},
+    // Bound every statement server-side; client-side bounds live with the callers that need them.
+    connection: {
+      application_name: opts.applicationName ?? "roster",
+      statement_timeout: opts.statementTimeoutMs ?? 300_000,
+      TimeZone: "UTC",
+    },
+    connect_timeout: 10,
+  });
+  return drizzle(client, { schema }) as Db;
+}
+
+export { schema };

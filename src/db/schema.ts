@@ -1,0 +1,353 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  check,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => ts("created_at").notNull().defaultNow();
+const bytea = customType<{ data: Buffer }>({ dataType: () => "bytea" });
+const id64 = (name = "id") => bigint(name, { mode: "number" });
+
+export const workspaces = pgTable("workspaces", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});
+
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    /** First characters of the key, for display only ("rst_ab12…"). */
+    displayPrefix: text("display_prefix").notNull(),
+    /** SHA-256 of the whole key; the key itself is never stored. */
+    keyHash: bytea("key_hash").notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: ts("last_used_at"),
+    revokedAt: ts("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_keys_key_hash_uq").on(t.keyHash), index("api_keys_workspace_idx").on(t.workspaceId)],
+);
+
+export const people = pgTable(
+  "people",
+  {
+    id: id64().primaryKey().generatedAlwaysAsIdentity(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    email: text("email"),
+    externalId: text("external_id"),
+    username: text("username"),
+    firstName: text("first_name"),
+    lastName: text("last_name"),
+    name: text("name"),
+    companyId: text("company_id"),
+    attributes: jsonb("attributes").$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    lastSeenAt: ts("last_seen_at"),
+  },
+  (t) => [
+    uniqueIndex("people_workspace_email_uq").on(t.workspaceId, sql`lower(${t.email})`),
+    uniqueIndex("people_workspace_external_id_uq").on(t.workspaceId, t.externalId),
+    uniqueIndex("people_workspace_username_uq").on(t.workspaceId, t.username),
+    index("people_workspace_id_idx").on(t.workspaceId, t.id),
+    check("people_has_identifier_ck", sql`num_nonnulls(${t.email}, ${t.externalId}, ${t.username}) > 0`),
+  ],
+);
+
+export const teamMembers = pgTable(
+  "team_members",
+  {
+    id: id64().primaryKey().generatedAlwaysAsIdentity(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    email: text("email").notNull(),
+    firstName: text("first_name"),
+    lastName: text("last_name"),
+    /** argon2id hash; the password itself is never stored. */
+    passwordHash: text("password_hash"),
+    active: boolean("active").notNull().default(true),
+    role: text("role"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("team_members_workspace_email_uq").on(t.workspaceId, sql`lower(${t.email})`)],
+);
+
+export const labels = pgTable(
+  "labels",
+  {
+    id: id64().primaryKey().generatedAlwaysAsIdentity(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    /** Case-sensitive: "VIP" and "vip" are two labels. */
+    name: text("name").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("labels_workspace_name_uq").on(t.workspaceId, t.name)],
+);
+
+export const personLabels = pgTable(
+  "person_labels",
+  {
+    workspaceId: uuid("workspace_id").notNull(),
+    personId: id64("person_id")
+      .notNull()
+      .references(() => people.id, { onDelete: "cascade" }),
+    labelId: id64("label_id")
+      .notNull()
+      .references(() => labels.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: "person_labels_pk", columns: [t.personId, t.labelId] }),
+    index("person_labels_label_idx").on(t.labelId, t.personId),
+  ],
+);
+
+/** Known custom attribute keys per workspace, with the type segments compare them as. */
+export const attributeDefinitions = pgTable(
+  "attribute_definitions",
+  {
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    type: text("type", { enum: ["string", "number", "boolean", "date"] }).notNull().default("string"),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ name: "attribute_definitions_pk", columns: [t.workspaceId, t.key] })],
+);
+
+export const events = pgTable(
+  "events",
+  {
+    id: id64().primaryKey().generatedAlwaysAsIdentity(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    personId: id64("person_id")
+      .notNull()
+      .references(() => people.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    occurredAt: ts("occurred_at").notNull().defaultNow(),
+    properties: jsonb("properties").$type<Record<string, unknown>>().notNull().default({}),
+    /** Set for events an import wrote: (import_id, import_row) is unique, so a replayed batch writes nothing twice. */
+    importId: uuid("import_id"),
+    importRow: bigint("import_row", { mode: "number" }),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("events_person_name_time_idx").on(t.personId, t.name, t.occurredAt),
+    index("events_workspace_time_idx").on(t.workspaceId, t.occurredAt),
+    index("events_workspace_name_time_idx").on(t.workspaceId, t.name, t.occurredAt),
+    uniqueIndex("events_import_row_uq").on(t.importId, t.importRow).where(sql`${t.importId} is not null`),
+  ],
+);
+
+export const segments = pgTable(
+  "segments",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    description: text("description"),
+    type: text("type", { enum: ["dynamic", "static"] }).notNull(),
+    conditions: jsonb("conditions"),
+    status: text("status", { enum: ["computing", "ready", "failed"] }).notNull().default("ready"),
+    failureReason: text("failure_reason"),
+    memberCount: bigint("member_count", { mode: "number" }).notNull().default(0),
+    lastComputedAt: ts("last_computed_at"),
+    lastDurationMs: integer("last_duration_ms"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex("segments_workspace_name_uq").on(t.workspaceId, t.name)],
+);
+
+export const segmentMemberships = pgTable(
+  "segment_memberships",
+  {
+    workspaceId: uuid("workspace_id").notNull(),
+    segmentId: uuid("segment_id")
+      .notNull()
+      .references(() => segments.id, { onDelete: "cascade" }),
+    personId: id64("person_id")
+      .notNull()
+      .references(() => people.id, { onDelete: "cascade" }),
+    value: text("value"),
+    enteredAt: ts("entered_at").notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: "segment_memberships_pk", columns: [t.segmentId, t.personId] }),
+    index("segment_memberships_person_idx").on(t.personId),
+  ],
+);
+
+export const IMPORT_STATUSES = [
+  "draft",
+  "queued",
+  "validating",
+  "validated",
+  "processing",
+  "done",
+  "failed",
+  "cancelled",
+] as const;
+export type ImportStatus = (typeof IMPORT_STATUSES)[number];
+
+export const imports = pgTable(
+  "imports",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    kind: text("kind", { enum: ["contacts", "members", "events"] }).notNull().default("contacts"),
+    status: text("status", { enum: IMPORT_STATUSES }).notNull().default("draft"),
+    filename: text("filename"),
+    storageKey: text("storage_key").notNull(),
+    sizeBytes: bigint("size_bytes", { mode: "number" }).notNull(),
+    encoding: text("encoding").notNull(),
+    delimiter: text("delimiter").notNull(),
+    /** Byte offset of the first data row in the stored file. */
+    dataOffset: bigint("data_offset", { mode: "number" }).notNull().default(0),
+    /** Physical lines the header takes (a quoted header cell may span lines). */
+    headerLines: integer("header_lines").notNull().default(1),
+    headers: jsonb("headers").$type<string[]>().notNull(),
+    sample: jsonb("sample").$type<string[][]>().notNull(),
+    suggestedMapping: jsonb("suggested_mapping").$type<Record<string, string>>().notNull(),
+    identifier: text("identifier"),
+    mapping: jsonb("mapping").$type<Record<string, string>>(),
+    options: jsonb("options").$type<Record<string, unknown>>().notNull().default({}),
+    dryRun: boolean("dry_run").notNull().default(false),
+    total: bigint("total", { mode: "number" }).notNull().default(0),
+    processed: bigint("processed", { mode: "number" }).notNull().default(0),
+    created: bigint("created", { mode: "number" }).notNull().default(0),
+    updated: bigint("updated", { mode: "number" }).notNull().default(0),
+    unchanged: bigint("unchanged", { mode: "number" }).notNull().default(0),
+    skipped: bigint("skipped", { mode: "number" }).notNull().default(0),
+    failed: bigint("failed", { mode: "number" }).notNull().default(0),
+    errorCount: bigint("error_count", { mode: "number" }).notNull().default(0),
+    /** Data rows consumed by committed batches, and the byte offset in the stored file where the next row starts. */
+    checkpointRow: bigint("checkpoint_row", { mode: "number" }).notNull().default(0),
+    checkpointByte: bigint("checkpoint_byte", { mode: "number" }).notNull().default(0),
+    /** Physical lines consumed (header included), so parse errors after a resume still name the right line. */
+    checkpointLine: bigint("checkpoint_line", { mode: "number" }).notNull().default(0),
+    /** Fencing token: bumped by every run that takes the import; a batch commits only while it still holds the newest. */
+    fence: bigint("fence", { mode: "number" }).notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
+    segmentIds: jsonb("segment_ids").$type<string[]>().notNull().default([]),
+    failureReason: text("failure_reason"),
+    createdAt: createdAt(),
+    queuedAt: ts("queued_at"),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("imports_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
+    index("imports_active_idx").on(t.status).where(sql`${t.status} in ('queued', 'validating', 'processing')`),
+  ],
+);
+
+export const importErrors = pgTable(
+  "import_errors",
+  {
+    importId: uuid("import_id")
+      .notNull()
+      .references(() => imports.id, { onDelete: "cascade" }),
+    row: bigint("row", { mode: "number" }).notNull(),
+    seq: integer("seq").notNull(),
+    column: text("column"),
+    value: text("value"),
+    code: text("code").notNull(),
+    message: text("message").notNull(),
+  },
+  (t) => [primaryKey({ name: "import_errors_pk", columns: [t.importId, t.row, t.seq] })],
+);
+
+/**
+ * Which person each import row touched, written in the row's batch transaction. It tells a later row for the
+ * same person (in a later batch) that an earlier row of the file must count as skipped, and seeds createSegment.
+ * Rows are deleted when the import ends.
+ */
+export const importPeople = pgTable(
+  "import_people",
+  {
+    importId: uuid("import_id")
+      .notNull()
+      .references(() => imports.id, { onDelete: "cascade" }),
+    personId: id64("person_id").notNull(),
+    row: bigint("row", { mode: "number" }).notNull(),
+    outcome: text("outcome", { enum: ["created", "updated", "unchanged"] }).notNull(),
+  },
+  (t) => [primaryKey({ name: "import_people_pk", columns: [t.importId, t.personId] })],
+);
+
+export const exports = pgTable(
+  "exports",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    kind: text("kind", { enum: ["users", "events"] }).notNull(),
+    status: text("status", { enum: ["queued", "processing", "done", "failed"] }).notNull().default("queued"),
+    params: jsonb("params").$type<Record<string, unknown>>().notNull(),
+    storageKey: text("storage_key"),
+    rowCount: bigint("row_count", { mode: "number" }),
+    sizeBytes: bigint("size_bytes", { mode: "number" }),
+    fence: bigint("fence", { mode: "number" }).notNull().default(0),
+    failureReason: text("failure_reason"),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    expiresAt: ts("expires_at"),
+  },
+  (t) => [
+    index("exports_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
+    index("exports_expires_idx").on(t.expiresAt),
+  ],
+);
+
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    key: text("key").notNull(),
+    /** SHA-256 of method, path and body: the same key with another request is refused. */
+    requestHash: text("request_hash").notNull(),
+    statusCode: integer("status_code"),
+    responseBody: jsonb("response_body"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: "idempotency_keys_pk", columns: [t.workspaceId, t.key] }),
+    index("idempotency_keys_created_idx").on(t.createdAt),
+  ],
+);

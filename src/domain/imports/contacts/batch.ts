@@ -1,0 +1,293 @@
+import type { ReservedSql } from "postgres";
+import type { Identifier } from "../targets.js";
+import type { ImportOptions } from "../mapping.js";
+import type { RowError } from "../rows.js";
+import { CONTACT_STAGE_COLUMNS, type StagedRow } from "./validate.js";
+import { copyRows } from "../copy.js";
+
+/**
+ * One batch of contact rows, written set-based inside the caller's transaction:
+ * COPY into a temp staging table, check what only the database can check, then insert new people, update
+ * changed ones, labels, segments, events and the per-import ledger, each as one statement in key order.
+ */
+
+export const CONTACT_STAGE_TABLE = "import_stage_contacts";
+
+const CREATE_STAGE = `
+  create temp table if not exists ${CONTACT_STAGE_TABLE} (
+    row bigint not null,
+    key text not null,
+    email text, external_id text, username text, first_name text, last_name text, name text, company_id text,
+    attributes jsonb, labels text, label_ids text, segment text, segment_value text,
+    person_id bigint,
+    prev_row bigint,
+    prev_outcome text,
+    outcome text,
+    changed text[] not null default '{}',
+    err_code text, err_column text, err_value text, err_message text
+  ) on commit delete rows`;
+
+export interface ContactBatchContext {
+  workspaceId: string;
+  importId: string;
+  identifier: Identifier;
+  options: ImportOptions;
+  /** Header of the column mapped to each target, for error reports. */
+  headerOf: Partial<Record<string, string>>;
+  /** The static segment of everyone the import touched (createSegment), when asked for. */
+  createdSegmentId: string | null;
+}
+
+export type Outcome = "created" | "updated" | "unchanged" | "skipped" | "failed";
+
+export interface BatchResult {
+  counts: Record<Outcome, number>;
+  errors: RowError[];
+  /** Earlier rows (in committed batches) that a row of this batch superseded: they move to skipped. */
+  superseded: { row: number; outcome: "created" | "updated" | "unchanged"; key: string }[];
+}
+
+/** Identity columns matched per identifier; the email match is case-insensitive, as the unique index is. */
+const MATCH: Record<Identifier, { people: string; stage: string }> = {
+  email: { people: "lower(p.email)", stage: "s.key" },
+  external_id: { people: "p.external_id", stage: "s.key" },
+  username: { people: "p.username", stage: "s.key" },
+};
+const UNIQUE_FIELDS: { field: Identifier; people: string; stage: string; label: string }[] = [
+  { field: "email", people: "lower(p.email)", stage: "lower(s.email)", label: "email" },
+  { field: "external_id", people: "p.external_id", stage: "s.external_id", label: "external id" },
+  { field: "username", people: "p.username", stage: "s.username", label: "username" },
+];
+const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const;
+
+const ACTIVE = "s.outcome is null and s.err_code is null";
+
+export async function ensureContactStage(conn: ReservedSql): Promise<void> {
+  await conn.unsafe(CREATE_STAGE);
+}
+
+export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, rows: StagedRow[]): Promise<BatchResult> {
+  const ws = ctx.workspaceId;
+  const imp = ctx.importId;
+  const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
+
+  await copyRows(conn, CONTACT_STAGE_TABLE, ["row", "key", ...CONTACT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
+
+  // 1. Who is who: resolve each row's person by the identifier.
+  const m = MATCH[ctx.identifier];
+  await q(`update ${CONTACT_STAGE_TABLE} s set person_id = p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage}`, [ws]);
+
+  // 2. Checks only the database can make, before anything is written.
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'unknown_label_id', err_column = $2, err_value = s.label_ids,
+       err_message = 'A label id in this row does not exist in the workspace.'
+     where ${ACTIVE} and s.label_ids is not null and exists (
+       select 1 from unnest(string_to_array(s.label_ids, ':')::bigint[]) lid
+       where not exists (select 1 from labels l where l.id = lid and l.workspace_id = $1))`,
+    [ws, ctx.headerOf.label_ids ?? "label_ids"],
+  );
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'segment_not_static', err_column = $2, err_value = s.segment,
+       err_message = 'A dynamic segment has this name; people join static segments only.'
+     where ${ACTIVE} and s.segment is not null and exists (
+       select 1 from segments g where g.workspace_id = $1 and g.name = s.segment and g.type <> 'static')`,
+    [ws, ctx.headerOf.segment ?? "segment"],
+  );
+  if (ctx.options.mode === "create_only") {
+    await q(
+      `update ${CONTACT_STAGE_TABLE} s set outcome = 'skipped', err_code = 'already_exists', err_column = $1, err_value = s.key,
+         err_message = 'A person with this identifier exists; create_only leaves them as they are.'
+       where ${ACTIVE} and s.person_id is not null`,
+      [ctx.headerOf[ctx.identifier] ?? ctx.identifier],
+    );
+  } else if (ctx.options.mode === "update_only") {
+    await q(
+      `update ${CONTACT_STAGE_TABLE} s set outcome = 'skipped', err_code = 'not_found', err_column = $1, err_value = s.key,
+         err_message = 'No person has this identifier; update_only creates no one.'
+       where ${ACTIVE} and s.person_id is null`,
+      [ctx.headerOf[ctx.identifier] ?? ctx.identifier],
+    );
+  }
+  // Another person (in the database, or an earlier row of this batch) already holds a unique field of this row.
+  for (const u of UNIQUE_FIELDS) {
+    if (u.field === ctx.identifier || !ctx.headerOf[u.field]) continue;
+    await q(
+      `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${u.field},
+         err_message = 'Another person already has this ${u.label}.'
+       where ${ACTIVE} and s.${u.field} is not null and (
+         exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id is distinct from s.person_id)
+         or exists (select 1 from ${CONTACT_STAGE_TABLE} o where o.row < s.row and o.err_code is null and o.key <> s.key
+                    and ${u.stage.replaceAll("s.", "o.")} = ${u.stage}))`,
+      [ws, ctx.headerOf[u.field]],
+    );
+  }
+
+  // 3. Rows that repeat a person an earlier batch of this file already handled: this later row wins.
+  const superseded = await q(
+    `update ${CONTACT_STAGE_TABLE} s set prev_row = ip.row, prev_outcome = ip.outcome
+     from import_people ip where ip.import_id = $1 and ip.person_id = s.person_id and ${ACTIVE}
+     returning ip.row as row, ip.outcome as outcome, s.key as key`,
+    [imp],
+  );
+
+  // 4. Lock the existing people this batch touches, in id order, so concurrent imports cannot deadlock.
+  await q(
+    `select p.id from people p join ${CONTACT_STAGE_TABLE} s on s.person_id = p.id where ${ACTIVE} order by p.id for update of p`,
+  );
+
+  // 5. New people, inserted in key order.
+  const keyExpr = ctx.identifier === "email" ? "lower(ins.email)" : `ins.${ctx.identifier}`;
+  await q(
+    `with ins as (
+       insert into people (workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes)
+       select $1, s.email, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
+       from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.person_id is null
+       order by s.key
+       returning id, email, external_id, username)
+     update ${CONTACT_STAGE_TABLE} s set person_id = ins.id, outcome = 'created',
+       changed = array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null then '${f}' end`).join(", ")}], null)
+         || coalesce(array(select 'attributes.' || k from jsonb_object_keys(s.attributes) k order by k), '{}')
+     from ins where ${keyExpr} = s.key and ${ACTIVE} and s.person_id is null`,
+    [ws],
+  );
+
+  // 6. What each existing person's row would change (a non-empty cell that differs; empty cells change nothing).
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set changed =
+       array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null and s.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
+       || coalesce(array(select 'attributes.' || e.key from jsonb_each(s.attributes) e
+                         where p.attributes -> e.key is distinct from e.value order by e.key), '{}')
+     from people p where p.id = s.person_id and ${ACTIVE}`,
+  );
+
+  await writeLabels(q, ctx);
+  await writeSegmentColumn(q, ctx);
+
+  // 7. Classify existing people and write the changed ones.
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set outcome = case when cardinality(s.changed) > 0 then 'updated' else 'unchanged' end
+     where ${ACTIVE} and s.person_id is not null`,
+  );
+  await q(
+    `update people p set
+       ${FIELDS.map((f) => `${f} = coalesce(s.${f}, p.${f})`).join(", ")},
+       attributes = case when s.attributes is null then p.attributes else p.attributes || s.attributes end,
+       updated_at = now()
+     from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated'`,
+  );
+  // A row repeating a person this file created still counts as a creation: the earlier row is the one skipped.
+  await q(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged')`);
+
+  // 8. One event per created or updated person; (import_id, import_row) is unique, so a replay adds nothing.
+  await q(
+    `insert into events (workspace_id, person_id, name, properties, import_id, import_row)
+     select $1, s.person_id,
+       case when s.outcome = 'created' and s.prev_row is null then 'person.created' else 'person.updated' end,
+       jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2, s.row
+     from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and cardinality(s.changed) > 0
+     order by s.row
+     on conflict (import_id, import_row) where import_id is not null do nothing`,
+    [ws, imp],
+  );
+
+  // 9. The ledger: which row of this file last touched each person.
+  await q(
+    `insert into import_people (import_id, person_id, row, outcome)
+     select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
+     where s.person_id is not null and s.outcome in ('created', 'updated', 'unchanged')
+     order by s.person_id
+     on conflict (import_id, person_id) do update set row = excluded.row, outcome = excluded.outcome`,
+    [imp],
+  );
+
+  const counted = await q(`select outcome, count(*)::int as n from ${CONTACT_STAGE_TABLE} group by outcome`);
+  const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
+  for (const r of counted) counts[r.outcome as Outcome] = r.n as number;
+  const errs = await q(
+    `select row, err_column, err_value, err_code, err_message from ${CONTACT_STAGE_TABLE} where err_code is not null order by row`,
+  );
+  const errors: RowError[] = errs.map((e) => ({
+    row: Number(e.row),
+    column: e.err_column as string | null,
+    value: e.err_value as string | null,
+    code: e.err_code as string,
+    message: e.err_message as string,
+  }));
+  return {
+    counts,
+    errors,
+    superseded: superseded.map((s) => ({ row: Number(s.row), outcome: s.outcome as "created", key: s.key as string })),
+  };
+}
+
+type Query = (text: string, params?: unknown[]) => Promise<readonly Record<string, unknown>[]>;
+
+/** Labels by exact, case-sensitive name (created as needed) and by id; `replace` drops labels the row does not list. */
+async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
+  if (!ctx.headerOf.labels && !ctx.headerOf.label_ids) return;
+  const ws = ctx.workspaceId;
+  const active = "s.person_id is not null and s.err_code is null and (s.outcome is null or s.outcome = 'created')";
+  await q(
+    `insert into labels (workspace_id, name)
+     select distinct $1::uuid, n from ${CONTACT_STAGE_TABLE} s, unnest(string_to_array(s.labels, ':')) n
+     where ${active} and s.labels is not null order by 2
+     on conflict (workspace_id, name) do nothing`,
+    [ws],
+  );
+  const want = `
+    select s.person_id, l.id as label_id from ${CONTACT_STAGE_TABLE} s
+      cross join lateral unnest(string_to_array(s.labels, ':')) n
+      join labels l on l.workspace_id = $1 and l.name = n
+    where ${active} and s.labels is not null
+    union
+    select s.person_id, lid::bigint from ${CONTACT_STAGE_TABLE} s
+      cross join lateral unnest(string_to_array(s.label_ids, ':')) lid
+    where ${active} and s.label_ids is not null`;
+  const replaced =
+    ctx.options.labels === "replace"
+      ? `, removed as (
+           delete from person_labels pl using ${CONTACT_STAGE_TABLE} s
+           where pl.person_id = s.person_id and ${active} and (s.labels is not null or s.label_ids is not null)
+             and not exists (select 1 from want w where w.person_id = pl.person_id and w.label_id = pl.label_id)
+           returning pl.person_id)`
+      : `, removed as (select null::bigint as person_id where false)`;
+  await q(
+    `with want as (${want}),
+     added as (
+       insert into person_labels (workspace_id, person_id, label_id)
+       select $1, person_id, label_id from want order by person_id, label_id
+       on conflict do nothing returning person_id)
+     ${replaced}
+     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{labels}'
+     where s.person_id in (select person_id from added union select person_id from removed)
+       and not ('labels' = any(s.changed)) and s.outcome is null`,
+    [ws],
+  );
+}
+
+/** The segment / segment_value columns: the person joins that static segment (created if missing) with that value. */
+async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<void> {
+  if (!ctx.headerOf.segment) return;
+  const ws = ctx.workspaceId;
+  const active = "s.person_id is not null and s.err_code is null and (s.outcome is null or s.outcome = 'created')";
+  await q(
+    `insert into segments (workspace_id, name, type)
+     select distinct $1::uuid, s.segment, 'static' from ${CONTACT_STAGE_TABLE} s where ${active} and s.segment is not null order by 2
+     on conflict (workspace_id, name) do nothing`,
+    [ws],
+  );
+  await q(
+    `with joined as (
+       insert into segment_memberships (workspace_id, segment_id, person_id, value)
+       select $1, g.id, s.person_id, s.segment_value from ${CONTACT_STAGE_TABLE} s
+         join segments g on g.workspace_id = $1 and g.name = s.segment
+       where ${active} and s.segment is not null
+       order by g.id, s.person_id
+       on conflict (segment_id, person_id) do update set value = excluded.value
+         where segment_memberships.value is distinct from excluded.value
+       returning person_id)
+     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}'
+     where s.person_id in (select person_id from joined) and s.outcome is null`,
+    [ws],
+  );
+}

@@ -1,0 +1,146 @@
+import type { ImportOptions } from "../mapping.js";
+import { parseTarget, type Identifier, type MappingTarget } from "../targets.js";
+import { normaliseEmail, parseBoolean, parseDate, parseNumber } from "../values.js";
+import {
+  MAX_ATTRIBUTE_LENGTH,
+  MAX_FIELD_LENGTH,
+  MAX_LABEL_LENGTH,
+  MAX_LABELS_PER_ROW,
+  cellProblem,
+  raggedError,
+  rowError,
+  splitList,
+  type RowError,
+} from "../rows.js";
+
+/** Columns of the contacts staging table, in COPY order (after `row` and `key`). */
+export const CONTACT_STAGE_COLUMNS = [
+  "email",
+  "external_id",
+  "username",
+  "first_name",
+  "last_name",
+  "name",
+  "company_id",
+  "attributes",
+  "labels",
+  "label_ids",
+  "segment",
+  "segment_value",
+] as const;
+type StageColumn = (typeof CONTACT_STAGE_COLUMNS)[number];
+const NATIVE = new Set<string>(["email", "external_id", "username", "first_name", "last_name", "name", "company_id"]);
+
+export interface StagedRow {
+  row: number;
+  /** The identifier as people are matched on it (emails lower-cased). */
+  key: string;
+  values: (string | null)[];
+}
+
+export type RowResult = { ok: true; staged: StagedRow } | { ok: false; errors: RowError[] };
+
+interface Plan {
+  index: number;
+  header: string;
+  column: StageColumn | "attribute";
+  attributeKey?: string;
+  type?: "string" | "number" | "boolean" | "date";
+}
+
+/** Compiles the mapping once; the returned function validates one CSV record into a staging row. */
+export function contactRowValidator(headers: string[], mapping: Record<string, MappingTarget>, identifier: Identifier, options: ImportOptions) {
+  const plans: Plan[] = [];
+  headers.forEach((header, index) => {
+    const target = parseTarget(mapping[header] ?? "ignore");
+    if (target.type === "ignore") return;
+    if (target.type === "attribute") {
+      plans.push({ index, header, column: "attribute", attributeKey: target.key!, type: options.attributeTypes[target.key!] ?? "string" });
+    } else if ((CONTACT_STAGE_COLUMNS as readonly string[]).includes(target.type)) {
+      plans.push({ index, header, column: target.type as StageColumn });
+    }
+  });
+  const identifierHeader = plans.find((p) => p.column === identifier)?.header ?? identifier;
+  const slot = new Map(CONTACT_STAGE_COLUMNS.map((c, i) => [c, i]));
+
+  return function validate(record: string[], row: number, raw: string): RowResult {
+    if (record.length !== headers.length) return { ok: false, errors: [raggedError(row, record.length, headers.length, raw)] };
+    const errors: RowError[] = [];
+    const values: (string | null)[] = new Array(CONTACT_STAGE_COLUMNS.length).fill(null);
+    let attributes: Record<string, unknown> | null = null;
+
+    for (const p of plans) {
+      const cell = record[p.index] ?? "";
+      const limit = p.column === "attribute" ? MAX_ATTRIBUTE_LENGTH : p.column === "labels" || p.column === "label_ids" ? MAX_LABELS_PER_ROW * (MAX_LABEL_LENGTH + 1) : MAX_FIELD_LENGTH;
+      const problem = cellProblem(row, p.header, cell, limit);
+      if (problem) {
+        errors.push(problem);
+        continue;
+      }
+      const text = p.column === "attribute" ? cell : cell.trim();
+      // An empty cell leaves the stored value as it is.
+      if (text.trim() === "") continue;
+
+      if (p.column === "attribute") {
+        const value = typedAttribute(text, p.type ?? "string");
+        if (value === undefined) {
+          errors.push(rowError(row, p.header, cell, `invalid_${p.type}`, `"${text}" is not a valid ${p.type}.`));
+          continue;
+        }
+        (attributes ??= {})[p.attributeKey!] = value;
+        continue;
+      }
+      if (p.column === "email") {
+        const email = normaliseEmail(text);
+        if (!email) {
+          errors.push(rowError(row, p.header, cell, "invalid_email", `"${text}" is not a valid email address.`));
+          continue;
+        }
+        values[slot.get("email")!] = email;
+        continue;
+      }
+      if (p.column === "labels") {
+        const names = splitList(text);
+        const tooLong = names.find((n) => n.length > MAX_LABEL_LENGTH);
+        if (tooLong) errors.push(rowError(row, p.header, tooLong, "too_long", `A label name is longer than ${MAX_LABEL_LENGTH} characters.`));
+        else if (names.length > MAX_LABELS_PER_ROW) errors.push(rowError(row, p.header, cell, "too_many_labels", `The row lists ${names.length} labels; the limit is ${MAX_LABELS_PER_ROW}.`));
+        else if (names.length) values[slot.get("labels")!] = [...new Set(names)].join(":");
+        continue;
+      }
+      if (p.column === "label_ids") {
+        const ids = splitList(text);
+        const bad = ids.find((id) => !/^[1-9]\d{0,17}$/.test(id));
+        if (bad !== undefined) errors.push(rowError(row, p.header, bad, "invalid_label_id", `"${bad}" is not a label id.`));
+        else if (ids.length > MAX_LABELS_PER_ROW) errors.push(rowError(row, p.header, cell, "too_many_labels", `The row lists ${ids.length} label ids; the limit is ${MAX_LABELS_PER_ROW}.`));
+        else if (ids.length) values[slot.get("label_ids")!] = [...new Set(ids)].join(":");
+        continue;
+      }
+      if (NATIVE.has(p.column) || p.column === "segment" || p.column === "segment_value") {
+        values[slot.get(p.column)!] = text;
+      }
+    }
+
+    const keyValue = values[slot.get(identifier)!];
+    const identifierFailed = errors.some((e) => e.column === identifierHeader);
+    if (!keyValue && !identifierFailed) {
+      errors.push(rowError(row, identifierHeader, "", "missing_identifier", `The ${identifier} is empty: it identifies the person.`));
+    }
+    if (errors.length > 0 || !keyValue) return { ok: false, errors };
+    if (attributes) values[slot.get("attributes")!] = JSON.stringify(attributes);
+    const key = identifier === "email" ? keyValue.toLowerCase() : keyValue;
+    return { ok: true, staged: { row, key, values } };
+  };
+}
+
+function typedAttribute(text: string, type: "string" | "number" | "boolean" | "date"): unknown {
+  switch (type) {
+    case "string":
+      return text;
+    case "number":
+      return parseNumber(text) ?? undefined;
+    case "boolean":
+      return parseBoolean(text) ?? undefined;
+    case "date":
+      return parseDate(text)?.toISOString() ?? undefined;
+  }
+}

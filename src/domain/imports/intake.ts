@@ -1,0 +1,143 @@
+import { createHash, randomUUID } from "node:crypto";
+import { PassThrough, Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Db } from "../../db/client.js";
+import { imports } from "../../db/schema.js";
+import type { Storage } from "../../storage/storage.js";
+import { ValidationError } from "../errors.js";
+import { suggestMapping, validateMapping, type ImportKind } from "./mapping.js";
+import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
+
+/** What the sniffer reads first; a header longer than that (thousands of columns) gets a second, larger look. */
+const HEAD_BYTES = 64 * 1024;
+const LARGE_HEAD_BYTES = 4 * 1024 * 1024;
+
+export interface StoredUpload {
+  key: string;
+  sizeBytes: number;
+  /** SHA-256 of the bytes as uploaded: part of the Idempotency-Key fingerprint. */
+  sha256: string;
+}
+
+/** Streams an upload into storage (never buffered whole), counting and hashing it; too large → 413, nothing kept. */
+export async function storeUpload(storage: Storage, workspaceId: string, body: Readable, maxBytes: number): Promise<StoredUpload> {
+  const key = `uploads/${workspaceId}/${randomUUID()}.upload`;
+  const hash = createHash("sha256");
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const through = new PassThrough();
+  const piping = pipeline(body, hasher, through);
+  const [written] = await Promise.all([storage.write(key, through, { maxBytes, contentType: "text/csv" }), piping.catch((err: unknown) => {
+    through.destroy(err as Error);
+    throw err;
+  })]);
+  return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex") };
+}
+
+export interface NewImportInput {
+  kind: ImportKind;
+  filename: string | null;
+  identifier?: string;
+  mapping?: Record<string, string>;
+  options?: unknown;
+}
+
+type ImportRow = typeof imports.$inferSelect;
+
+/**
+ * Turns a stored upload into a draft import: sniffs encoding, delimiter and header; transcodes anything that is
+ * not plain UTF-8 so that workers read one format and byte offsets stay exact; suggests a mapping; and, when the
+ * caller sent one, validates it. Any problem deletes the upload and throws a ValidationError.
+ */
+export async function createImportFromUpload(db: Db, storage: Storage, workspaceId: string, upload: StoredUpload, input: NewImportInput): Promise<ImportRow> {
+  const keys = new Set([upload.key]);
+  try {
+    if (upload.sizeBytes === 0) throw new ValidationError("empty_file", "The file is empty: the first row must hold the column names.");
+    let sniff = await sniffStored(storage, upload.key, upload.sizeBytes);
+    let key = upload.key;
+    const original = sniff;
+    if (sniff.encoding !== "utf-8" || sniff.bom) {
+      key = upload.key.replace(/\.upload$/, ".utf8.csv");
+      keys.add(key);
+      const source = await storage.read(upload.key);
+      await storage.write(key, source.pipe(decodeStream(sniff.encoding)).pipe(utf8Encoder()));
+      await storage.delete(upload.key);
+      keys.delete(upload.key);
+      sniff = await sniffStored(storage, key, await storage.size(key));
+    }
+    const suggested = suggestMapping(sniff.headers, input.kind);
+    const validated =
+      input.identifier !== undefined || input.mapping !== undefined
+        ? validateMapping({
+            kind: input.kind,
+            headers: sniff.headers,
+            identifier: input.identifier ?? "",
+            mapping: input.mapping ?? suggested,
+            options: input.options ?? {},
+          })
+        : null;
+    const [row] = await db
+      .insert(imports)
+      .values({
+        workspaceId,
+        kind: input.kind,
+        filename: input.filename,
+        storageKey: key,
+        sizeBytes: upload.sizeBytes,
+        encoding: original.encoding,
+        delimiter: sniff.delimiter,
+        dataOffset: sniff.headerBytes,
+        headerLines: await countHeaderLines(storage, key, sniff.headerBytes),
+        headers: sniff.headers,
+        sample: sniff.sample,
+        suggestedMapping: suggested,
+        identifier: validated?.identifier ?? null,
+        mapping: validated?.mapping ?? null,
+        options: validated?.options ?? {},
+      })
+      .returning();
+    if (!row) throw new Error("import insert returned nothing");
+    return row;
+  } catch (err) {
+    await Promise.all([...keys].map((k) => storage.delete(k).catch(() => {})));
+    throw err;
+  }
+}
+
+async function readHead(storage: Storage, key: string, size: number, bytes: number): Promise<Buffer> {
+  const stream = await storage.read(key, { start: 0, end: Math.min(size, bytes) - 1 });
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function sniffStored(storage: Storage, key: string, size: number): Promise<SniffResult> {
+  const head = await readHead(storage, key, size, HEAD_BYTES);
+  try {
+    return sniffCsv(head, { isComplete: size <= HEAD_BYTES });
+  } catch (err) {
+    if (!(err instanceof ValidationError && err.code === "header_too_long") || size <= HEAD_BYTES) throw err;
+    const larger = await readHead(storage, key, size, LARGE_HEAD_BYTES);
+    return sniffCsv(larger, { isComplete: size <= LARGE_HEAD_BYTES });
+  }
+}
+
+async function countHeaderLines(storage: Storage, key: string, headerBytes: number): Promise<number> {
+  if (headerBytes === 0) return 0;
+  const text = (await readHead(storage, key, headerBytes, headerBytes)).toString("utf8");
+  const breaks = text.match(/\r\n|\n|\r/g)?.length ?? 0;
+  return Math.max(1, breaks);
+}
+
+function utf8Encoder(): Transform {
+  return new Transform({
+    transform(chunk: string | Buffer, _enc, cb) {
+      cb(null, typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
+    },
+  });
+}
+

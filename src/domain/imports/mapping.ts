@@ -1,0 +1,281 @@
+/**
+ * Mapping CSV columns onto people fields: a suggestion to pre-fill the mapping
+ * screen, and the validation of what the client sends back. Validation lists every
+ * problem at once so a person can fix the whole mapping in one go.
+ */
+import { z } from "zod";
+import { ValidationError } from "../errors.js";
+import {
+  IDENTIFIERS,
+  IDENTIFIERS_BY_KIND,
+  IMPORT_KINDS,
+  attributeKey,
+  formatTarget,
+  normaliseHeader,
+  readTarget,
+  targetNotAllowed,
+  type Identifier,
+  type ImportKind,
+  type MappingTarget,
+  type SimpleTarget,
+} from "./targets.js";
+
+export {
+  IDENTIFIERS,
+  IMPORT_KINDS,
+  attributeKey,
+  normaliseHeader,
+  parseTarget,
+  type Identifier,
+  type ImportKind,
+  type MappingTarget,
+  type ParsedTarget,
+  type TargetType,
+} from "./targets.js";
+
+/** Header spellings (after normaliseHeader) that every kind recognises. */
+const COMMON_ALIASES: Record<string, SimpleTarget> = {
+  userid: "external_id",
+  externalid: "external_id",
+  email: "email",
+  emailaddress: "email",
+  username: "username",
+  firstname: "first_name",
+  lastname: "last_name",
+  name: "name",
+  fullname: "name",
+  companyid: "company_id",
+  labels: "labels",
+  label: "labels",
+  tags: "labels",
+  tag: "labels",
+  labelsid: "label_ids",
+  labelids: "label_ids",
+  labelid: "label_ids",
+  tagids: "label_ids",
+  tagid: "label_ids",
+  segment: "segment",
+  segmentname: "segment",
+  segmentvalue: "segment_value",
+};
+
+const KIND_ALIASES: Record<ImportKind, Record<string, SimpleTarget>> = {
+  contacts: {},
+  members: { password: "password", active: "active", role: "role" },
+  events: {
+    event: "event",
+    eventname: "event",
+    occurredat: "occurred_at",
+    timestamp: "occurred_at",
+    time: "occurred_at",
+    date: "occurred_at",
+  },
+};
+
+/** Where a column nobody recognised goes: contacts keep it as an attribute, events as a property. */
+const FALLBACK_PREFIX: Record<ImportKind, "attribute" | "property" | null> = {
+  contacts: "attribute",
+  members: null,
+  events: "property",
+};
+
+/** A first guess at the mapping; each target is suggested once, the first column winning. */
+export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
+  const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
+  const used = new Set<string>();
+  const mapping: Record<string, MappingTarget> = {};
+  for (const header of headers) {
+    const known = aliases[normaliseHeader(header)];
+    const prefix = FALLBACK_PREFIX[kind];
+    const key = attributeKey(header);
+    const fallback: MappingTarget | null = prefix && key !== "" ? `${prefix}:${key}` : null;
+    const target = [known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
+    if (target !== "ignore") used.add(target);
+    mapping[header] = target;
+  }
+  return mapping;
+}
+
+const ATTRIBUTE_TYPES = ["string", "number", "boolean", "date"] as const;
+const EVENTS_ONLY_OPTIONS = ["createMissingPeople", "timezone"] as const;
+
+function canonicalTimeZone(tz: string): string | null {
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+}
+
+export const importKindSchema = z.enum(IMPORT_KINDS);
+export const identifierSchema = z.enum(IDENTIFIERS);
+/** Column name → target, as a client sends it; the targets are checked by validateMapping. */
+export const mappingSchema = z.record(z.string(), z.string());
+
+export const importOptionsSchema = z.strictObject({
+  mode: z
+    .enum(["upsert", "create_only", "update_only"], { error: 'Use "upsert", "create_only" or "update_only".' })
+    .default("upsert"),
+  labels: z.enum(["add", "replace"], { error: 'Use "add" or "replace".' }).default("add"),
+  createSegment: z.strictObject({ name: z.string().trim().min(1).max(200) }).optional(),
+  attributeTypes: z
+    .record(z.string(), z.enum(ATTRIBUTE_TYPES, { error: 'Use "string", "number", "boolean" or "date".' }))
+    .default({}),
+  createMissingPeople: z.boolean().default(false),
+  timezone: z
+    .string()
+    .transform((tz, ctx) => {
+      const canonical = canonicalTimeZone(tz);
+      if (canonical === null) {
+        ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone such as "Europe/Paris".` });
+        return z.NEVER;
+      }
+      return canonical;
+    })
+    .default("UTC"),
+});
+export type ImportOptions = z.output<typeof importOptionsSchema>;
+
+/** The body of a mapping request, before validateMapping checks it against the file's headers. */
+export const mappingRequestSchema = z.object({
+  identifier: z.string(),
+  mapping: mappingSchema,
+  options: z.unknown().optional(),
+});
+
+export interface MappingProblem {
+  /** Where the problem is: "identifier", "mapping.<column>", "options.<name>". */
+  field: string;
+  reason: string;
+}
+
+export interface ValidatedMapping {
+  identifier: Identifier;
+  /** Every header of the file, in file order; unmapped ones as "ignore". */
+  mapping: Record<string, MappingTarget>;
+  options: ImportOptions;
+}
+
+export interface MappingInput {
+  kind: ImportKind;
+  headers: string[];
+  identifier: string;
+  mapping: Record<string, string>;
+  options: unknown;
+}
+
+export function validateMapping(input: MappingInput): ValidatedMapping {
+  const problems: MappingProblem[] = [];
+  const mapping = checkTargets(input, problems);
+  const identifier = checkIdentifier(input, mapping, problems);
+  const options = checkOptions(input, mapping, problems);
+  if (problems.length > 0 || identifier === null || options === null) {
+    const n = problems.length;
+    throw new ValidationError("invalid_mapping", `The mapping has ${n} problem${n === 1 ? "" : "s"}.`, { problems });
+  }
+  return { identifier, mapping, options };
+}
+
+function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<string, MappingTarget> {
+  const headers = new Set(input.headers);
+  for (const column of Object.keys(input.mapping)) {
+    if (!headers.has(column)) {
+      problems.push({ field: `mapping.${column}`, reason: `The file has no column named "${column}".` });
+    }
+  }
+
+  const mapping: Record<string, MappingTarget> = {};
+  const columnOf = new Map<MappingTarget, string>();
+  for (const column of input.headers) {
+    const field = `mapping.${column}`;
+    const raw: unknown = Object.hasOwn(input.mapping, column) ? input.mapping[column] : "ignore";
+    const parsed = typeof raw === "string" ? readTarget(raw) : { error: "The target must be a string." };
+    const rejection = "error" in parsed ? parsed.error : targetNotAllowed(input.kind, parsed);
+    if ("error" in parsed || rejection !== null) {
+      problems.push({ field, reason: rejection ?? "Unknown target." });
+      // Counted as ignored so the checks below do not pile on about the same column.
+      mapping[column] = "ignore";
+      continue;
+    }
+    const target = formatTarget(parsed);
+    const earlier = columnOf.get(target);
+    if (earlier !== undefined && target !== "ignore") {
+      problems.push({ field, reason: `"${target}" is already mapped from column "${earlier}".` });
+    }
+    columnOf.set(target, earlier ?? column);
+    mapping[column] = target;
+  }
+
+  const targets = new Set(Object.values(mapping));
+  const segmentValue = columnOf.get("segment_value");
+  if (segmentValue !== undefined && !targets.has("segment")) {
+    problems.push({ field: `mapping.${segmentValue}`, reason: '"segment_value" needs a column mapped to "segment".' });
+  }
+  if (input.kind === "events" && !targets.has("event")) {
+    problems.push({ field: "mapping", reason: 'An events import needs a column mapped to "event".' });
+  }
+  return mapping;
+}
+
+function checkIdentifier(
+  input: MappingInput,
+  mapping: Record<string, MappingTarget>,
+  problems: MappingProblem[],
+): Identifier | null {
+  const allowed = IDENTIFIERS_BY_KIND[input.kind];
+  const given = typeof input.identifier === "string" ? input.identifier.trim().toLowerCase() : "";
+  const identifier = allowed.find((i) => i === given);
+  if (identifier === undefined) {
+    const list = allowed.map((i) => `"${i}"`).join(", ");
+    problems.push({ field: "identifier", reason: `A ${input.kind} import is matched on one of: ${list}.` });
+    return null;
+  }
+  if (!Object.values(mapping).includes(identifier)) {
+    problems.push({ field: "identifier", reason: `No column is mapped to "${identifier}", the identifier.` });
+  }
+  return identifier;
+}
+
+function checkOptions(
+  input: MappingInput,
+  mapping: Record<string, MappingTarget>,
+  problems: MappingProblem[],
+): ImportOptions | null {
+  const raw = input.options ?? {};
+  if (input.kind !== "events" && isRecord(raw)) {
+    for (const name of EVENTS_ONLY_OPTIONS) {
+      if (Object.hasOwn(raw, name)) {
+        problems.push({ field: `options.${name}`, reason: "This option is only for events imports." });
+      }
+    }
+  }
+
+  // Checked on the raw input so it is reported even when other options are invalid.
+  const attributeTypes: unknown = isRecord(raw) ? raw.attributeTypes : undefined;
+  if (isRecord(attributeTypes)) {
+    const attributes = new Set(
+      Object.values(mapping).flatMap((t) => (t.startsWith("attribute:") ? [t.slice("attribute:".length)] : [])),
+    );
+    for (const key of Object.keys(attributeTypes)) {
+      if (!attributes.has(key)) {
+        problems.push({ field: `options.attributeTypes.${key}`, reason: `No column is mapped to "attribute:${key}".` });
+      }
+    }
+  }
+
+  const result = importOptionsSchema.safeParse(raw);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues) {
+    const path = ["options", ...issue.path.map(String)];
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) problems.push({ field: [...path, key].join("."), reason: "Unknown option." });
+    } else {
+      problems.push({ field: path.join("."), reason: issue.message });
+    }
+  }
+  return null;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

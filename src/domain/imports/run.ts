@@ -1,0 +1,315 @@
+import { and, eq, inArray, sql as dsql } from "drizzle-orm";
+import type { ReservedSql } from "postgres";
+import type { Db } from "../../db/client.js";
+import { imports, type ImportStatus } from "../../db/schema.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Storage } from "../../storage/storage.js";
+import { ensureContactStage, writeContactBatch, type BatchResult, type ContactBatchContext, type Outcome } from "./contacts/batch.js";
+import { contactRowValidator, type StagedRow } from "./contacts/validate.js";
+import { importOptionsSchema } from "./mapping.js";
+import { CsvStructureError, readRecords, type ParsedRecord } from "./reader.js";
+import { rowError, type RowError } from "./rows.js";
+import type { Identifier, MappingTarget } from "./targets.js";
+import { ensureStaticSegment } from "./segments.js";
+
+/** Errors kept per import (all are counted): enough to fix a file, bounded so a garbage file cannot fill the disk. */
+export const MAX_STORED_ERRORS = 10_000;
+/** Temp tables live in temp_buffers; the 8 MB default spills a 10k-row batch to disk. */
+const TEMP_BUFFERS = "128MB";
+
+export type RunOutcome = "done" | "validated" | "failed" | "cancelled" | "not_runnable" | "fence_lost" | "interrupted";
+
+export interface ImportRunDeps {
+  db: Db;
+  storage: Storage;
+  log: Logger;
+  batchSize: number;
+}
+
+export interface ImportRunControl {
+  /** Aborted on worker shutdown: the run stops after the batch in flight and can be resumed. */
+  signal?: AbortSignal;
+  onProgress?: (processed: number) => void | Promise<void>;
+}
+
+class FenceLost extends Error {}
+class CancelRequested extends Error {}
+
+interface Batch {
+  staged: StagedRow[];
+  /** Rows of this batch that failed validation or were superseded inside the batch. */
+  errors: RowError[];
+  failed: number;
+  skipped: number;
+  rows: number;
+  endByte: number;
+  endLine: number;
+}
+
+type ImportRow = typeof imports.$inferSelect;
+
+/**
+ * Runs (or resumes) an import: claims it with a new fencing token, streams the file from the last committed
+ * checkpoint, and commits one transaction per batch. A dry run writes the same batches and rolls them back.
+ */
+export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string; importId: string }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
+  const imp = await claim(deps.db, ids);
+  if (!imp) return "not_runnable";
+  const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, fence: imp.fence });
+  const options = importOptionsSchema.parse(imp.options);
+  const mapping = (imp.mapping ?? {}) as Record<string, MappingTarget>;
+  const identifier = imp.identifier as Identifier;
+  const headerOf: Record<string, string> = {};
+  for (const [header, target] of Object.entries(mapping)) if (target !== "ignore") headerOf[target] ??= header;
+
+  let createdSegmentId: string | null = null;
+  if (options.createSegment && !imp.dryRun) {
+    const seg = await ensureStaticSegment(deps.db, imp.workspaceId, options.createSegment.name);
+    if ("error" in seg) return fail(deps.db, imp, seg.error);
+    createdSegmentId = seg.id;
+  }
+  const batchCtx: ContactBatchContext = { workspaceId: imp.workspaceId, importId: imp.id, identifier, options, headerOf, createdSegmentId };
+  const validate = contactRowValidator(imp.headers, mapping, identifier, options);
+
+  const conn = await deps.db.$client.reserve();
+  try {
+    await prepareConnection(conn);
+    let pending: Promise<void> | null = null;
+    let batch = newBatch();
+    let processed = imp.checkpointRow;
+    const seen = new Map<string, number>();
+    const flush = async (b: Batch) => {
+      if (pending) await pending;
+      pending = commitBatch(conn, imp, batchCtx, b, deps.log).then(async () => {
+        processed += b.rows;
+        await ctl.onProgress?.(processed);
+        if (ctl.signal?.aborted) throw new Interrupted();
+      });
+      // Surface a failed write at the next await, not as an unhandled rejection.
+      pending.catch(() => {});
+    };
+    try {
+      for await (const rec of readRecords(deps.storage, imp.storageKey, imp.delimiter, {
+        byte: imp.checkpointByte,
+        row: imp.checkpointRow,
+        line: imp.checkpointLine,
+      })) {
+        addRecord(batch, seen, rec, validate, headerOf[identifier] ?? identifier);
+        if (batch.rows >= deps.batchSize) {
+          await flush(batch);
+          batch = newBatch();
+          seen.clear();
+        }
+      }
+      if (batch.rows > 0) await flush(batch);
+      if (pending) await pending;
+    } catch (err) {
+      if (pending) await (pending as Promise<void>).catch(() => {});
+      if (err instanceof CsvStructureError) {
+        log.warn({ line: err.line }, "import file is malformed");
+        return fail(deps.db, imp, err.message);
+      }
+      if (err instanceof FenceLost) {
+        log.warn("another run took this import over; stopping");
+        return "fence_lost";
+      }
+      if (err instanceof CancelRequested) return "cancelled";
+      if (err instanceof Interrupted) return "interrupted";
+      throw err;
+    }
+  } finally {
+    await conn.unsafe("rollback").catch(() => {});
+    conn.release();
+  }
+  return finish(deps.db, imp, createdSegmentId);
+}
+
+class Interrupted extends Error {}
+
+function newBatch(): Batch {
+  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, endByte: 0, endLine: 0 };
+}
+
+function addRecord(
+  batch: Batch,
+  seen: Map<string, number>,
+  rec: ParsedRecord,
+  validate: ReturnType<typeof contactRowValidator>,
+  identifierHeader: string,
+): void {
+  batch.rows += 1;
+  batch.endByte = rec.endByte;
+  batch.endLine = rec.endLine;
+  const res = validate(rec.record, rec.row, rec.raw);
+  if (!res.ok) {
+    batch.failed += 1;
+    batch.errors.push(...res.errors);
+    return;
+  }
+  const earlier = seen.get(res.staged.key);
+  if (earlier !== undefined) {
+    // Within one file a later row for the same person wins; the earlier one is skipped and says why.
+    const prev = batch.staged[earlier]!;
+    batch.errors.push(duplicateError(prev.row, identifierHeader, prev.key, rec.row));
+    batch.skipped += 1;
+    batch.staged[earlier] = res.staged;
+    seen.set(res.staged.key, earlier);
+    return;
+  }
+  seen.set(res.staged.key, batch.staged.length);
+  batch.staged.push(res.staged);
+}
+
+function duplicateError(row: number, column: string, key: string, laterRow: number | null): RowError {
+  const later = laterRow === null ? "A later row" : `Row ${laterRow}`;
+  return rowError(row, column, key, "duplicate_in_file", `${later} has the same identifier; the later row wins and this one was skipped.`);
+}
+
+async function prepareConnection(conn: ReservedSql): Promise<void> {
+  const [row] = await conn`select to_regclass('pg_temp.import_stage_contacts') as t`;
+  // temp_buffers can only change before the session first touches a temp table.
+  if (!row?.t) await conn.unsafe(`set temp_buffers = '${TEMP_BUFFERS}'`).catch(() => {});
+  await ensureContactStage(conn);
+}
+
+/** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
+async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, batch: Batch, log: Logger): Promise<void> {
+  await conn.unsafe("begin");
+  try {
+    const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
+    if (!state || Number(state.fence) !== imp.fence) throw new FenceLost();
+    if (state.cancel_requested) {
+      await conn`update imports set status = 'cancelled', finished_at = now(), updated_at = now() where id = ${imp.id}`;
+      await conn.unsafe("commit");
+      throw new CancelRequested();
+    }
+    const result: BatchResult = batch.staged.length
+      ? await writeContactBatch(conn, ctx, batch.staged)
+      : { counts: { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 }, errors: [], superseded: [] };
+    const counts: Record<Outcome, number> = { ...result.counts };
+    counts.failed += batch.failed;
+    counts.skipped += batch.skipped;
+    const errors = [...batch.errors, ...result.errors];
+    for (const s of result.superseded) {
+      counts[s.outcome] -= 1;
+      counts.skipped += 1;
+      errors.push(duplicateError(s.row, ctx.headerOf[ctx.identifier] ?? ctx.identifier, s.key, null));
+    }
+    if (imp.dryRun) {
+      await conn.unsafe("rollback");
+      await conn.unsafe("begin");
+      const [again] = await conn`select fence from imports where id = ${imp.id} for update`;
+      if (!again || Number(again.fence) !== imp.fence) throw new FenceLost();
+    }
+    await saveErrors(conn, imp.id, errors, Number(state.error_count));
+    await conn`
+      update imports set
+        created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},
+        skipped = skipped + ${counts.skipped}, failed = failed + ${counts.failed},
+        processed = processed + ${batch.rows}, total = processed + ${batch.rows},
+        error_count = error_count + ${errors.length},
+        checkpoint_row = checkpoint_row + ${batch.rows}, checkpoint_byte = ${batch.endByte}, checkpoint_line = ${batch.endLine},
+        updated_at = now()
+      where id = ${imp.id}`;
+    await conn.unsafe("commit");
+    log.debug({ importId: imp.id, rows: batch.rows, counts }, "batch committed");
+  } catch (err) {
+    await conn.unsafe("rollback").catch(() => {});
+    throw err;
+  }
+}
+
+async function saveErrors(conn: ReservedSql, importId: string, errors: RowError[], alreadyStored: number): Promise<void> {
+  const room = Math.max(0, MAX_STORED_ERRORS - alreadyStored);
+  const keep = errors.slice(0, room);
+  if (keep.length === 0) return;
+  const seqByRow = new Map<number, number>();
+  const rows = keep.map((e) => {
+    const seq = (seqByRow.get(e.row) ?? 0) + 1;
+    seqByRow.set(e.row, seq);
+    return { ...e, seq };
+  });
+  await conn`
+    insert into import_errors (import_id, row, seq, "column", value, code, message)
+    select ${importId}::uuid, r.row, r.seq + coalesce((select max(seq) from import_errors x where x.import_id = ${importId}::uuid and x.row = r.row), 0),
+           r.col, r.value, r.code, r.message
+    from jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ row: r.row, seq: r.seq, col: r.column, value: r.value, code: r.code, message: r.message })))}::jsonb)
+      as r(row bigint, seq int, col text, value text, code text, message text)`;
+}
+
+/** Takes the import for this run: a new fencing token; a fresh start (or any dry run) resets counts and errors. */
+async function claim(db: Db, ids: { workspaceId: string; importId: string }): Promise<ImportRow | null> {
+  return db.transaction(async (tx) => {
+    const [cur] = await tx
+      .select()
+      .from(imports)
+      .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)))
+      .for("update");
+    const runnable: ImportStatus[] = ["queued", "processing", "validating"];
+    if (!cur || !runnable.includes(cur.status) || !cur.mapping || !cur.identifier) return null;
+    const fresh = cur.dryRun || cur.checkpointRow === 0;
+    if (fresh) {
+      await tx.execute(dsql`delete from import_errors where import_id = ${cur.id}`);
+      await tx.execute(dsql`delete from import_people where import_id = ${cur.id}`);
+    }
+    const [claimed] = await tx
+      .update(imports)
+      .set({
+        fence: dsql`${imports.fence} + 1`,
+        attempts: dsql`${imports.attempts} + 1`,
+        status: cur.dryRun ? "validating" : "processing",
+        startedAt: cur.startedAt && !fresh ? cur.startedAt : new Date(),
+        updatedAt: new Date(),
+        ...(fresh
+          ? {
+              total: 0,
+              processed: 0,
+              created: 0,
+              updated: 0,
+              unchanged: 0,
+              skipped: 0,
+              failed: 0,
+              errorCount: 0,
+              checkpointRow: 0,
+              checkpointByte: cur.dataOffset,
+              checkpointLine: cur.headerLines,
+              finishedAt: null,
+              failureReason: null,
+            }
+          : {}),
+      })
+      .where(eq(imports.id, cur.id))
+      .returning();
+    return claimed ?? null;
+  });
+}
+
+/** Marks the import failed (only while this run holds the fence); committed batches stay and the counts say so. */
+async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome> {
+  await db
+    .update(imports)
+    .set({ status: "failed", failureReason: reason, finishedAt: new Date(), updatedAt: new Date() })
+    .where(and(eq(imports.id, imp.id), eq(imports.fence, imp.fence), inArray(imports.status, ["processing", "validating"])));
+  return "failed";
+}
+
+async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): Promise<RunOutcome> {
+  return db.transaction(async (tx) => {
+    const [cur] = await tx.select({ fence: imports.fence }).from(imports).where(eq(imports.id, imp.id)).for("update");
+    if (!cur || cur.fence !== imp.fence) return "fence_lost";
+    if (createdSegmentId) {
+      await tx.execute(dsql`
+        insert into segment_memberships (workspace_id, segment_id, person_id)
+        select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from import_people where import_id = ${imp.id}
+        order by person_id
+        on conflict do nothing`);
+    }
+    await tx.execute(dsql`delete from import_people where import_id = ${imp.id}`);
+    const segmentIds = createdSegmentId && !imp.segmentIds.includes(createdSegmentId) ? [...imp.segmentIds, createdSegmentId] : imp.segmentIds;
+    await tx
+      .update(imports)
+      .set({ status: imp.dryRun ? "validated" : "done", finishedAt: new Date(), updatedAt: new Date(), segmentIds })
+      .where(eq(imports.id, imp.id));
+    return imp.dryRun ? "validated" : "done";
+  });
+}

@@ -1,0 +1,125 @@
+/**
+ * The vocabulary of an import mapping: what a CSV column can be mapped to, per
+ * import kind. Kept apart from the validation so the import workers can read a
+ * validated mapping without pulling in zod.
+ */
+import { ValidationError } from "../errors.js";
+
+export const IMPORT_KINDS = ["contacts", "members", "events"] as const;
+export type ImportKind = (typeof IMPORT_KINDS)[number];
+
+export const IDENTIFIERS = ["email", "external_id", "username"] as const;
+export type Identifier = (typeof IDENTIFIERS)[number];
+
+/** Targets every kind accepts: they identify or describe the person. */
+const COMMON_TARGETS = [
+  ...IDENTIFIERS,
+  "first_name",
+  "last_name",
+  "name",
+  "company_id",
+  "labels",
+  "label_ids",
+  "segment",
+  "segment_value",
+  "ignore",
+] as const;
+const MEMBER_TARGETS = ["password", "active", "role"] as const;
+const EVENT_TARGETS = ["event", "occurred_at"] as const;
+
+export type SimpleTarget =
+  | (typeof COMMON_TARGETS)[number]
+  | (typeof MEMBER_TARGETS)[number]
+  | (typeof EVENT_TARGETS)[number];
+export type KeyedTargetType = "attribute" | "property";
+export type TargetType = SimpleTarget | KeyedTargetType;
+export type MappingTarget = SimpleTarget | `${KeyedTargetType}:${string}`;
+
+export interface ParsedTarget {
+  type: TargetType;
+  /** The attribute or property key, for `attribute:` and `property:` targets. */
+  key?: string;
+}
+
+/** Attribute and property keys end up as JSON keys and column labels; keep them tame. */
+export const TARGET_KEY_PATTERN = /^[\p{L}\p{N}_]{1,64}$/u;
+const MAX_KEY_LENGTH = 64;
+
+const SIMPLE_TARGETS: ReadonlySet<string> = new Set([...COMMON_TARGETS, ...MEMBER_TARGETS, ...EVENT_TARGETS]);
+
+const TARGETS_BY_KIND: Record<ImportKind, { simple: ReadonlySet<string>; keyed: KeyedTargetType | null }> = {
+  contacts: { simple: new Set(COMMON_TARGETS), keyed: "attribute" },
+  // Team members have no custom attributes.
+  members: { simple: new Set([...COMMON_TARGETS, ...MEMBER_TARGETS]), keyed: null },
+  events: { simple: new Set([...COMMON_TARGETS, ...EVENT_TARGETS]), keyed: "property" },
+};
+
+/** Identifiers each kind may match people on: members log in, so only by email. */
+export const IDENTIFIERS_BY_KIND: Record<ImportKind, readonly Identifier[]> = {
+  contacts: IDENTIFIERS,
+  members: ["email"],
+  events: IDENTIFIERS,
+};
+
+/** Reads a target, tolerating case and surrounding spaces in its name; a reason when it is not one. */
+export function readTarget(raw: string): ParsedTarget | { error: string } {
+  const t = raw.trim();
+  const colon = t.indexOf(":");
+  if (colon >= 0) {
+    const prefix = t.slice(0, colon).toLowerCase();
+    const key = t.slice(colon + 1);
+    if (prefix !== "attribute" && prefix !== "property") return { error: `"${raw}" is not a known target.` };
+    if (!TARGET_KEY_PATTERN.test(key)) {
+      return {
+        error: `"${key}" is not a valid ${prefix} key: use 1 to ${MAX_KEY_LENGTH} letters, digits or underscores.`,
+      };
+    }
+    return { type: prefix, key };
+  }
+  const simple = t.toLowerCase();
+  if (!SIMPLE_TARGETS.has(simple)) return { error: `"${raw}" is not a known target.` };
+  return { type: simple as SimpleTarget };
+}
+
+/** Parses a target; throws for one that is not in the vocabulary at all. */
+export function parseTarget(t: string): ParsedTarget {
+  const parsed = readTarget(t);
+  if ("error" in parsed) throw new ValidationError("invalid_target", parsed.error, { target: t });
+  return parsed;
+}
+
+/** Why `target` cannot be used for `kind`, or null when it can. */
+export function targetNotAllowed(kind: ImportKind, target: ParsedTarget): string | null {
+  const allowed = TARGETS_BY_KIND[kind];
+  if (target.type === "attribute" || target.type === "property") {
+    if (allowed.keyed === target.type) return null;
+    const kinds = target.type === "attribute" ? "contacts" : "events";
+    return `"${target.type}:" targets are only for ${kinds} imports, not ${kind}.`;
+  }
+  if (allowed.simple.has(target.type)) return null;
+  const kinds = IMPORT_KINDS.filter((k) => TARGETS_BY_KIND[k].simple.has(target.type)).join(" or ");
+  return `"${target.type}" is only for ${kinds} imports, not ${kind}.`;
+}
+
+export function formatTarget(target: ParsedTarget): MappingTarget {
+  return target.key === undefined ? (target.type as SimpleTarget) : `${target.type as KeyedTargetType}:${target.key}`;
+}
+
+/** Lower case with everything but letters and digits removed: "E-mail Address" → "emailaddress". */
+export function normaliseHeader(h: string): string {
+  return h.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "");
+}
+
+/**
+ * A header as an attribute or property key: "Plan Type" → "plan_type". Cut to the
+ * key length limit so that long survey-style headers still make a usable key;
+ * may be "" for a header without letters or digits.
+ */
+export function attributeKey(h: string): string {
+  const snake = h
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, "_")
+    .replace(/^_+|_+$/g, "");
+  // Array.from counts code points, as the key pattern does, so a pair is never split.
+  return Array.from(snake).slice(0, MAX_KEY_LENGTH).join("").replace(/_+$/, "");
+}

@@ -1,0 +1,71 @@
+/** Parsers for typed cells: each returns the normalised value or null when the text is not of that type. */
+
+const EMAIL = /^[^\s@"(),:;<>[\\\]]+@[^\s@"(),:;<>[\\\]]+\.[^\s@"(),:;<>[\\\]]+$/;
+export const MAX_EMAIL_LENGTH = 320;
+
+export function normaliseEmail(raw: string): string | null {
+  const e = raw.trim();
+  if (e.length > MAX_EMAIL_LENGTH || !EMAIL.test(e)) return null;
+  return e;
+}
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+export function parseNumber(raw: string): number | null {
+  const t = raw.trim();
+  if (!NUMBER.test(t)) return null;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : null;
+}
+
+const TRUE = new Set(["true", "yes", "1", "y", "t"]);
+const FALSE = new Set(["false", "no", "0", "n", "f"]);
+
+export function parseBoolean(raw: string): boolean | null {
+  const t = raw.trim().toLowerCase();
+  if (TRUE.has(t)) return true;
+  if (FALSE.has(t)) return false;
+  return null;
+}
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?\s*(Z|[+-]\d{2}:?\d{2})?)?$/i;
+const SLASH_YMD = /^(\d{4})\/(\d{1,2})\/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+const SLASH_MDY = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+const DOT_DMY = /^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$/;
+
+function build(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0, offsetMin = 0): Date | null {
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
+  const t = Date.UTC(y, mo - 1, d, h, mi, s, ms) - offsetMin * 60_000;
+  const date = new Date(t);
+  // Reject dates JavaScript would roll over (31 February → 3 March).
+  const check = new Date(Date.UTC(y, mo - 1, d));
+  if (check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1) return null;
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/**
+ * Dates and times: ISO-8601 (`2024-03-01`, `2024-03-01T10:00:00Z`, `2024-03-01 10:00+02:00`), `YYYY/MM/DD`,
+ * US `MM/DD/YYYY` and European `DD.MM.YYYY`, each with an optional `HH:MM[:SS]`, and Unix epoch seconds or
+ * milliseconds. A time without an offset is read in UTC.
+ */
+export function parseDate(raw: string): Date | null {
+  const t = raw.trim();
+  let m = ISO.exec(t);
+  if (m) {
+    let offset = 0;
+    const z = m[8];
+    if (z && z.toUpperCase() !== "Z") {
+      const sign = z.startsWith("-") ? -1 : 1;
+      const digits = z.slice(1).replace(":", "");
+      offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+    }
+    const ms = m[7] ? Math.round(Number(`0${m[7]}`) * 1000) : 0;
+    return build(+m[1]!, +m[2]!, +m[3]!, +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), ms, offset);
+  }
+  if ((m = SLASH_YMD.exec(t))) return build(+m[1]!, +m[2]!, +m[3]!, +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+  if ((m = SLASH_MDY.exec(t))) return build(+m[3]!, +m[1]!, +m[2]!, +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+  if ((m = DOT_DMY.exec(t))) return build(+m[3]!, +m[2]!, +m[1]!, +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+  if (/^\d{10}$/.test(t)) return new Date(Number(t) * 1000);
+  if (/^\d{13}$/.test(t)) return new Date(Number(t));
+  return null;
+}

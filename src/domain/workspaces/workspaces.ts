@@ -1,0 +1,68 @@
+import { timingSafeEqual } from "node:crypto";
+import { and, eq, isNull } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import { apiKeys, workspaces } from "../../db/schema.js";
+import { generateApiKey, hashApiKey, isWellFormedApiKey } from "../../lib/keys.js";
+import { NotFoundError } from "../errors.js";
+
+export interface CreatedWorkspace {
+  id: string;
+  name: string;
+  apiKey: string;
+  keyId: string;
+}
+
+/** Creates a workspace and its first API key; the key is returned once and only its hash is kept. */
+export async function createWorkspace(db: Db, name: string): Promise<CreatedWorkspace> {
+  return db.transaction(async (tx) => {
+    const [ws] = await tx.insert(workspaces).values({ name }).returning();
+    if (!ws) throw new Error("workspace insert returned nothing");
+    const k = generateApiKey();
+    const [key] = await tx
+      .insert(apiKeys)
+      .values({ workspaceId: ws.id, keyHash: k.hash, displayPrefix: k.displayPrefix })
+      .returning({ id: apiKeys.id });
+    if (!key) throw new Error("api key insert returned nothing");
+    return { id: ws.id, name: ws.name, apiKey: k.key, keyId: key.id };
+  });
+}
+
+export async function createApiKey(db: Db, workspaceId: string): Promise<{ id: string; apiKey: string }> {
+  const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, workspaceId));
+  if (!ws) throw new NotFoundError("Workspace");
+  const k = generateApiKey();
+  const [key] = await db
+    .insert(apiKeys)
+    .values({ workspaceId, keyHash: k.hash, displayPrefix: k.displayPrefix })
+    .returning({ id: apiKeys.id });
+  if (!key) throw new Error("api key insert returned nothing");
+  return { id: key.id, apiKey: k.key };
+}
+
+export async function revokeApiKey(db: Db, workspaceId: string, keyId: string): Promise<void> {
+  const rows = await db
+    .update(apiKeys)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.workspaceId, workspaceId), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id });
+  if (rows.length === 0) {
+    const [existing] = await db
+      .select({ id: apiKeys.id })
+      .from(apiKeys)
+      .where(and(eq(apiKeys.id, keyId), eq(apiKeys.workspaceId, workspaceId)));
+    if (!existing) throw new NotFoundError("API key");
+  }
+}
+
+/** Returns the workspace a key belongs to, or null for a malformed, unknown or revoked key. */
+export async function authenticateApiKey(db: Db, key: string): Promise<{ workspaceId: string; keyId: string } | null> {
+  if (!isWellFormedApiKey(key)) return null;
+  const hash = hashApiKey(key);
+  const [row] = await db
+    .select({ id: apiKeys.id, workspaceId: apiKeys.workspaceId, keyHash: apiKeys.keyHash, revokedAt: apiKeys.revokedAt })
+    .from(apiKeys)
+    .where(eq(apiKeys.keyHash, hash));
+  if (!row || row.revokedAt) return null;
+  if (row.keyHash.length !== hash.length || !timingSafeEqual(row.keyHash, hash)) return null;
+  return { workspaceId: row.workspaceId, keyId: row.id };
+}

@@ -1,0 +1,28 @@
+import { z } from "zod";
+
+/**
+ * The one contract between the API (producers) and the workers: every job name, the queue it runs on,
+ * and its payload. Payloads carry ids only: job data sits in Redis in clear text.
+ */
+const id = z.string().uuid();
+
+export const QUEUE_NAMES = ["imports", "segments", "exports"] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export const JOBS = {
+  /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
+  "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+} as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
+
+export type JobName = keyof typeof JOBS;
+export type JobPayload<N extends JobName> = z.infer<(typeof JOBS)[N]["payload"]>;
+
+export const JOB_NAMES = Object.keys(JOBS) as JobName[];
+
+export function isJobName(name: string): name is JobName {
+  return Object.hasOwn(JOBS, name);
+}
+
+export function parsePayload<N extends JobName>(name: N, data: unknown): JobPayload<N> {
+  return JOBS[name].payload.parse(data) as JobPayload<N>;
+}

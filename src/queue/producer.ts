@@ -1,0 +1,54 @@
+import { Queue, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import { UnavailableError } from "../domain/errors.js";
+import { JOBS, QUEUE_NAMES, parsePayload, type JobName, type JobPayload, type QueueName } from "./jobs.js";
+
+/** How long an enqueue may take before the caller is told the queue is unavailable. */
+const ENQUEUE_TIMEOUT_MS = 2_000;
+
+/** Finished jobs are trimmed: Postgres holds the durable record, Redis only what dashboards need. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 2_000 },
+  removeOnComplete: { age: 24 * 3600, count: 1_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5_000 },
+};
+
+export interface Producer {
+  enqueue<N extends JobName>(name: N, payload: JobPayload<N>, opts?: { jobId?: string; delay?: number }): Promise<void>;
+  queue(name: QueueName): Queue;
+  close(): Promise<void>;
+}
+
+export function createProducer(connection: Redis, prefix: string): Producer {
+  const queues = new Map<QueueName, Queue>(
+    QUEUE_NAMES.map((q) => [q, new Queue(q, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS })]),
+  );
+  const queue = (name: QueueName): Queue => {
+    const q = queues.get(name);
+    if (!q) throw new Error(`Unknown queue ${name}`);
+    return q;
+  };
+  return {
+    queue,
+    async enqueue(name, payload, opts = {}) {
+      const data = parsePayload(name, payload);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("enqueue timed out")), ENQUEUE_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([queue(JOBS[name].queue).add(name, data, { jobId: opts.jobId, delay: opts.delay }), timeout]);
+      } catch (err) {
+        throw new UnavailableError("queue_unavailable", "The job queue is unavailable; try again shortly.", {
+          cause: err instanceof Error ? err.message : String(err),
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async close() {
+      await Promise.all([...queues.values()].map((q) => q.close()));
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import type { Redis } from "ioredis";
+import type { Env } from "./config/env.js";
+import { createDb, type Db } from "./db/client.js";
+import { ensureDatabase, runMigrations } from "./db/migrate.js";
+import type { Logger } from "./lib/logger.js";
+import { createProducer, type Producer } from "./queue/producer.js";
+import { createProducerConnection } from "./queue/redis.js";
+import { createStorage } from "./storage/storage.js";
+import type { Storage } from "./storage/storage.js";
+
+/** The long-lived resources every process role shares. */
+export interface Runtime {
+  env: Env;
+  logger: Logger;
+  db: Db;
+  redis: Redis;
+  producer: Producer;
+  storage: Storage;
+  close(): Promise<void>;
+}
+
+/** Migrates (under the advisory lock) and opens the pools; throws when the database cannot be migrated. */
+export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: boolean } = {}): Promise<Runtime> {
+  if (opts.migrate ?? true) {
+    await ensureDatabase(env.DATABASE_URL);
+    await runMigrations(env.DATABASE_URL);
+    logger.info("database migrated");
+  }
+  const db = createDb(env.DATABASE_URL, { max: env.DB_POOL_MAX, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS });
+  const redis = createProducerConnection(env.REDIS_URL);
+  // Producer connection errors are expected during outages; requests answer 503 meanwhile.
+  redis.on("error", (err) => logger.debug({ err: err.message }, "redis producer connection error"));
+  const producer = createProducer(redis, env.QUEUE_PREFIX);
+  const storage = createStorage(env);
+  return {
+    env,
+    logger,
+    db,
+    redis,
+    producer,
+    storage,
+    async close() {
+      await producer.close().catch(() => {});
+      redis.disconnect();
+      await db.$client.end({ timeout: 5 });
+    },
+  };
+}

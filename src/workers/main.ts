@@ -1,0 +1,31 @@
+import closeWithGrace from "close-with-grace";
+import { loadEnv } from "../config/env.js";
+import { isMain } from "../lib/is-main.js";
+import { createLogger } from "../lib/logger.js";
+import { createRuntime, type Runtime } from "../runtime.js";
+import { buildProcessors } from "./processors/index.js";
+import { startWorkers, type WorkerPool } from "./worker-pool.js";
+
+/** Starts a processor for every job kind on the runtime's queues. */
+export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
+  return startWorkers(rt.env, rt.logger, buildProcessors(rt));
+}
+
+if (isMain(import.meta.url)) {
+  try {
+    const env = loadEnv();
+    const logger = createLogger(env);
+    const rt = await createRuntime(env, logger);
+    const pool = await startWorkerRole(rt);
+    // close-with-grace's own delay is a backstop; the pool bounds its close by SHUTDOWN_TIMEOUT_MS.
+    closeWithGrace({ delay: env.SHUTDOWN_TIMEOUT_MS + 5_000 }, async ({ err, signal }) => {
+      if (err) logger.error({ err }, "worker shutting down after an error");
+      else logger.info({ signal }, "worker shutting down");
+      await pool.close();
+      await rt.close();
+    });
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,15 @@
+import type { Job } from "bullmq";
+import type { Logger } from "../lib/logger.js";
+import type { JobName, JobPayload } from "../queue/jobs.js";
+
+export interface JobContext {
+  job: Job;
+  /** The lock token of this run, needed to move the job (e.g. back to waiting on shutdown). */
+  token: string | undefined;
+  log: Logger;
+  /** Aborted when the worker is shutting down: processors stop after their current unit of work. */
+  signal: AbortSignal;
+}
+
+export type Processor<N extends JobName> = (payload: JobPayload<N>, ctx: JobContext) => Promise<unknown>;
+export type Processors = { [N in JobName]: Processor<N> };

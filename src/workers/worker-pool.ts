@@ -1,0 +1,110 @@
+import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Env } from "../config/env.js";
+import type { Logger } from "../lib/logger.js";
+import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type QueueName } from "../queue/jobs.js";
+import { createWorkerConnection } from "../queue/redis.js";
+import type { Processors } from "./types.js";
+
+/** A job whose lock is not renewed for this long is considered stalled and handed to another worker. */
+const LOCK_DURATION_MS = 30_000;
+/** Two crashes in a row must not fail an import: our processors resume from Postgres checkpoints. */
+const MAX_STALLED_COUNT = 5;
+
+export interface WorkerPool {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+/** Fails at startup when a job kind has no processor (or a processor has no job kind). */
+export function assertProcessorsComplete(processors: Partial<Record<string, unknown>>): asserts processors is Processors {
+  const missing = JOB_NAMES.filter((n) => typeof processors[n] !== "function");
+  const extra = Object.keys(processors).filter((n) => !isJobName(n));
+  if (missing.length || extra.length) {
+    throw new Error(`Job processors do not match the job contract: missing [${missing.join(", ")}], unknown [${extra.join(", ")}]`);
+  }
+}
+
+function concurrencyFor(env: Env, q: QueueName): number {
+  return { imports: env.IMPORT_CONCURRENCY, segments: env.SEGMENT_CONCURRENCY, exports: env.EXPORT_CONCURRENCY }[q];
+}
+
+/** Logs loudly when Redis may evict BullMQ keys: jobs would vanish silently. */
+export async function checkEvictionPolicy(redis: Redis, log: Logger): Promise<void> {
+  try {
+    const res = (await redis.config("GET", "maxmemory-policy")) as string[];
+    const policy = res[1];
+    if (policy && policy !== "noeviction") {
+      log.error({ policy }, `Redis maxmemory-policy is '${policy}': set it to 'noeviction' or queued jobs can be lost`);
+    }
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, "could not read Redis maxmemory-policy (CONFIG may be disabled); make sure it is 'noeviction'");
+  }
+}
+
+export async function startWorkers(
+  env: Env,
+  log: Logger,
+  processors: Partial<Record<string, unknown>>,
+  opts: { queues?: readonly QueueName[] } = {},
+): Promise<WorkerPool> {
+  assertProcessorsComplete(processors);
+  const connection = createWorkerConnection(env.REDIS_URL);
+  connection.on("error", (err) => log.warn({ err: err.message }, "redis worker connection error"));
+  await checkEvictionPolicy(connection, log);
+  const shutdown = new AbortController();
+
+  const workers = (opts.queues ?? QUEUE_NAMES).map((queueName) => {
+    const worker = new Worker(
+      queueName,
+      async (job: Job, token?: string) => {
+        if (!isJobName(job.name) || JOBS[job.name].queue !== queueName) {
+          throw new UnrecoverableError(`No processor for job '${job.name}' on queue '${queueName}'`);
+        }
+        const name: JobName = job.name;
+        let payload;
+        try {
+          payload = parsePayload(name, job.data);
+        } catch (err) {
+          throw new UnrecoverableError(`Invalid payload for ${name}: ${(err as Error).message}`);
+        }
+        const jobLog = log.child({ queue: queueName, job: name, jobId: job.id, ...payload });
+        const processor = processors[name] as (p: unknown, c: unknown) => Promise<unknown>;
+        return processor(payload, { job, token, log: jobLog, signal: shutdown.signal });
+      },
+      {
+        connection,
+        prefix: env.QUEUE_PREFIX,
+        concurrency: concurrencyFor(env, queueName),
+        lockDuration: LOCK_DURATION_MS,
+        maxStalledCount: MAX_STALLED_COUNT,
+      },
+    );
+    worker.on("failed", (job, err) => {
+      if (err instanceof DelayedError || err.name === "DelayedError") return;
+      log.warn({ queue: queueName, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, "job failed");
+    });
+    worker.on("error", (err) => log.warn({ queue: queueName, err: err.message }, "worker error"));
+    return worker;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  log.info({ queues: opts.queues ?? QUEUE_NAMES }, "workers started");
+
+  return {
+    workers,
+    async close() {
+      shutdown.abort();
+      let timer: NodeJS.Timeout | undefined;
+      const bounded = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          log.warn({ timeoutMs: env.SHUTDOWN_TIMEOUT_MS }, "workers did not close in time; forcing");
+          resolve();
+        }, env.SHUTDOWN_TIMEOUT_MS);
+      });
+      await Promise.race([Promise.all(workers.map((w) => w.close())), bounded]);
+      clearTimeout(timer);
+      await Promise.race([Promise.all(workers.map((w) => w.close(true))), new Promise((r) => setTimeout(r, 1_000))]);
+      connection.disconnect();
+    },
+  };
+}
