@@ -30,7 +30,7 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
   const redis = createProducerConnection(env.REDIS_URL);
   // Producer connection errors are expected during outages; requests answer 503 meanwhile.
   redis.on("error", (err) => logger.debug({ err: err.message }, "redis producer connection error"));
-  const producer = createProducer(redis, env.QUEUE_PREFIX);
+  const producer = createProducer(redis, env.QUEUE_PREFIX, logger);
   const storage = createStorage(env);
   return {
     env,

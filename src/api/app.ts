@@ -11,6 +11,7 @@ import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
+import { importRoutes } from "./routes/imports.js";
 
 export interface AppDeps {
   env: Env;
@@ -53,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await v1.register(async (scoped) => {
         await scoped.register(apiKeyAuth, { db: deps.db });
         await scoped.register(workspaceRoutes, deps);
+        await scoped.register(importRoutes, deps);
       });
     },
     { prefix: "/v1" },

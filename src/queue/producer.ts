@@ -1,6 +1,8 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Logger } from "../lib/logger.js";
 import { UnavailableError } from "../domain/errors.js";
+import { whenReady } from "./redis.js";
 import { JOBS, QUEUE_NAMES, parsePayload, type JobName, type JobPayload, type QueueName } from "./jobs.js";
 
 /** How long an enqueue may take before the caller is told the queue is unavailable. */
@@ -20,9 +22,14 @@ export interface Producer {
   close(): Promise<void>;
 }
 
-export function createProducer(connection: Redis, prefix: string): Producer {
+export function createProducer(connection: Redis, prefix: string, log: Logger): Producer {
   const queues = new Map<QueueName, Queue>(
-    QUEUE_NAMES.map((q) => [q, new Queue(q, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS })]),
+    QUEUE_NAMES.map((q) => {
+      const queue = new Queue(q, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      // Without a listener BullMQ prints connection errors with console.error; outages are expected and logged once per error.
+      queue.on("error", (err) => log.debug({ queue: q, err: err.message }, "queue connection error"));
+      return [q, queue];
+    }),
   );
   const queue = (name: QueueName): Queue => {
     const q = queues.get(name);
@@ -38,6 +45,7 @@ export function createProducer(connection: Redis, prefix: string): Producer {
         timer = setTimeout(() => reject(new Error("enqueue timed out")), ENQUEUE_TIMEOUT_MS);
       });
       try {
+        await Promise.race([whenReady(connection, ENQUEUE_TIMEOUT_MS), timeout]);
         await Promise.race([queue(JOBS[name].queue).add(name, data, { jobId: opts.jobId, delay: opts.delay }), timeout]);
       } catch (err) {
         throw new UnavailableError("queue_unavailable", "The job queue is unavailable; try again shortly.", {

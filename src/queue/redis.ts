@@ -21,3 +21,19 @@ export function createWorkerConnection(url: string, extra: RedisOptions = {}): R
     ...extra,
   });
 }
+
+/** Resolves once the connection is ready (a fresh producer connection is still connecting); rejects after `ms`. */
+export async function whenReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === "ready") return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off("ready", onReady);
+      reject(new Error(`redis not ready after ${ms} ms (${redis.status})`));
+    }, ms);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once("ready", onReady);
+  });
+}

@@ -20,6 +20,22 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
   });
 }
 
+/** Error codes meaning the database could not be reached (node's socket errors, postgres.js's, Postgres shutdown/limits). */
+const DB_UNAVAILABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+]);
+
 /** Maps every error to the API's error shape; messages of unexpected (5xx) errors never leave the process. */
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, "not_found", `No route for ${req.method} ${req.url.split("?")[0]}.`));
@@ -47,6 +63,12 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
     }
     if (status >= 400 && status < 500) {
       return sendError(reply, status, String(err.code ?? "bad_request").toLowerCase(), err.message);
+    }
+    // drizzle wraps driver errors (DrizzleQueryError) with the original as `cause`.
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    if (DB_UNAVAILABLE.has(String(err.code)) || DB_UNAVAILABLE.has(String(cause?.code))) {
+      req.log.warn({ err: { code: err.code, message: err.message } }, "database unavailable");
+      return sendError(reply, 503, "database_unavailable", "The database is unavailable; try again shortly.");
     }
     req.log.error({ err }, "unhandled error");
     return sendError(reply, 500, "internal_error", "Something went wrong on our side; the request id helps us find it.");

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "drizzle-orm";
+import { whenReady } from "../../queue/redis.js";
 import type { AppDeps } from "../app.js";
 
 /** How long each readiness probe may take before its dependency counts as down. */
@@ -21,7 +22,10 @@ export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db
   app.get("/readyz", async (_req, reply) => {
     const probes: Record<string, () => Promise<unknown>> = {
       postgres: async () => deps.db.execute(sql`select 1`),
-      redis: () => deps.redis.ping(),
+      redis: async () => {
+        await whenReady(deps.redis, PROBE_TIMEOUT_MS);
+        return deps.redis.ping();
+      },
       storage: () => deps.storage.ping(),
     };
     const results = await Promise.all(

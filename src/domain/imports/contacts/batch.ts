@@ -183,7 +183,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     `insert into events (workspace_id, person_id, name, properties, import_id, import_row)
      select $1, s.person_id,
        case when s.outcome = 'created' and s.prev_row is null then 'person.created' else 'person.updated' end,
-       jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2, s.row
+       jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2::uuid, s.row
      from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and cardinality(s.changed) > 0
      order by s.row
      on conflict (import_id, import_row) where import_id is not null do nothing`,

@@ -1,0 +1,172 @@
+import { Readable } from "node:stream";
+import multipart from "@fastify/multipart";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { IMPORT_STATUSES } from "../../db/schema.js";
+import { PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "../../domain/errors.js";
+import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
+import { streamImportErrors } from "../../domain/imports/errors-csv.js";
+import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
+import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
+import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
+import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
+import type { AppDeps } from "../app.js";
+
+/** Multipart bounds: one file, a handful of small fields; anything more is refused with 413. */
+const MULTIPART_LIMITS = { files: 1, parts: 12, fields: 10, fieldSize: 1024 * 1024 };
+const RAW_CSV_TYPES = ["text/csv", "text/plain", "application/csv", "application/octet-stream"];
+
+const idParams = z.object({ id: z.string() });
+const fieldsSchema = z.object({
+  kind: importKindSchema.default("contacts"),
+  filename: z.string().max(255).optional(),
+  identifier: z.string().optional(),
+  mapping: z.record(z.string(), z.string()).optional(),
+  options: z.unknown().optional(),
+  start: z.boolean().default(false),
+});
+type Fields = z.infer<typeof fieldsSchema>;
+
+/** Multipart fields and query strings carry JSON as text; JSON bodies carry it as JSON. */
+function parseFields(raw: Record<string, unknown>): Fields {
+  const norm: Record<string, unknown> = { ...raw };
+  for (const k of ["mapping", "options"]) {
+    if (typeof norm[k] === "string") {
+      try {
+        norm[k] = JSON.parse(norm[k] as string);
+      } catch {
+        throw new ValidationError("invalid_request", `The ${k} field is not valid JSON.`, { problems: [{ field: k, reason: "is not valid JSON" }] });
+      }
+    }
+  }
+  if (typeof norm.start === "string") norm.start = norm.start === "true" || norm.start === "1";
+  const parsed = fieldsSchema.safeParse(norm);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => ({ field: i.path.join("."), reason: i.message }));
+    throw new ValidationError("invalid_request", "The import request is invalid.", { problems });
+  }
+  return parsed.data;
+}
+
+export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env">) {
+  const app = base.withTypeProvider<ZodTypeProvider>();
+  await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: deps.env.UPLOAD_MAX_BYTES } });
+  // Raw CSV bodies are streamed to storage, not parsed into memory.
+  app.addContentTypeParser(RAW_CSV_TYPES, (_req, payload, done) => done(null, payload));
+
+  /** Reads the upload from whichever body shape the client chose, storing the file as it arrives. */
+  async function receive(req: FastifyRequest): Promise<{ upload: StoredUpload; fields: Record<string, unknown> }> {
+    const max = deps.env.UPLOAD_MAX_BYTES;
+    const query = { ...(req.query as Record<string, unknown>) };
+    if (req.isMultipart()) {
+      const fields: Record<string, unknown> = { ...query };
+      let upload: StoredUpload | null = null;
+      for await (const part of req.parts()) {
+        if (part.type === "file") {
+          if (part.fieldname !== "file" || upload) {
+            part.file.resume();
+            continue;
+          }
+          fields.filename ??= part.filename;
+          const stored = await storeUpload(deps.storage, req.workspaceId, part.file, max);
+          if (part.file.truncated) {
+            await deps.storage.delete(stored.key);
+            throw new PayloadTooLargeError(max);
+          }
+          upload = stored;
+        } else {
+          fields[part.fieldname] = part.value;
+        }
+      }
+      if (!upload) throw new ValidationError("file_required", "Send the CSV in a multipart part named 'file'.");
+      return { upload, fields };
+    }
+    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type === "application/json") {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof body.csv !== "string") throw new ValidationError("csv_required", "Send the pasted CSV text as the 'csv' field.");
+      const { csv, ...rest } = body;
+      const upload = await storeUpload(deps.storage, req.workspaceId, Readable.from([Buffer.from(csv, "utf8")]), max);
+      return { upload, fields: { ...query, ...rest } };
+    }
+    if (RAW_CSV_TYPES.includes(type)) {
+      const upload = await storeUpload(deps.storage, req.workspaceId, req.body as Readable, max);
+      return { upload, fields: query };
+    }
+    throw new UnsupportedMediaError("unsupported_media_type", "Send multipart/form-data with a 'file' part, a text/csv body, or JSON {\"csv\": \"…\"}.");
+  }
+
+  app.post("/imports", async (req, reply) => {
+    const { upload, fields: raw } = await receive(req);
+    let fields: Fields;
+    try {
+      fields = parseFields(raw);
+    } catch (err) {
+      await deps.storage.delete(upload.key);
+      throw err;
+    }
+    const hash = fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
+    const idemKey = req.headers["idempotency-key"];
+    let usedUpload = false;
+    const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, hash, async () => {
+      usedUpload = true;
+      let row = await createImportFromUpload(deps.db, deps.storage, req.workspaceId, upload, {
+        kind: fields.kind,
+        filename: fields.filename ?? null,
+        identifier: fields.identifier,
+        mapping: fields.mapping,
+        options: fields.options,
+      });
+      if (fields.start) row = await requestRun(deps.db, deps.producer, req.workspaceId, row.id, false);
+      return { statusCode: 201, body: await importView(deps.db, row) };
+    }).catch(async (err: unknown) => {
+      if (!usedUpload) await deps.storage.delete(upload.key);
+      throw err;
+    });
+    if (!usedUpload) await deps.storage.delete(upload.key);
+    const body = res.body as { id: string };
+    return reply.status(res.statusCode).header("location", `/v1/imports/${body.id}`).send(body);
+  });
+
+  app.get(
+    "/imports",
+    {
+      schema: {
+        querystring: z.object({
+          status: z.enum(IMPORT_STATUSES).optional(),
+          limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
+          cursor: z.string().optional(),
+        }),
+      },
+    },
+    async (req) => listImports(deps.db, req.workspaceId, req.query),
+  );
+
+  app.get("/imports/:id", { schema: { params: idParams } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
+
+  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema } }, async (req) => {
+    const row = await setMapping(deps.db, req.workspaceId, req.params.id, req.body);
+    return importView(deps.db, row);
+  });
+
+  for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams } }, async (req, reply) => {
+      const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
+      return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
+    });
+  }
+
+  app.post("/imports/:id/cancel", { schema: { params: idParams } }, async (req, reply) => {
+    const row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+    return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
+  });
+
+  app.get("/imports/:id/errors", { schema: { params: idParams } }, async (req, reply) => {
+    const { filename, stream } = await streamImportErrors(deps.db, req.workspaceId, req.params.id);
+    return reply
+      .header("content-type", "text/csv; charset=utf-8")
+      .header("content-disposition", `attachment; filename="${filename}"`)
+      .send(stream);
+  });
+}

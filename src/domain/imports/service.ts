@@ -1,0 +1,157 @@
+import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
+import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
+import { isUuid } from "../../lib/uuid.js";
+import type { Producer } from "../../queue/producer.js";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
+import { validateMapping, type ImportKind } from "./mapping.js";
+
+export type ImportRow = typeof imports.$inferSelect;
+
+/** How many errors the import object itself carries; the full list is the /errors CSV. */
+const ERRORS_IN_OBJECT = 100;
+
+export async function getImport(db: Db, workspaceId: string, id: string): Promise<ImportRow> {
+  if (!isUuid(id)) throw new NotFoundError("Import");
+  const [row] = await db.select().from(imports).where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId)));
+  if (!row) throw new NotFoundError("Import");
+  return row;
+}
+
+/** The import as the API shows it (API.md "Import object"). */
+export async function importView(db: Db, row: ImportRow) {
+  const errors = await db
+    .select({ row: importErrors.row, column: importErrors.column, value: importErrors.value, code: importErrors.code, message: importErrors.message })
+    .from(importErrors)
+    .where(eq(importErrors.importId, row.id))
+    .orderBy(asc(importErrors.row), asc(importErrors.seq))
+    .limit(ERRORS_IN_OBJECT);
+  return { ...summaryView(row), errors };
+}
+
+export function summaryView(row: ImportRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    filename: row.filename,
+    sizeBytes: row.sizeBytes,
+    encoding: row.encoding,
+    delimiter: row.delimiter,
+    headers: row.headers,
+    sample: row.sample,
+    suggestedMapping: row.suggestedMapping,
+    identifier: row.identifier,
+    mapping: row.mapping,
+    options: row.options,
+    dryRun: row.dryRun,
+    counts: {
+      total: row.total,
+      processed: row.processed,
+      created: row.created,
+      updated: row.updated,
+      unchanged: row.unchanged,
+      skipped: row.skipped,
+      failed: row.failed,
+    },
+    errorCount: row.errorCount,
+    cancelRequested: row.cancelRequested,
+    segmentIds: row.segmentIds,
+    createdAt: row.createdAt.toISOString(),
+    startedAt: row.startedAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    failureReason: row.failureReason,
+  };
+}
+
+export async function listImports(db: Db, workspaceId: string, q: { status?: ImportStatus; limit: number; cursor?: string }) {
+  const conds = [eq(imports.workspaceId, workspaceId)];
+  if (q.status) conds.push(eq(imports.status, q.status));
+  if (q.cursor) {
+    const c = decodeCursor(q.cursor);
+    if (!c) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
+    conds.push(sql`(date_trunc('milliseconds', ${imports.createdAt}), ${imports.id}) < (${c.createdAt.toISOString()}::timestamptz, ${c.id}::uuid)`);
+  }
+  const rows = await db
+    .select()
+    .from(imports)
+    .where(and(...conds))
+    .orderBy(desc(sql`date_trunc('milliseconds', ${imports.createdAt})`), desc(imports.id))
+    .limit(q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return { data: page.map(summaryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}
+
+/** Sets identifier, mapping and options; allowed until the import starts (a validated import goes back to draft). */
+export async function setMapping(db: Db, workspaceId: string, id: string, body: { identifier: string; mapping: Record<string, string>; options?: unknown }) {
+  const row = await getImport(db, workspaceId, id);
+  if (!["draft", "validated"].includes(row.status)) {
+    throw new ConflictError("import_not_editable", `The import is ${row.status}; its mapping can no longer change.`);
+  }
+  const v = validateMapping({ kind: row.kind as ImportKind, headers: row.headers, identifier: body.identifier, mapping: body.mapping, options: body.options ?? {} });
+  const [updated] = await db
+    .update(imports)
+    .set({ identifier: v.identifier, mapping: v.mapping, options: v.options, status: "draft", updatedAt: new Date() })
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), inArray(imports.status, ["draft", "validated"])))
+    .returning();
+  if (!updated) throw new ConflictError("import_not_editable", "The import changed state meanwhile; fetch it and try again.");
+  return updated;
+}
+
+/**
+ * Queues a run: a dry run (`validate`) or the real one (`start`). A failed import restarts from its last committed
+ * batch. The import says `queued` only once the job is in the queue; when the queue is down it stays as it was.
+ */
+export async function requestRun(db: Db, producer: Producer, workspaceId: string, id: string, dryRun: boolean): Promise<ImportRow> {
+  const row = await getImport(db, workspaceId, id);
+  const from: ImportStatus[] = ["draft", "validated", "failed"];
+  if (!from.includes(row.status)) {
+    throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
+  }
+  if (!row.mapping || !row.identifier) {
+    throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");
+  }
+  // A real run resumes only after a real run; anything else starts from the first row.
+  const resume = !dryRun && row.status === "failed" && !row.dryRun && row.checkpointRow > 0;
+  const [queued] = await db
+    .update(imports)
+    .set({
+      status: "queued",
+      dryRun,
+      queuedAt: new Date(),
+      updatedAt: new Date(),
+      cancelRequested: false,
+      failureReason: null,
+      finishedAt: null,
+      ...(resume ? {} : { checkpointRow: 0 }),
+    })
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
+    .returning();
+  if (!queued) throw new ConflictError("import_state_changed", "The import changed state meanwhile; fetch it and try again.");
+  try {
+    await producer.enqueue("import.run", { workspaceId, importId: id }, { jobId: `import-${id}-${queued.fence}-${Date.now()}` });
+  } catch (err) {
+    await db
+      .update(imports)
+      .set({ status: row.status, dryRun: row.dryRun, checkpointRow: row.checkpointRow, failureReason: row.failureReason, finishedAt: row.finishedAt })
+      .where(and(eq(imports.id, id), eq(imports.status, "queued"), eq(imports.fence, queued.fence)));
+    throw err;
+  }
+  return queued;
+}
+
+/** Cancels at once when nothing runs; a running import stops after its current batch (committed rows stay). */
+export async function cancelImport(db: Db, workspaceId: string, id: string): Promise<ImportRow> {
+  const row = await getImport(db, workspaceId, id);
+  if (["done", "cancelled"].includes(row.status)) throw new ConflictError("import_finished", `The import is already ${row.status}.`);
+  const immediate = ["draft", "validated", "failed", "queued"].includes(row.status);
+  const [updated] = await db
+    .update(imports)
+    .set(immediate ? { status: "cancelled", finishedAt: new Date(), updatedAt: new Date() } : { cancelRequested: true, updatedAt: new Date() })
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
+    .returning();
+  if (!updated) return cancelImport(db, workspaceId, id);
+  return updated;
+}

@@ -1,0 +1,58 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- tests read JSON responses loosely and let assertions check the shape */
+import type { FastifyInstance, InjectOptions } from "fastify";
+import { buildApp } from "../../src/api/app.js";
+import { createWorkspace } from "../../src/domain/workspaces/workspaces.js";
+import { startWorkerRole } from "../../src/workers/main.js";
+import type { WorkerPool } from "../../src/workers/worker-pool.js";
+import type { TestContext } from "./context.js";
+
+export interface Client {
+  app: FastifyInstance;
+  workspaceId: string;
+  apiKey: string;
+  request(method: InjectOptions["method"], url: string, opts?: Omit<InjectOptions, "method" | "url">): Promise<{ status: number; json: any; body: string; headers: Record<string, unknown> }>;
+}
+
+/** An API app on the test context plus a fresh workspace and its key. */
+export async function createClient(ctx: TestContext, app?: FastifyInstance, name = "Acme"): Promise<Client> {
+  const instance = app ?? (await buildApp(ctx));
+  const ws = await createWorkspace(ctx.db, name);
+  return {
+    app: instance,
+    workspaceId: ws.id,
+    apiKey: ws.apiKey,
+    async request(method, url, opts = {}) {
+      const res = await instance.inject({ method, url, ...opts, headers: { authorization: `Bearer ${ws.apiKey}`, ...(opts.headers ?? {}) } });
+      let json: unknown = undefined;
+      try {
+        json = res.json();
+      } catch {
+        json = undefined;
+      }
+      return { status: res.statusCode, json, body: res.body, headers: res.headers as Record<string, unknown> };
+    },
+  };
+}
+
+export async function startTestWorkers(ctx: TestContext): Promise<WorkerPool> {
+  return startWorkerRole(ctx);
+}
+
+const TERMINAL = new Set(["done", "failed", "cancelled", "validated"]);
+
+/** Polls the import until it reaches a terminal status (or the timeout). */
+export async function waitForImport(client: Client, id: string, timeoutMs = 60_000): Promise<any> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await client.request("GET", `/v1/imports/${id}`);
+    if (res.status !== 200) throw new Error(`GET import ${id}: ${res.status} ${res.body}`);
+    if (TERMINAL.has(res.json.status)) return res.json;
+    if (Date.now() > until) throw new Error(`import ${id} still ${res.json.status} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** POSTs pasted CSV text as JSON and returns the created import. */
+export async function pasteImport(client: Client, csv: string, fields: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return client.request("POST", "/v1/imports", { payload: { csv, ...fields }, headers });
+}
