@@ -285,6 +285,8 @@ export const importErrors = pgTable(
     value: text("value"),
     code: text("code").notNull(),
     message: text("message").notNull(),
+    /** The row's cells as uploaded (secrets redacted), so the error CSV can be fixed and uploaded again; null for skipped rows. */
+    record: jsonb("record").$type<string[]>(),
   },
   (t) => [primaryKey({ name: "import_errors_pk", columns: [t.importId, t.row, t.seq] })],
 );

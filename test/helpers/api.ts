@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- tests read JSON responses loosely and let assertions check the shape */
 import type { FastifyInstance, InjectOptions } from "fastify";
 import { buildApp } from "../../src/api/app.js";
 import { createWorkspace } from "../../src/domain/workspaces/workspaces.js";
@@ -55,4 +54,19 @@ export async function waitForImport(client: Client, id: string, timeoutMs = 60_0
 /** POSTs pasted CSV text as JSON and returns the created import. */
 export async function pasteImport(client: Client, csv: string, fields: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   return client.request("POST", "/v1/imports", { payload: { csv, ...fields }, headers });
+}
+
+/** Pastes CSV with an identifier (and the suggested mapping unless one is given), starts it and waits for the end. */
+export async function importAndWait(client: Client, csv: string, fields: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<any> {
+  const created = await pasteImport(client, csv, { identifier: "email", start: true, ...fields });
+  if (created.status !== 201) throw new Error(`POST /v1/imports: ${created.status} ${created.body}`);
+  return waitForImport(client, created.json.id, timeoutMs);
+}
+
+/** Every error of an import, from the CSV report, as objects keyed by the report's header. */
+export async function errorReport(client: Client, id: string): Promise<Record<string, string>[]> {
+  const res = await client.request("GET", `/v1/imports/${id}/errors`);
+  if (res.status !== 200) throw new Error(`GET errors: ${res.status} ${res.body}`);
+  const { parse } = await import("csv-parse/sync");
+  return parse(res.body, { columns: true }) as Record<string, string>[];
 }

@@ -1,18 +1,35 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
+import { stringify } from "csv-stringify/sync";
 import type { Db } from "../../db/client.js";
-import { neutraliseSql } from "../../lib/spreadsheet-safe.js";
+import { neutraliseCell } from "../../lib/spreadsheet-safe.js";
+import { ERROR_REPORT_COLUMNS } from "./error-report.js";
 import { getImport } from "./service.js";
 
+/** Rows fetched per round trip while streaming the report. */
+const CURSOR_ROWS = 500;
+
 /**
- * The import's row errors as CSV (`row,column,value,code,message`), formatted and streamed by Postgres.
- * Values are neutralised for spreadsheets: they repeat what the uploaded file held.
+ * The import's row errors as CSV: `row,column,value,code,message`, one line per error, followed by the row's cells
+ * under the file's own headers. Fix the cells and upload the report again as is: the first five columns are ignored.
+ * Cells are neutralised for spreadsheets (they repeat what the uploaded file held).
  */
 export async function streamImportErrors(db: Db, workspaceId: string, id: string): Promise<{ filename: string; stream: Readable }> {
   const imp = await getImport(db, workspaceId, id);
-  const query = `copy (
-      select row, ${neutraliseSql('"column"')} as "column", ${neutraliseSql("value")} as value, code, message
-      from import_errors where import_id = '${imp.id}' order by row, seq
-    ) to stdout with (format csv, header)`;
-  const stream = await db.$client.unsafe(query).readable();
-  return { filename: `import-${imp.id}-errors.csv`, stream };
+  const width = imp.headers.length;
+  async function* lines(): AsyncGenerator<string> {
+    yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers].map(neutraliseCell)]);
+    const cursor = db.$client`
+      select row, "column", value, code, message, record from import_errors
+      where import_id = ${imp.id} order by row, seq`.cursor(CURSOR_ROWS);
+    for await (const rows of cursor) {
+      yield stringify(
+        rows.map((r) => {
+          const record = (r.record as string[] | null) ?? [];
+          const cells = Array.from({ length: width }, (_, i) => record[i] ?? "");
+          return [String(r.row), r.column ?? "", r.value ?? "", r.code, r.message, ...cells].map((c: string) => neutraliseCell(c));
+        }),
+      );
+    }
+  }
+  return { filename: `import-${imp.id}-errors.csv`, stream: Readable.from(lines()) };
 }

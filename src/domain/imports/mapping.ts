@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ValidationError } from "../errors.js";
+import { ERROR_REPORT_COLUMNS } from "./error-report.js";
 import {
   IDENTIFIERS,
   IDENTIFIERS_BY_KIND,
@@ -84,7 +85,13 @@ export function suggestMapping(headers: string[], kind: ImportKind): Record<stri
   const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
   const used = new Set<string>();
   const mapping: Record<string, MappingTarget> = {};
-  for (const header of headers) {
+  // An error report uploaded again (fixed) starts with the report's own columns: they describe, they are not data.
+  const report = ERROR_REPORT_COLUMNS.every((c, i) => headers[i] === c) ? ERROR_REPORT_COLUMNS.length : 0;
+  for (const [index, header] of headers.entries()) {
+    if (index < report) {
+      mapping[header] = "ignore";
+      continue;
+    }
     const known = aliases[normaliseHeader(header)];
     const prefix = FALLBACK_PREFIX[kind];
     const key = attributeKey(header);

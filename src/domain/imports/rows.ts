@@ -21,6 +21,21 @@ export function reportValue(v: string | null): string | null {
   return v.length > MAX_REPORTED_VALUE ? `${v.slice(0, MAX_REPORTED_VALUE)}…` : v;
 }
 
+/** Codes of rows deliberately left out (nothing in them to fix): the error CSV repeats no cells for them. */
+export const SKIP_CODES: ReadonlySet<string> = new Set(["duplicate_in_file", "already_exists", "not_found", "empty_row"]);
+
+/**
+ * A row whose every mapped cell is blank (spreadsheets leave trailing rows of bare delimiters; a re-uploaded error
+ * report has lines with only the report's own columns filled): skipped, not failed.
+ */
+export function isBlankRecord(record: string[], mappedIndexes: readonly number[]): boolean {
+  return mappedIndexes.every((i) => (record[i] ?? "").trim() === "");
+}
+
+export function emptyRowError(row: number): RowError {
+  return rowError(row, null, null, "empty_row", "Every cell of the row is empty; it was skipped.");
+}
+
 export function rowError(row: number, column: string | null, value: string | null, code: string, message: string): RowError {
   return { row, column, value: reportValue(value), code, message };
 }

@@ -8,12 +8,14 @@ import { ensureContactStage, writeContactBatch, type BatchResult, type ContactBa
 import { contactRowValidator, type StagedRow } from "./contacts/validate.js";
 import { importOptionsSchema } from "./mapping.js";
 import { CsvStructureError, readRecords, type ParsedRecord } from "./reader.js";
-import { rowError, type RowError } from "./rows.js";
+import { SKIP_CODES, rowError, type RowError } from "./rows.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
 
 /** Errors kept per import (all are counted): enough to fix a file, bounded so a garbage file cannot fill the disk. */
 export const MAX_STORED_ERRORS = 10_000;
+/** A batch also ends at this many bytes of CSV, so very wide or very long rows cannot swell a batch's memory. */
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 /** Temp tables live in temp_buffers; the 8 MB default spills a 10k-row batch to disk. */
 const TEMP_BUFFERS = "128MB";
 
@@ -42,8 +44,12 @@ interface Batch {
   failed: number;
   skipped: number;
   rows: number;
+  /** Byte offset where the batch starts in the stored file. */
+  startByte: number;
   endByte: number;
   endLine: number;
+  /** The cells of each row of the batch, so an error line can repeat the row for fixing and re-upload. */
+  records: Map<number, string[]>;
 }
 
 type ImportRow = typeof imports.$inferSelect;
@@ -69,18 +75,19 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     createdSegmentId = seg.id;
   }
   const batchCtx: ContactBatchContext = { workspaceId: imp.workspaceId, importId: imp.id, identifier, options, headerOf, createdSegmentId };
+  const secrets = secretColumns(imp.headers, mapping);
   const validate = contactRowValidator(imp.headers, mapping, identifier, options);
 
   const conn = await deps.db.$client.reserve();
   try {
     await prepareConnection(conn);
     let pending: Promise<void> | null = null;
-    let batch = newBatch();
+    let batch = newBatch(imp.checkpointByte);
     let processed = imp.checkpointRow;
     const seen = new Map<string, number>();
     const flush = async (b: Batch) => {
       if (pending) await pending;
-      pending = commitBatch(conn, imp, batchCtx, b, deps.log).then(async () => {
+      pending = commitBatch(conn, imp, batchCtx, secrets, b, deps.log).then(async () => {
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -95,9 +102,9 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
         line: imp.checkpointLine,
       })) {
         addRecord(batch, seen, rec, validate, headerOf[identifier] ?? identifier);
-        if (batch.rows >= deps.batchSize) {
+        if (batch.rows >= deps.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
           await flush(batch);
-          batch = newBatch();
+          batch = newBatch(batch.endByte);
           seen.clear();
         }
       }
@@ -126,8 +133,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
 
 class Interrupted extends Error {}
 
-function newBatch(): Batch {
-  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, endByte: 0, endLine: 0 };
+function newBatch(startByte: number): Batch {
+  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, startByte, endByte: startByte, endLine: 0, records: new Map() };
 }
 
 function addRecord(
@@ -140,9 +147,11 @@ function addRecord(
   batch.rows += 1;
   batch.endByte = rec.endByte;
   batch.endLine = rec.endLine;
+  batch.records.set(rec.row, rec.record);
   const res = validate(rec.record, rec.row, rec.raw);
   if (!res.ok) {
-    batch.failed += 1;
+    if (res.skipped) batch.skipped += 1;
+    else batch.failed += 1;
     batch.errors.push(...res.errors);
     return;
   }
@@ -173,7 +182,7 @@ async function prepareConnection(conn: ReservedSql): Promise<void> {
 }
 
 /** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
-async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, batch: Batch, log: Logger): Promise<void> {
+async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, secrets: Secrets, batch: Batch, log: Logger): Promise<void> {
   await conn.unsafe("begin");
   try {
     const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
@@ -201,7 +210,7 @@ async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchC
       const [again] = await conn`select fence from imports where id = ${imp.id} for update`;
       if (!again || Number(again.fence) !== imp.fence) throw new FenceLost();
     }
-    await saveErrors(conn, imp.id, errors, Number(state.error_count));
+    await saveErrors(conn, imp.id, errors, batch.records, secrets, Number(state.error_count));
     await conn`
       update imports set
         created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},
@@ -219,7 +228,15 @@ async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchC
   }
 }
 
-async function saveErrors(conn: ReservedSql, importId: string, errors: RowError[], alreadyStored: number): Promise<void> {
+/** Stores the first MAX_STORED_ERRORS errors of an import, each failed row with its cells (secret columns redacted). */
+async function saveErrors(
+  conn: ReservedSql,
+  importId: string,
+  errors: RowError[],
+  records: Map<number, string[]>,
+  secrets: Secrets,
+  alreadyStored: number,
+): Promise<void> {
   const room = Math.max(0, MAX_STORED_ERRORS - alreadyStored);
   const keep = errors.slice(0, room);
   if (keep.length === 0) return;
@@ -227,14 +244,15 @@ async function saveErrors(conn: ReservedSql, importId: string, errors: RowError[
   const rows = keep.map((e) => {
     const seq = (seqByRow.get(e.row) ?? 0) + 1;
     seqByRow.set(e.row, seq);
-    return { ...e, seq };
+    const { value, record } = redact(e, SKIP_CODES.has(e.code) ? undefined : records.get(e.row), secrets);
+    return { ...e, value, seq, record: jsonSafe(record) };
   });
   await conn`
-    insert into import_errors (import_id, row, seq, "column", value, code, message)
+    insert into import_errors (import_id, row, seq, "column", value, code, message, record)
     select ${importId}::uuid, r.row, r.seq + coalesce((select max(seq) from import_errors x where x.import_id = ${importId}::uuid and x.row = r.row), 0),
-           r.col, r.value, r.code, r.message
-    from jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ row: r.row, seq: r.seq, col: r.column, value: r.value, code: r.code, message: r.message })))}::jsonb)
-      as r(row bigint, seq int, col text, value text, code text, message text)`;
+           r.col, r.value, r.code, r.message, r.record
+    from jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ row: r.row, seq: r.seq, col: r.column, value: r.value, code: r.code, message: r.message, record: r.record })))}::jsonb)
+      as r(row bigint, seq int, col text, value text, code text, message text, record jsonb)`;
 }
 
 /** Takes the import for this run: a new fencing token; a fresh start (or any dry run) resets counts and errors. */
@@ -312,4 +330,35 @@ async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): 
       .where(eq(imports.id, imp.id));
     return imp.dryRun ? "validated" : "done";
   });
+}
+
+const REDACTED = "[redacted]";
+
+/** Columns whose cells never leave the worker in clear (passwords): their index and header. */
+export interface Secrets {
+  indexes: ReadonlySet<number>;
+  headers: ReadonlySet<string>;
+}
+
+export function secretColumns(headers: string[], mapping: Record<string, MappingTarget>): Secrets {
+  const indexes = new Set<number>();
+  headers.forEach((h, i) => {
+    if (mapping[h] === "password") indexes.add(i);
+  });
+  return { indexes, headers: new Set([...indexes].map((i) => headers[i]!)) };
+}
+
+/** The error as stored: a secret cell, and any raw line that may hold one (ragged rows), read "[redacted]". */
+function redact(e: RowError, cells: string[] | undefined, secrets: Secrets): { value: string | null; record: string[] | undefined } {
+  // A ragged row's cells do not line up with the headers: the raw line (the value) is what to fix.
+  const raw = e.code === "ragged_row";
+  if (secrets.indexes.size === 0) return { value: e.value, record: raw ? undefined : cells };
+  const value = e.value !== null && (raw || (e.column !== null && secrets.headers.has(e.column))) ? REDACTED : e.value;
+  if (!cells || raw) return { value, record: undefined };
+  return { value, record: cells.map((c, i) => (secrets.indexes.has(i) && c !== "" ? REDACTED : c)) };
+}
+
+/** JSONB cannot hold NUL: the stored cells show it as \0, as error values do. */
+function jsonSafe(cells: string[] | undefined): string[] | null {
+  return cells ? cells.map((c) => (c.includes("\u0000") ? c.replaceAll("\u0000", "\\0") : c)) : null;
 }

@@ -250,11 +250,18 @@ function pickDelimiter(counts: Map<CsvDelimiter, number[]>): CsvDelimiter {
 }
 
 function parseRecords(text: string, delimiter: CsvDelimiter): string[][] {
+  // Physical lines consumed by the records parsed so far: a broken record starts on the next one.
+  let linesDone = 0;
   try {
     return parse(text, {
       bom: false,
       delimiter,
-      relax_quotes: false,
+      // As the import's reader: a stray quote inside an unquoted cell is kept as text.
+      relax_quotes: true,
+      on_record: (record: string[], ctx: { lines: number }) => {
+        linesDone = ctx.lines;
+        return record;
+      },
       // Ragged rows are the import's business (it reports them per row); the preview still shows them.
       relax_column_count: true,
       record_delimiter: ["\r\n", "\n", "\r"],
@@ -264,7 +271,12 @@ function parseRecords(text: string, delimiter: CsvDelimiter): string[][] {
     });
   } catch (err) {
     if (err instanceof CsvError) {
-      throw new ValidationError("malformed_csv", `The file is not valid CSV: ${err.message}.`, { reason: err.code });
+      const line = linesDone + 1;
+      const message =
+        err.code === "CSV_QUOTE_NOT_CLOSED"
+          ? `The file is not valid CSV: the quoted field starting on line ${line} is never closed.`
+          : `The file is not valid CSV at line ${line}: ${err.message}.`;
+      throw new ValidationError("malformed_csv", message, { reason: err.code, line });
     }
     throw err;
   }

@@ -7,6 +7,8 @@ import {
   MAX_LABEL_LENGTH,
   MAX_LABELS_PER_ROW,
   cellProblem,
+  emptyRowError,
+  isBlankRecord,
   raggedError,
   rowError,
   splitList,
@@ -38,7 +40,8 @@ export interface StagedRow {
   values: (string | null)[];
 }
 
-export type RowResult = { ok: true; staged: StagedRow } | { ok: false; errors: RowError[] };
+/** `skipped` marks a row deliberately left out (blank) rather than failed. */
+export type RowResult = { ok: true; staged: StagedRow } | { ok: false; skipped?: boolean; errors: RowError[] };
 
 interface Plan {
   index: number;
@@ -62,8 +65,10 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
   });
   const identifierHeader = plans.find((p) => p.column === identifier)?.header ?? identifier;
   const slot = new Map(CONTACT_STAGE_COLUMNS.map((c, i) => [c, i]));
+  const mappedIndexes = plans.map((p) => p.index);
 
   return function validate(record: string[], row: number, raw: string): RowResult {
+    if (isBlankRecord(record, mappedIndexes)) return { ok: false, skipped: true, errors: [emptyRowError(row)] };
     if (record.length !== headers.length) return { ok: false, errors: [raggedError(row, record.length, headers.length, raw)] };
     const errors: RowError[] = [];
     const values: (string | null)[] = new Array(CONTACT_STAGE_COLUMNS.length).fill(null);
