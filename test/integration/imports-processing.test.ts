@@ -1,0 +1,252 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
+import { useTestContext } from "../helpers/context.js";
+import type { WorkerPool } from "../../src/workers/worker-pool.js";
+
+// Small batches, so "across batches" cases need only a handful of rows.
+const t = useTestContext({ IMPORT_BATCH_SIZE: "4" });
+let workers: WorkerPool;
+
+beforeAll(async () => {
+  workers = await startTestWorkers(t.ctx);
+});
+afterAll(async () => {
+  await workers?.close();
+});
+
+async function fresh(): Promise<Client> {
+  return createClient(t.ctx, undefined, `ws-${Math.random().toString(36).slice(2, 8)}`);
+}
+
+async function q(client: Client, text: string) {
+  return t.ctx.db.$client.unsafe(text.replaceAll("$ws", `'${client.workspaceId}'`));
+}
+
+const BASE = ["email,first_name,plan,labels", "a@x.io,Ann,pro,VIP", "b@x.io,Bob,free,", "c@x.io,Cid,free,Trial:Demo", "d@x.io,Dee,pro,", "e@x.io,Eve,free,"].join("\n");
+
+describe("re-imports count exactly what changed", () => {
+  let client: Client;
+  beforeAll(async () => {
+    client = await fresh();
+  });
+
+  it("a first import creates everyone and writes one person.created event each", async () => {
+    const done = await importAndWait(client, BASE);
+    expect(done.counts).toEqual({ total: 5, processed: 5, created: 5, updated: 0, unchanged: 0, skipped: 0, failed: 0 });
+    const events = await q(client, `select name, count(*)::int as n from events where workspace_id = $ws group by name`);
+    expect(events).toEqual([{ name: "person.created", n: 5 }]);
+  });
+
+  it("the same file again: all unchanged, nothing written", async () => {
+    const [before] = await q(client, `select max(updated_at) as u, (select count(*)::int from events where workspace_id = $ws) as e from people where workspace_id = $ws`);
+    const done = await importAndWait(client, BASE);
+    expect(done.counts).toEqual({ total: 5, processed: 5, created: 0, updated: 0, unchanged: 5, skipped: 0, failed: 0 });
+    const [after] = await q(client, `select max(updated_at) as u, (select count(*)::int from events where workspace_id = $ws) as e from people where workspace_id = $ws`);
+    expect(after).toEqual(before);
+  });
+
+  it("two rows changed (a field, a label), one new: exact updated / unchanged / created, events name the changes", async () => {
+    const changed = BASE.replace("b@x.io,Bob,free,", "b@x.io,Bobby,free,").replace("d@x.io,Dee,pro,", "d@x.io,Dee,pro,Gold") + "\nf@x.io,Fay,pro,";
+    const done = await importAndWait(client, changed);
+    expect(done.counts).toEqual({ total: 6, processed: 6, created: 1, updated: 2, unchanged: 3, skipped: 0, failed: 0 });
+    const updates = await q(
+      client,
+      `select p.email, e.properties->'changed' as changed from events e join people p on p.id = e.person_id
+       where e.workspace_id = $ws and e.name = 'person.updated' and e.import_id = '${done.id}' order by p.email`,
+    );
+    expect(updates.map((u) => [u.email, u.changed])).toEqual([
+      ["b@x.io", ["first_name"]],
+      ["d@x.io", ["labels"]],
+    ]);
+    const labels = await q(client, `select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id where p.email = 'd@x.io' and p.workspace_id = $ws`);
+    expect(labels.map((l) => l.name)).toEqual(["Gold"]);
+  });
+
+  it("an empty cell leaves the stored value as it is", async () => {
+    const done = await importAndWait(client, "email,first_name,plan\na@x.io,,");
+    expect(done.counts).toMatchObject({ unchanged: 1, updated: 0 });
+    const [a] = await q(client, `select first_name, attributes from people where workspace_id = $ws and email = 'a@x.io'`);
+    expect(a).toMatchObject({ first_name: "Ann", attributes: { plan: "pro" } });
+  });
+
+  it("labels replace drops the labels a row does not list; labels are case-sensitive", async () => {
+    const done = await importAndWait(client, "email,labels\nc@x.io,trial", { options: { labels: "replace" } });
+    expect(done.counts).toMatchObject({ updated: 1 });
+    const labels = await q(client, `select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id where p.email = 'c@x.io' and p.workspace_id = $ws order by 1`);
+    expect(labels.map((l) => l.name)).toEqual(["trial"]);
+    const all = await q(client, `select name from labels where workspace_id = $ws order by name collate "C"`);
+    expect(all.map((l) => l.name)).toEqual(["Demo", "Gold", "Trial", "VIP", "trial"]);
+  });
+});
+
+describe("duplicates within one file: the later row wins, the earlier is skipped with duplicate_in_file", () => {
+  it("within a batch and across batches (batch size 4), emails compared case-insensitively", async () => {
+    const client = await fresh();
+    const csv = ["email,first_name", "x@x.io,One", "X@x.io,Two", "y@x.io,Y1", "z@x.io,Z", "w@x.io,W", "y@x.io,Y2", "v@x.io,V", "x@x.io,Three"].join("\n");
+    const done = await importAndWait(client, csv);
+    expect(done.status).toBe("done");
+    expect(done.counts).toEqual({ total: 8, processed: 8, created: 5, updated: 0, unchanged: 0, skipped: 3, failed: 0 });
+    const report = await errorReport(client, done.id);
+    expect(report.map((e) => [e.row, e.code])).toEqual([
+      ["1", "duplicate_in_file"],
+      ["2", "duplicate_in_file"],
+      ["3", "duplicate_in_file"],
+    ]);
+    const rows = await q(client, `select lower(email) as e, first_name from people where workspace_id = $ws order by 1`);
+    expect(rows.map((r) => [r.e, r.first_name])).toEqual([
+      ["v@x.io", "V"],
+      ["w@x.io", "W"],
+      ["x@x.io", "Three"],
+      ["y@x.io", "Y2"],
+      ["z@x.io", "Z"],
+    ]);
+    const [ev] = await q(client, `select count(*)::int as n, count(distinct person_id)::int as people from events where workspace_id = $ws and name = 'person.created'`);
+    expect(ev).toEqual({ n: 5, people: 5 });
+  });
+});
+
+describe("modes and options", () => {
+  let client: Client;
+  beforeAll(async () => {
+    client = await fresh();
+    await importAndWait(client, "email,first_name\nold@x.io,Old");
+  });
+
+  it("create_only leaves existing people alone and says so", async () => {
+    const done = await importAndWait(client, "email,first_name\nold@x.io,Changed\nnew1@x.io,New", { options: { mode: "create_only" } });
+    expect(done.counts).toMatchObject({ created: 1, updated: 0, skipped: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 1, code: "already_exists" })]);
+    const [old] = await q(client, `select first_name from people where workspace_id = $ws and email = 'old@x.io'`);
+    expect(old?.first_name).toBe("Old");
+  });
+
+  it("update_only creates no one", async () => {
+    const done = await importAndWait(client, "email,first_name\nold@x.io,Updated\nnobody@x.io,No", { options: { mode: "update_only" } });
+    expect(done.counts).toMatchObject({ created: 0, updated: 1, skipped: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 2, code: "not_found" })]);
+    const [n] = await q(client, `select count(*)::int as n from people where workspace_id = $ws and email = 'nobody@x.io'`);
+    expect(n?.n).toBe(0);
+  });
+
+  it("createSegment makes a static segment of everyone the import touched", async () => {
+    const done = await importAndWait(client, "email\nold@x.io\nnew1@x.io\nnew2@x.io\nbad", { options: { createSegment: { name: "March upload" } } });
+    expect(done.segmentIds).toHaveLength(1);
+    const members = await q(
+      client,
+      `select p.email from segment_memberships m join people p on p.id = m.person_id join segments s on s.id = m.segment_id
+       where s.id = '${done.segmentIds[0]}' and s.workspace_id = $ws and s.type = 'static' order by 1`,
+    );
+    expect(members.map((m) => m.email)).toEqual(["new1@x.io", "new2@x.io", "old@x.io"]);
+  });
+
+  it("a unique field another person holds fails that row only", async () => {
+    await importAndWait(client, "email,external_id\nholder@x.io,ext-1", { identifier: "email" });
+    const done = await importAndWait(client, "email,external_id\nother@x.io,ext-1\nfine@x.io,ext-2");
+    expect(done.counts).toMatchObject({ created: 1, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 1, column: "external_id", value: "ext-1", code: "conflict" })]);
+  });
+});
+
+describe("dry run (validate)", () => {
+  it("reports what would happen and writes nothing to people, labels, segments or events", async () => {
+    const client = await fresh();
+    await importAndWait(client, "email,first_name\nkeep@x.io,Keep\nchange@x.io,Old");
+    const snapshot = async () =>
+      q(
+        client,
+        `select (select count(*)::int from people where workspace_id = $ws) as people,
+                (select string_agg(email || ':' || coalesce(first_name, ''), ',' order by email) from people where workspace_id = $ws) as names,
+                (select count(*)::int from events where workspace_id = $ws) as events,
+                (select count(*)::int from labels where workspace_id = $ws) as labels,
+                (select count(*)::int from segments where workspace_id = $ws) as segments`,
+      );
+    const before = await snapshot();
+    const csv = "email,first_name,labels,Segment Name\nkeep@x.io,Keep,,\nchange@x.io,New,L1,S1\nnew@x.io,Neo,L2,S1\nbroken,X,,";
+    const created = await pasteImport(client, csv, { identifier: "email" });
+    const validating = await client.request("POST", `/v1/imports/${created.json.id}/validate`);
+    expect(validating.status).toBe(202);
+    const done = await waitForImport(client, created.json.id);
+    expect(done.status).toBe("validated");
+    expect(done.counts).toEqual({ total: 4, processed: 4, created: 1, updated: 1, unchanged: 1, skipped: 0, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 4, code: "invalid_email" })]);
+    expect(await snapshot()).toEqual(before);
+    // Then the real run from the validated state does what the dry run said.
+    const started = await client.request("POST", `/v1/imports/${created.json.id}/start`);
+    expect(started.status).toBe(202);
+    const real = await waitForImport(client, created.json.id);
+    expect(real.status).toBe("done");
+    expect(real.counts).toEqual(done.counts);
+  });
+});
+
+describe("idempotency, history and cancel", () => {
+  it("the same Idempotency-Key with the same request returns the original import; with another request, 422", async () => {
+    const client = await fresh();
+    const headers = { "idempotency-key": "upload-42" };
+    const first = await pasteImport(client, "email\nidem@x.io", { identifier: "email" }, headers);
+    const second = await pasteImport(client, "email\nidem@x.io", { identifier: "email" }, headers);
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.json.id).toBe(first.json.id);
+    const other = await pasteImport(client, "email\nother@x.io", { identifier: "email" }, headers);
+    expect(other.status).toBe(422);
+    expect(other.json.error.code).toBe("idempotency_key_reused");
+    const [n] = await q(client, `select count(*)::int as n from imports where workspace_id = $ws`);
+    expect(n?.n).toBe(1);
+  });
+
+  it("GET /v1/imports lists history newest first, filters by status, pages with a cursor", async () => {
+    const client = await fresh();
+    const a = await importAndWait(client, "email\nh1@x.io");
+    const b = await pasteImport(client, "email\nh2@x.io");
+    const c = await importAndWait(client, "email\nh3@x.io");
+    const all = await client.request("GET", "/v1/imports?limit=2");
+    expect(all.json.data.map((i: { id: string }) => i.id)).toEqual([c.id, b.json.id]);
+    const next = await client.request("GET", `/v1/imports?limit=2&cursor=${all.json.nextCursor}`);
+    expect(next.json.data.map((i: { id: string }) => i.id)).toEqual([a.id]);
+    expect(next.json.nextCursor).toBeNull();
+    const drafts = await client.request("GET", "/v1/imports?status=draft");
+    expect(drafts.json.data.map((i: { id: string }) => i.id)).toEqual([b.json.id]);
+    const bad = await client.request("GET", "/v1/imports?status=nope");
+    expect(bad.status).toBe(422);
+  });
+
+  it("cancel stops a running import after its current batch; committed rows stay and the counts say so", async () => {
+    const client = await fresh();
+    const rows = Array.from({ length: 4_000 }, (_, i) => `cx${i}@x.io,N${i}`);
+    const created = await pasteImport(client, ["email,first_name", ...rows].join("\n"), { identifier: "email", start: true });
+    const id = created.json.id;
+    for (let i = 0; i < 400; i++) {
+      const cur = await client.request("GET", `/v1/imports/${id}`);
+      if (cur.json.counts.processed > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const cancel = await client.request("POST", `/v1/imports/${id}/cancel`);
+    expect(cancel.status).toBe(202);
+    const done = await waitForImport(client, id);
+    expect(done.status).toBe("cancelled");
+    expect(done.counts.processed).toBeLessThan(4_000);
+    const [n] = await q(client, `select count(*)::int as n from people where workspace_id = $ws`);
+    expect(n?.n).toBe(done.counts.created);
+    const again = await client.request("POST", `/v1/imports/${id}/cancel`);
+    expect(again.status).toBe(409);
+  });
+
+  it("another workspace cannot see, start or cancel the import", async () => {
+    const owner = await fresh();
+    const stranger = await fresh();
+    const created = await pasteImport(owner, "email\nmine@x.io", { identifier: "email" });
+    for (const [method, url] of [
+      ["GET", `/v1/imports/${created.json.id}`],
+      ["GET", `/v1/imports/${created.json.id}/errors`],
+      ["POST", `/v1/imports/${created.json.id}/start`],
+      ["POST", `/v1/imports/${created.json.id}/cancel`],
+      ["PUT", `/v1/imports/${created.json.id}/mapping`],
+    ] as const) {
+      const res = await stranger.request(method, url, method === "PUT" ? { payload: { identifier: "email", mapping: { email: "email" } } } : {});
+      expect(res.status, `${method} ${url}`).toBe(404);
+    }
+    const list = await stranger.request("GET", "/v1/imports");
+    expect(list.json.data).toEqual([]);
+  });
+});
