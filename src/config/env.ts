@@ -37,6 +37,8 @@ export const envSchema = z
     EXPORT_CONCURRENCY: concurrency.default(1),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
+    /** How long a worker's job lock lasts without renewal before another worker takes the job over (stalled). */
+    WORKER_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(30_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
   })
   .superRefine((env, ctx) => {

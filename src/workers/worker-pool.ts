@@ -6,8 +6,6 @@ import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, ty
 import { createWorkerConnection } from "../queue/redis.js";
 import type { Processors } from "./types.js";
 
-/** A job whose lock is not renewed for this long is considered stalled and handed to another worker. */
-const LOCK_DURATION_MS = 30_000;
 /** Two crashes in a row must not fail an import: our processors resume from Postgres checkpoints. */
 const MAX_STALLED_COUNT = 5;
 
@@ -76,7 +74,9 @@ export async function startWorkers(
         connection,
         prefix: env.QUEUE_PREFIX,
         concurrency: concurrencyFor(env, queueName),
-        lockDuration: LOCK_DURATION_MS,
+        // A job whose lock is not renewed for this long is stalled and handed to another worker; checked as often.
+        lockDuration: env.WORKER_LOCK_MS,
+        stalledInterval: env.WORKER_LOCK_MS,
         maxStalledCount: MAX_STALLED_COUNT,
       },
     );

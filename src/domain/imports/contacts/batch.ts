@@ -72,6 +72,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
 
   await copyRows(conn, CONTACT_STAGE_TABLE, ["row", "key", ...CONTACT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
+  // A temp table has no statistics until analysed: without them the joins below plan as nested loops.
+  await q(`analyze ${CONTACT_STAGE_TABLE}`);
 
   // 1. Who is who: resolve each row's person by the identifier.
   const m = MATCH[ctx.identifier];
@@ -116,8 +118,12 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
          err_message = 'Another person already has this ${u.label}.'
        where ${ACTIVE} and s.${u.field} is not null and (
          exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id is distinct from s.person_id)
-         or exists (select 1 from ${CONTACT_STAGE_TABLE} o where o.row < s.row and o.err_code is null and o.key <> s.key
-                    and ${u.stage.replaceAll("s.", "o.")} = ${u.stage}))`,
+         or s.row in (
+           -- Two rows of this batch for different people with the same value: the first keeps it.
+           select w.row from (
+             select o.row, o.key, first_value(o.key) over (partition by ${u.stage.replaceAll("s.", "o.")} order by o.row) as first_key
+             from ${CONTACT_STAGE_TABLE} o where o.outcome is null and o.err_code is null and o.${u.field} is not null) w
+           where w.key <> w.first_key))`,
       [ws, ctx.headerOf[u.field]],
     );
   }
@@ -135,19 +141,19 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     `select p.id from people p join ${CONTACT_STAGE_TABLE} s on s.person_id = p.id where ${ACTIVE} order by p.id for update of p`,
   );
 
-  // 5. New people, inserted in key order.
-  const keyExpr = ctx.identifier === "email" ? "lower(ins.email)" : `ins.${ctx.identifier}`;
+  // 5. New people: ids drawn from the people sequence first (no join back on the key), then inserted in key order.
   await q(
-    `with ins as (
-       insert into people (workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes)
-       select $1, s.email, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
-       from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.person_id is null
-       order by s.key
-       returning id, email, external_id, username)
-     update ${CONTACT_STAGE_TABLE} s set person_id = ins.id, outcome = 'created',
+    `update ${CONTACT_STAGE_TABLE} s set person_id = nextval(pg_get_serial_sequence('people', 'id')), outcome = 'created',
        changed = array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null then '${f}' end`).join(", ")}], null)
          || coalesce(array(select 'attributes.' || k from jsonb_object_keys(s.attributes) k order by k), '{}')
-     from ins where ${keyExpr} = s.key and ${ACTIVE} and s.person_id is null`,
+     where ${ACTIVE} and s.person_id is null`,
+  );
+  await q(
+    `insert into people (id, workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes)
+     overriding system value
+     select s.person_id, $1, s.email, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
+     from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and s.err_code is null
+     order by s.key`,
     [ws],
   );
 

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, waitForImport, type Client } from "../helpers/api.js";
+import { useTestContext } from "../helpers/context.js";
+import { spawnTs, type Spawned } from "../helpers/processes.js";
+
+const t = useTestContext();
+let client: Client;
+const spawned: Spawned[] = [];
+
+beforeAll(async () => {
+  client = await createClient(t.ctx);
+});
+afterAll(async () => {
+  await Promise.all(spawned.map((s) => s.kill()));
+  await client?.app.close();
+});
+
+const ROWS = 30_000;
+
+/** A worker as production runs it: its own process, the test's database, queue prefix and storage. */
+function startWorkerProcess(): Spawned {
+  const env = t.ctx.env;
+  const w = spawnTs("src/workers/main.ts", {
+    DATABASE_URL: env.DATABASE_URL,
+    REDIS_URL: env.REDIS_URL,
+    QUEUE_PREFIX: env.QUEUE_PREFIX,
+    STORAGE_DIR: env.STORAGE_DIR,
+    IMPORT_BATCH_SIZE: "1000",
+    WORKER_LOCK_MS: "3000",
+    LOG_LEVEL: "info",
+  });
+  spawned.push(w);
+  return w;
+}
+
+async function processed(id: string): Promise<{ status: string; processed: number }> {
+  const [row] = await t.ctx.db.$client`select status, processed from imports where id = ${id}`;
+  return { status: String(row?.status), processed: Number(row?.processed) };
+}
+
+describe("a worker killed with SIGKILL mid-import", () => {
+  it("another worker resumes from the last committed batch: exact counts, no duplicate people or events", async () => {
+    const csv = ["email,external_id,first_name,labels,plan", ...Array.from({ length: ROWS }, (_, i) => `k${i}@x.io,ext${i},N${i},${i % 2 ? "A:B" : ""},p${i % 5}`)].join("\n");
+    const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+    expect(created.status).toBe(201);
+    const id = created.json.id as string;
+
+    const first = startWorkerProcess();
+    await first.waitFor(/workers started/, 30_000);
+    const until = Date.now() + 60_000;
+    let seen = await processed(id);
+    while (seen.processed < 3_000 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      seen = await processed(id);
+    }
+    expect(seen.processed, first.stdout().slice(-3000)).toBeGreaterThanOrEqual(3_000);
+    first.child.kill("SIGKILL");
+    const exit = await first.exited(10_000);
+    expect(exit.signal).toBe("SIGKILL");
+    const atKill = await processed(id);
+    expect(atKill.status).toBe("processing");
+    expect(atKill.processed).toBeLessThan(ROWS);
+
+    const second = startWorkerProcess();
+    await second.waitFor(/workers started/, 30_000);
+    const done = await waitForImport(client, id, 120_000);
+    expect(done.status).toBe("done");
+    expect(done.counts).toEqual({ total: ROWS, processed: ROWS, created: ROWS, updated: 0, unchanged: 0, skipped: 0, failed: 0 });
+
+    const [state] = await t.ctx.db.$client`
+      select
+        (select count(*)::int from people where workspace_id = ${client.workspaceId}) as people,
+        (select count(distinct lower(email))::int from people where workspace_id = ${client.workspaceId}) as emails,
+        (select count(*)::int from events where import_id = ${id}) as events,
+        (select count(distinct import_row)::int from events where import_id = ${id}) as event_rows,
+        (select count(*)::int from person_labels pl join people p on p.id = pl.person_id where p.workspace_id = ${client.workspaceId}) as label_links,
+        (select count(*)::int from import_people where import_id = ${id}) as ledger,
+        (select attempts from imports where id = ${id}) as attempts`;
+    expect(state).toEqual({ people: ROWS, emails: ROWS, events: ROWS, event_rows: ROWS, label_links: ROWS, ledger: 0, attempts: 2 });
+    await second.kill();
+  }, 180_000);
+});
