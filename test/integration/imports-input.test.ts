@@ -199,6 +199,19 @@ describe("row errors: good rows go in, every bad row is reported with row, colum
   });
 });
 
+describe("error storage is bounded", () => {
+  it("keeps the first 10,000 errors and counts them all; the import object carries the first 100", async () => {
+    const bad = Array.from({ length: 10_050 }, (_, i) => `bad-${i},X`);
+    const done = await importAndWait(client, ["email,first_name", ...bad, "ok-bound@x.io,Y"].join("\n"));
+    expect(done.status).toBe("done");
+    expect(done.counts).toMatchObject({ total: 10_051, failed: 10_050, created: 1 });
+    expect(done.errorCount).toBe(10_050);
+    expect(done.errors).toHaveLength(100);
+    const [n] = await t.ctx.db.$client`select count(*)::int as n, max(row)::int as last from import_errors where import_id = ${done.id}`;
+    expect(n).toEqual({ n: 10_000, last: 10_000 });
+  });
+});
+
 describe("a structurally broken file fails with a reason naming the line", () => {
   it("an unterminated quote within the first 64 KiB → 422 malformed_csv at intake, naming the line", async () => {
     const res = await pasteImport(client, 'email,first_name\nuq1@x.io,Ann\nuq2@x.io,"Bob\nuq3@x.io,Cid\n', { identifier: "email", start: true });
