@@ -51,17 +51,23 @@ function zoneFormat(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** `offsetMin` null: a wall-clock time in `timeZone` (a time skipped by a DST change moves forward by the gap). */
+/**
+ * The instant a wall-clock time in `timeZone` names. A time a DST change repeats is the earlier instant; a time it
+ * skips moves forward by the gap (as Temporal's "compatible" disambiguation does).
+ */
+function zonedInstant(wall: number, timeZone: string): number {
+  const DAY = 86_400_000;
+  const before = zoneOffset(wall - DAY, timeZone);
+  const after = zoneOffset(wall + DAY, timeZone);
+  const valid = [before, after].filter((o) => zoneOffset(wall - o * 60_000, timeZone) === o).map((o) => wall - o * 60_000);
+  return valid.length > 0 ? Math.min(...valid) : wall - before * 60_000;
+}
+
+/** `offsetMin` null: a wall-clock time in `timeZone`. */
 function build(y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0, offsetMin: number | null = 0, timeZone = "UTC"): Date | null {
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return null;
   const wall = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  let offset = offsetMin ?? 0;
-  if (offsetMin === null && timeZone !== "UTC") {
-    // The zone's offset at the guessed instant, corrected once for a DST change between guess and result.
-    offset = zoneOffset(wall, timeZone);
-    offset = zoneOffset(wall - offset * 60_000, timeZone);
-  }
-  const t = wall - offset * 60_000;
+  const t = offsetMin === null ? (timeZone === "UTC" ? wall : zonedInstant(wall, timeZone)) : wall - offsetMin * 60_000;
   const date = new Date(t);
   // Reject dates JavaScript would roll over (31 February → 3 March).
   const check = new Date(Date.UTC(y, mo - 1, d));
