@@ -135,6 +135,18 @@ describe("events import", () => {
     ]);
   });
 
+  it("createSegment makes a static segment of the people the events belong to", async () => {
+    const csv = "external_id,event\nu-ada,Opened App\nu-alan,Opened App\nu-ada,Closed App\nu-nobody,Opened App\n";
+    const imp = await createEventsImport(csv, { identifier: "external_id", options: { createSegment: { name: "Opened the app" } } });
+    const done = await run(imp.id, "start");
+    expect(done.counts).toMatchObject({ created: 3, failed: 1 });
+    expect(done.segmentIds).toHaveLength(1);
+    const members = await t.ctx.db.$client`
+      select p.external_id from segment_memberships m join people p on p.id = m.person_id
+      where m.segment_id = ${done.segmentIds[0]} order by p.external_id`;
+    expect(members.map((m) => m.external_id)).toEqual(["u-ada", "u-alan"]);
+  });
+
   it("a dry run with createMissingPeople creates no one", async () => {
     const imp = await createEventsImport("email,event\nzed@example.com,Signed Up\n", { options: { createMissingPeople: true } });
     const done = await run(imp.id, "validate");

@@ -169,6 +169,16 @@ describe("members import", () => {
     expect(stored!.sample).not.toContain("Hal-secret-key");
   });
 
+  it("update_only changes existing members and creates no one", async () => {
+    const csv = ["email,role", "gus@example.com,lead", "new@example.com,agent"].join("\n");
+    const created = await pasteImport(client, csv, { kind: "members", identifier: "email", options: { mode: "update_only" }, start: true });
+    const done = await waitForImport(client, created.json.id);
+    expect(done.counts).toEqual({ total: 2, processed: 2, created: 0, updated: 1, unchanged: 0, skipped: 1, failed: 0 });
+    expect(done.errors.map((e: { code: string }) => e.code)).toEqual(["not_found"]);
+    const [n] = await t.ctx.db.$client`select count(*)::int as n from team_members where lower(email) = 'new@example.com'`;
+    expect(n!.n).toBe(0);
+  });
+
   it("hashes off the event loop, so the job lock keeps being renewed", async () => {
     const rows = Array.from({ length: 16 }, (_, i) => ({ row: i + 1, key: `load${i}@example.com`, values: [], password: `Load-pass-${i}`, hash: null as string | null }));
     let last = Date.now();
