@@ -224,8 +224,32 @@ describe("validateMapping", () => {
       mapping: { Login: "username", Plan: "attribute:plan", Role: "role" },
       options: {},
     });
-    expect(problems.map((p) => p.field)).toEqual(["mapping.Plan", "identifier"]);
-    expect(problems[0]?.reason).toContain("only for contacts");
+    expect(problems.map((p) => p.field)).toEqual(["mapping.Login", "mapping.Plan", "identifier"]);
+    expect(problems[0]?.reason).toBe('"username" is only for contacts or events imports, not members.');
+    expect(problems[1]?.reason).toContain("only for contacts");
+  });
+
+  it("keeps members to what team_members stores and refuses a segment of members", () => {
+    const problems = problemsOf({
+      kind: "members",
+      headers: ["Email", "Tags", "Company"],
+      identifier: "email",
+      mapping: { Email: "email", Tags: "labels", Company: "company_id" },
+      options: { createSegment: { name: "Staff" } },
+    });
+    expect(problems.map((p) => p.field)).toEqual(["mapping.Tags", "mapping.Company", "options.createSegment"]);
+  });
+
+  it("lets events name their person but not edit them", () => {
+    const problems = problemsOf({
+      kind: "events",
+      headers: ["email", "user_id", "event", "First Name"],
+      identifier: "email",
+      mapping: { email: "email", user_id: "external_id", event: "event", "First Name": "first_name" },
+      options: { createMissingPeople: true },
+    });
+    expect(problems.map((p) => p.field)).toEqual(["mapping.First Name"]);
+    expect(problems[0]?.reason).toBe('"first_name" is only for contacts or members imports, not events.');
   });
 
   it("accepts a members import with password, active and role", () => {

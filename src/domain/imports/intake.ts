@@ -6,6 +6,7 @@ import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { ValidationError } from "../errors.js";
 import { suggestMapping, validateMapping, type ImportKind } from "./mapping.js";
+import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
 
 /** What the sniffer reads first; a header longer than that (thousands of columns) gets a second, larger look. */
@@ -93,7 +94,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
         dataOffset: sniff.headerBytes,
         headerLines: await countHeaderLines(storage, key, sniff.headerBytes),
         headers: sniff.headers,
-        sample: sniff.sample,
+        sample: redactSample(input.kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
         suggestedMapping: suggested,
         identifier: validated?.identifier ?? null,
         mapping: validated?.mapping ?? null,

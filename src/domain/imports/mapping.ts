@@ -257,6 +257,10 @@ function checkOptions(
     }
   }
 
+  if (input.kind === "members" && isRecord(raw) && Object.hasOwn(raw, "createSegment")) {
+    problems.push({ field: "options.createSegment", reason: "Team members are not people: they cannot join a segment." });
+  }
+
   // Checked on the raw input so it is reported even when other options are invalid.
   const attributeTypes: unknown = isRecord(raw) ? raw.attributeTypes : undefined;
   if (isRecord(attributeTypes)) {

@@ -4,13 +4,14 @@ import type { Db } from "../../db/client.js";
 import { imports, type ImportStatus } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Storage } from "../../storage/storage.js";
-import { ensureContactStage, writeContactBatch, type BatchResult, type ContactBatchContext, type Outcome } from "./contacts/batch.js";
-import { contactRowValidator, type StagedRow } from "./contacts/validate.js";
-import { importOptionsSchema } from "./mapping.js";
+import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type RowHandler, type StagedRow } from "./handler.js";
+import { createRowHandler } from "./handlers.js";
+import { importOptionsSchema, type ImportKind } from "./mapping.js";
 import { CsvStructureError, readRecords, type ParsedRecord } from "./reader.js";
 import { SKIP_CODES, rowError, type RowError } from "./rows.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
+import { REDACTED, passwordColumns } from "./members/redact.js";
 
 /** Errors kept per import (all are counted): enough to fix a file, bounded so a garbage file cannot fill the disk. */
 export const MAX_STORED_ERRORS = 10_000;
@@ -74,20 +75,21 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     if ("error" in seg) return fail(deps.db, imp, seg.error);
     createdSegmentId = seg.id;
   }
-  const batchCtx: ContactBatchContext = { workspaceId: imp.workspaceId, importId: imp.id, identifier, options, headerOf, createdSegmentId };
-  const secrets = secretColumns(imp.headers, mapping);
-  const validate = contactRowValidator(imp.headers, mapping, identifier, options);
+  const batchCtx: BatchContext = { workspaceId: imp.workspaceId, importId: imp.id, identifier, options, headerOf, createdSegmentId, dryRun: imp.dryRun };
+  const handler = createRowHandler(imp.kind as ImportKind, batchCtx, imp.headers, mapping);
+  const batchSize = Math.min(deps.batchSize, handler.maxBatchSize ?? deps.batchSize);
+  const secrets = secretColumns(imp.kind as ImportKind, imp.headers, mapping);
 
   const conn = await deps.db.$client.reserve();
   try {
-    await prepareConnection(conn);
+    await prepareConnection(conn, handler);
     let pending: Promise<void> | null = null;
     let batch = newBatch(imp.checkpointByte);
     let processed = imp.checkpointRow;
     const seen = new Map<string, number>();
     const flush = async (b: Batch) => {
       if (pending) await pending;
-      pending = commitBatch(conn, imp, batchCtx, secrets, b, deps.log).then(async () => {
+      pending = commitBatch(conn, imp, batchCtx, handler, secrets, b, deps.log).then(async () => {
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -101,8 +103,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
         row: imp.checkpointRow,
         line: imp.checkpointLine,
       })) {
-        addRecord(batch, seen, rec, validate, headerOf[identifier] ?? identifier);
-        if (batch.rows >= deps.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
+        addRecord(batch, seen, rec, handler, headerOf[identifier] ?? identifier);
+        if (batch.rows >= batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
           await flush(batch);
           batch = newBatch(batch.endByte);
           seen.clear();
@@ -141,18 +143,22 @@ function addRecord(
   batch: Batch,
   seen: Map<string, number>,
   rec: ParsedRecord,
-  validate: ReturnType<typeof contactRowValidator>,
+  handler: RowHandler,
   identifierHeader: string,
 ): void {
   batch.rows += 1;
   batch.endByte = rec.endByte;
   batch.endLine = rec.endLine;
   batch.records.set(rec.row, rec.record);
-  const res = validate(rec.record, rec.row, rec.raw);
+  const res = handler.validate(rec.record, rec.row, rec.raw);
   if (!res.ok) {
     if (res.skipped) batch.skipped += 1;
     else batch.failed += 1;
     batch.errors.push(...res.errors);
+    return;
+  }
+  if (!handler.dedupeByKey) {
+    batch.staged.push(res.staged);
     return;
   }
   const earlier = seen.get(res.staged.key);
@@ -174,15 +180,24 @@ function duplicateError(row: number, column: string, key: string, laterRow: numb
   return rowError(row, column, key, "duplicate_in_file", `${later} has the same identifier; the later row wins and this one was skipped.`);
 }
 
-async function prepareConnection(conn: ReservedSql): Promise<void> {
-  const [row] = await conn`select to_regclass('pg_temp.import_stage_contacts') as t`;
-  // temp_buffers can only change before the session first touches a temp table.
+async function prepareConnection(conn: ReservedSql, handler: RowHandler): Promise<void> {
+  // temp_buffers can only change before the session first touches a temp table (of any import kind).
+  const [row] = await conn`select pg_my_temp_schema() <> 0 as t`;
   if (!row?.t) await conn.unsafe(`set temp_buffers = '${TEMP_BUFFERS}'`).catch(() => {});
-  await ensureContactStage(conn);
+  await handler.ensureStage(conn);
 }
 
 /** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
-async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, secrets: Secrets, batch: Batch, log: Logger): Promise<void> {
+async function commitBatch(
+  conn: ReservedSql,
+  imp: ImportRow,
+  ctx: BatchContext,
+  handler: RowHandler,
+  secrets: Secrets,
+  batch: Batch,
+  log: Logger,
+): Promise<void> {
+  if (batch.staged.length && handler.prepare) await handler.prepare(conn, batch.staged);
   await conn.unsafe("begin");
   try {
     const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
@@ -192,9 +207,7 @@ async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchC
       await conn.unsafe("commit");
       throw new CancelRequested();
     }
-    const result: BatchResult = batch.staged.length
-      ? await writeContactBatch(conn, ctx, batch.staged)
-      : { counts: { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 }, errors: [], superseded: [] };
+    const result: BatchResult = batch.staged.length ? await handler.writeBatch(conn, batch.staged) : { counts: emptyCounts(), errors: [], superseded: [] };
     const counts: Record<Outcome, number> = { ...result.counts };
     counts.failed += batch.failed;
     counts.skipped += batch.skipped;
@@ -332,19 +345,14 @@ async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): 
   });
 }
 
-const REDACTED = "[redacted]";
-
 /** Columns whose cells never leave the worker in clear (passwords): their index and header. */
 export interface Secrets {
   indexes: ReadonlySet<number>;
   headers: ReadonlySet<string>;
 }
 
-export function secretColumns(headers: string[], mapping: Record<string, MappingTarget>): Secrets {
-  const indexes = new Set<number>();
-  headers.forEach((h, i) => {
-    if (mapping[h] === "password") indexes.add(i);
-  });
+function secretColumns(kind: ImportKind, headers: string[], mapping: Record<string, MappingTarget>): Secrets {
+  const indexes = new Set(kind === "members" ? passwordColumns(headers, mapping) : []);
   return { indexes, headers: new Set([...indexes].map((i) => headers[i]!)) };
 }
 

@@ -6,6 +6,7 @@ import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { validateMapping, type ImportKind } from "./mapping.js";
+import { redactSample } from "./members/redact.js";
 
 export type ImportRow = typeof imports.$inferSelect;
 
@@ -91,9 +92,11 @@ export async function setMapping(db: Db, workspaceId: string, id: string, body: 
     throw new ConflictError("import_not_editable", `The import is ${row.status}; its mapping can no longer change.`);
   }
   const v = validateMapping({ kind: row.kind as ImportKind, headers: row.headers, identifier: body.identifier, mapping: body.mapping, options: body.options ?? {} });
+  // A column newly mapped to "password" is hidden in the stored sample too (redaction only ever adds).
+  const sample = redactSample(row.kind as ImportKind, row.headers, row.sample, v.mapping);
   const [updated] = await db
     .update(imports)
-    .set({ identifier: v.identifier, mapping: v.mapping, options: v.options, status: "draft", updatedAt: new Date() })
+    .set({ identifier: v.identifier, mapping: v.mapping, options: v.options, sample, status: "draft", updatedAt: new Date() })
     .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), inArray(imports.status, ["draft", "validated"])))
     .returning();
   if (!updated) throw new ConflictError("import_not_editable", "The import changed state meanwhile; fetch it and try again.");

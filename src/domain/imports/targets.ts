@@ -49,9 +49,10 @@ const SIMPLE_TARGETS: ReadonlySet<string> = new Set([...COMMON_TARGETS, ...MEMBE
 
 const TARGETS_BY_KIND: Record<ImportKind, { simple: ReadonlySet<string>; keyed: KeyedTargetType | null }> = {
   contacts: { simple: new Set(COMMON_TARGETS), keyed: "attribute" },
-  // Team members have no custom attributes.
-  members: { simple: new Set([...COMMON_TARGETS, ...MEMBER_TARGETS]), keyed: null },
-  events: { simple: new Set([...COMMON_TARGETS, ...EVENT_TARGETS]), keyed: "property" },
+  // Team members have a login and a name: no custom attributes, labels, segments or other identities to store.
+  members: { simple: new Set(["email", "first_name", "last_name", ...MEMBER_TARGETS, "ignore"]), keyed: null },
+  // An event row names its person; it does not edit them (people it creates get the identity columns only).
+  events: { simple: new Set([...IDENTIFIERS, ...EVENT_TARGETS, "ignore"]), keyed: "property" },
 };
 
 /** Identifiers each kind may match people on: members log in, so only by email. */

@@ -1,8 +1,8 @@
 import type { ReservedSql } from "postgres";
 import type { Identifier } from "../targets.js";
-import type { ImportOptions } from "../mapping.js";
+import type { BatchContext, BatchResult, Outcome, StagedRow } from "../handler.js";
 import type { RowError } from "../rows.js";
-import { CONTACT_STAGE_COLUMNS, type StagedRow } from "./validate.js";
+import { CONTACT_STAGE_COLUMNS } from "./validate.js";
 import { copyRows } from "../copy.js";
 
 /**
@@ -27,25 +27,8 @@ const CREATE_STAGE = `
     err_code text, err_column text, err_value text, err_message text
   ) on commit delete rows`;
 
-export interface ContactBatchContext {
-  workspaceId: string;
-  importId: string;
-  identifier: Identifier;
-  options: ImportOptions;
-  /** Header of the column mapped to each target, for error reports. */
-  headerOf: Partial<Record<string, string>>;
-  /** The static segment of everyone the import touched (createSegment), when asked for. */
-  createdSegmentId: string | null;
-}
-
-export type Outcome = "created" | "updated" | "unchanged" | "skipped" | "failed";
-
-export interface BatchResult {
-  counts: Record<Outcome, number>;
-  errors: RowError[];
-  /** Earlier rows (in committed batches) that a row of this batch superseded: they move to skipped. */
-  superseded: { row: number; outcome: "created" | "updated" | "unchanged"; key: string }[];
-}
+export type ContactBatchContext = BatchContext;
+export type { BatchResult, Outcome } from "../handler.js";
 
 /** Identity columns matched per identifier; the email match is case-insensitive, as the unique index is. */
 const MATCH: Record<Identifier, { people: string; stage: string }> = {

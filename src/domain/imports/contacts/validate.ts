@@ -1,3 +1,4 @@
+import type { RowResult } from "../handler.js";
 import type { ImportOptions } from "../mapping.js";
 import { parseTarget, type Identifier, type MappingTarget } from "../targets.js";
 import { normaliseEmail, parseBoolean, parseDate, parseNumber } from "../values.js";
@@ -33,15 +34,7 @@ export const CONTACT_STAGE_COLUMNS = [
 type StageColumn = (typeof CONTACT_STAGE_COLUMNS)[number];
 const NATIVE = new Set<string>(["email", "external_id", "username", "first_name", "last_name", "name", "company_id"]);
 
-export interface StagedRow {
-  row: number;
-  /** The identifier as people are matched on it (emails lower-cased). */
-  key: string;
-  values: (string | null)[];
-}
-
-/** `skipped` marks a row deliberately left out (blank) rather than failed. */
-export type RowResult = { ok: true; staged: StagedRow } | { ok: false; skipped?: boolean; errors: RowError[] };
+export type { RowResult, StagedRow } from "../handler.js";
 
 interface Plan {
   index: number;

@@ -1,0 +1,118 @@
+import type { ReservedSql } from "postgres";
+import { copyRows } from "../copy.js";
+import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type StagedRow } from "../handler.js";
+import type { RowError } from "../rows.js";
+import { IDENTIFIERS } from "../targets.js";
+import { EVENT_STAGE_COLUMNS } from "./validate.js";
+
+/**
+ * One batch of event rows, written set-based inside the caller's transaction: COPY into a temp staging table,
+ * resolve each row's person by the identifier (creating missing people when the options say so), then insert
+ * one event per row. events_import_row_uq (import_id, import_row) makes a replayed row write nothing.
+ */
+
+export const EVENT_STAGE_TABLE = "import_stage_events";
+const T = EVENT_STAGE_TABLE;
+
+const CREATE_STAGE = `
+  create temp table if not exists ${T} (
+    row bigint not null,
+    key text not null,
+    email text, external_id text, username text,
+    event text, occurred_at timestamptz, properties jsonb,
+    person_id bigint,
+    new_person boolean not null default false,
+    outcome text,
+    err_code text, err_column text, err_value text, err_message text
+  ) on commit delete rows`;
+
+/** How a person is matched on each identifier; emails case-insensitively, as the unique index is. */
+const PEOPLE_COLUMN = { email: "lower(p.email)", external_id: "p.external_id", username: "p.username" } as const;
+const STAGE_COLUMN = { email: "lower(s.email)", external_id: "s.external_id", username: "s.username" } as const;
+const ACTIVE = "s.outcome is null and s.err_code is null";
+
+export async function ensureEventStage(conn: ReservedSql): Promise<void> {
+  await conn.unsafe(CREATE_STAGE);
+}
+
+export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows: StagedRow[]): Promise<BatchResult> {
+  const ws = ctx.workspaceId;
+  const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
+  const idHeader = ctx.headerOf[ctx.identifier] ?? ctx.identifier;
+
+  await copyRows(conn, T, ["row", "key", ...EVENT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
+  await q(`update ${T} s set person_id = p.id from people p where p.workspace_id = $1 and ${PEOPLE_COLUMN[ctx.identifier]} = s.key`, [ws]);
+
+  if (ctx.options.createMissingPeople) {
+    // A new person also gets the row's other identity columns, unless someone else already holds one of them.
+    for (const f of IDENTIFIERS) {
+      if (f === ctx.identifier || !ctx.headerOf[f]) continue;
+      await q(
+        `update ${T} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${f},
+           err_message = 'The person is new, but another person already has this ${f.replace("_", " ")}.'
+         where ${ACTIVE} and s.person_id is null and s.${f} is not null and (
+           exists (select 1 from people p where p.workspace_id = $1 and ${PEOPLE_COLUMN[f]} = ${STAGE_COLUMN[f]})
+           or exists (select 1 from ${T} o where o.row < s.row and o.err_code is null and o.person_id is null and o.key <> s.key
+                      and ${STAGE_COLUMN[f].replace("s.", "o.")} = ${STAGE_COLUMN[f]}))`,
+        [ws, ctx.headerOf[f]],
+      );
+    }
+    // One person per key; when several rows name the same new person, the last row's identity columns win.
+    const keyExpr = ctx.identifier === "email" ? "lower(ins.email)" : `ins.${ctx.identifier}`;
+    await q(
+      `with ins as (
+         insert into people (workspace_id, email, external_id, username)
+         select $1, n.email, n.external_id, n.username from (
+           select distinct on (s.key) s.key, s.email, s.external_id, s.username
+           from ${T} s where ${ACTIVE} and s.person_id is null order by s.key, s.row desc) n
+         order by n.key
+         returning id, email, external_id, username)
+       update ${T} s set person_id = ins.id, new_person = true
+       from ins where ${keyExpr} = s.key and ${ACTIVE} and s.person_id is null`,
+      [ws],
+    );
+  } else {
+    await q(
+      `update ${T} s set outcome = 'failed', err_code = 'unknown_person', err_column = $1, err_value = s.key,
+         err_message = $2
+       where ${ACTIVE} and s.person_id is null`,
+      [idHeader, `No person has this ${ctx.identifier.replace("_", " ")}; set options.createMissingPeople to create them.`],
+    );
+  }
+
+  // Rows this import already wrote (a replay after a lost checkpoint) insert nothing and count as unchanged.
+  await q(
+    `with written as (
+       insert into events (workspace_id, person_id, name, occurred_at, properties, import_id, import_row)
+       select $1, s.person_id, s.event, coalesce(s.occurred_at, now()), coalesce(s.properties, '{}'::jsonb), $2::uuid, s.row
+       from ${T} s where ${ACTIVE} and s.person_id is not null
+       order by s.row
+       on conflict (import_id, import_row) where import_id is not null do nothing
+       returning import_row)
+     update ${T} s set outcome = case when s.row in (select import_row from written) then 'created' else 'unchanged' end
+     where ${ACTIVE} and s.person_id is not null`,
+    [ws, ctx.importId],
+  );
+
+  // The ledger of people this import touched, for createSegment.
+  await q(
+    `insert into import_people (import_id, person_id, row, outcome)
+     select distinct on (s.person_id) $1::uuid, s.person_id, s.row, case when s.new_person then 'created' else 'updated' end
+     from ${T} s where s.outcome in ('created', 'unchanged')
+     order by s.person_id, s.row desc
+     on conflict (import_id, person_id) do nothing`,
+    [ctx.importId],
+  );
+
+  const counts = emptyCounts();
+  for (const r of await q(`select outcome, count(*)::int as n from ${T} group by outcome`)) counts[r.outcome as Outcome] = r.n as number;
+  const errs = await q(`select row, err_column, err_value, err_code, err_message from ${T} where err_code is not null order by row`);
+  const errors: RowError[] = errs.map((e) => ({
+    row: Number(e.row),
+    column: e.err_column as string | null,
+    value: e.err_value as string | null,
+    code: e.err_code as string,
+    message: e.err_message as string,
+  }));
+  return { counts, errors, superseded: [] };
+}

@@ -1,0 +1,14 @@
+import type { BatchContext, RowHandler } from "../handler.js";
+import type { MappingTarget } from "../targets.js";
+import { ensureEventStage, writeEventBatch } from "./batch.js";
+import { eventRowValidator } from "./validate.js";
+
+/** kind=events: one event per row for the person the identifier names; rows never supersede each other. */
+export function eventsHandler(ctx: BatchContext, headers: string[], mapping: Record<string, MappingTarget>): RowHandler {
+  return {
+    ensureStage: ensureEventStage,
+    validate: eventRowValidator(headers, mapping, ctx.identifier, ctx.options.timezone),
+    dedupeByKey: false,
+    writeBatch: (conn, rows) => writeEventBatch(conn, ctx, rows),
+  };
+}

@@ -1,0 +1,65 @@
+import type { ReservedSql } from "postgres";
+import type { ImportOptions } from "./mapping.js";
+import type { RowError } from "./rows.js";
+import type { Identifier } from "./targets.js";
+
+/**
+ * What an import kind plugs into the shared pipeline (run.ts): how a CSV record becomes a staged row, and how a
+ * batch of staged rows is written. Streaming, batching, checkpoints, fencing, dry runs, error storage, counts
+ * and history stay in run.ts for every kind.
+ */
+
+export interface StagedRow {
+  row: number;
+  /** The identifier as rows are matched on it (emails lower-cased). */
+  key: string;
+  values: (string | null)[];
+}
+
+/** `skipped` marks a row deliberately left out (blank) rather than failed. */
+export type RowResult<R extends StagedRow = StagedRow> = { ok: true; staged: R } | { ok: false; skipped?: boolean; errors: RowError[] };
+
+export type Outcome = "created" | "updated" | "unchanged" | "skipped" | "failed";
+
+export interface BatchResult {
+  counts: Record<Outcome, number>;
+  errors: RowError[];
+  /** Earlier rows (in committed batches) that a row of this batch superseded: they move to skipped. */
+  superseded: { row: number; outcome: "created" | "updated" | "unchanged"; key: string }[];
+}
+
+/** What a batch writer knows about the import it writes for. */
+export interface BatchContext {
+  workspaceId: string;
+  importId: string;
+  identifier: Identifier;
+  options: ImportOptions;
+  /** Header of the column mapped to each target, for error reports. */
+  headerOf: Partial<Record<string, string>>;
+  /** The static segment of everyone the import touched (createSegment), when asked for. */
+  createdSegmentId: string | null;
+  /** A dry run: the batch transaction is rolled back, so work whose only use is the write can be skipped. */
+  dryRun: boolean;
+}
+
+export interface RowHandler<R extends StagedRow = StagedRow> {
+  /** Creates the kind's temp staging table on the import's reserved connection (idempotent). */
+  ensureStage(conn: ReservedSql): Promise<void>;
+  /** One CSV record → a staged row, or the row's errors. Pure and synchronous: it runs for every row. */
+  validate(record: string[], row: number, raw: string): RowResult<R>;
+  /**
+   * True when rows describe a thing (a person, a member): a later row with the same key supersedes an earlier one.
+   * False when every row stands alone (an event).
+   */
+  dedupeByKey: boolean;
+  /** The largest batch this kind commits at once, when smaller than the configured batch size. */
+  maxBatchSize?: number;
+  /** Slow per-row work (password hashing) done before the batch transaction opens, so the transaction stays short. */
+  prepare?(conn: ReservedSql, rows: R[]): Promise<void>;
+  /** Writes a staged batch set-based, inside the caller's transaction. */
+  writeBatch(conn: ReservedSql, rows: R[]): Promise<BatchResult>;
+}
+
+export function emptyCounts(): Record<Outcome, number> {
+  return { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
+}

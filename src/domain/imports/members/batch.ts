@@ -1,0 +1,127 @@
+import type { ReservedSql } from "postgres";
+import { copyRows } from "../copy.js";
+import { emptyCounts, type BatchContext, type BatchResult, type Outcome } from "../handler.js";
+import type { RowError } from "../rows.js";
+import { MEMBER_TEXT_COLUMNS, type MemberRow } from "./validate.js";
+
+/**
+ * One batch of team members, written set-based inside the caller's transaction, like contacts: COPY into a temp
+ * staging table (passwords only as hashes), match on lower(email), insert new members in key order, update the
+ * changed ones. Team members are not people: no person events, labels or segments.
+ */
+
+export const MEMBER_STAGE_TABLE = "import_stage_members";
+const T = MEMBER_STAGE_TABLE;
+
+const CREATE_STAGE = `
+  create temp table if not exists ${T} (
+    row bigint not null,
+    key text not null,
+    email text, first_name text, last_name text, active boolean, role text,
+    password_hash text,
+    member_id bigint,
+    prev_outcome text,
+    outcome text,
+    changed text[] not null default '{}',
+    err_code text, err_column text, err_value text, err_message text
+  ) on commit delete rows`;
+
+/** Fields compared and written as they are; a null (empty cell) leaves the stored value. */
+const FIELDS = ["email", "first_name", "last_name", "active", "role"] as const;
+const ACTIVE = "s.outcome is null and s.err_code is null";
+
+export async function ensureMemberStage(conn: ReservedSql): Promise<void> {
+  await conn.unsafe(CREATE_STAGE);
+}
+
+export async function writeMemberBatch(conn: ReservedSql, ctx: BatchContext, rows: MemberRow[]): Promise<BatchResult> {
+  const ws = ctx.workspaceId;
+  const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
+  const emailHeader = ctx.headerOf.email ?? "email";
+
+  await copyRows(conn, T, ["row", "key", ...MEMBER_TEXT_COLUMNS, "password_hash"], rows.map((r) => [r.row, r.key, ...r.values, r.hash]));
+
+  await q(`update ${T} s set member_id = m.id from team_members m where m.workspace_id = $1 and lower(m.email) = s.key`, [ws]);
+  if (ctx.options.mode === "create_only") {
+    await q(
+      `update ${T} s set outcome = 'skipped', err_code = 'already_exists', err_column = $1, err_value = s.key,
+         err_message = 'A team member with this email exists; create_only leaves them as they are.'
+       where ${ACTIVE} and s.member_id is not null`,
+      [emailHeader],
+    );
+  } else if (ctx.options.mode === "update_only") {
+    await q(
+      `update ${T} s set outcome = 'skipped', err_code = 'not_found', err_column = $1, err_value = s.key,
+         err_message = 'No team member has this email; update_only creates no one.'
+       where ${ACTIVE} and s.member_id is null`,
+      [emailHeader],
+    );
+  }
+
+  // Rows that repeat a member an earlier batch of this file already handled: this later row wins.
+  // The ledger (import_people) holds team_members ids for a members import.
+  const superseded = await q(
+    `update ${T} s set prev_outcome = ip.outcome
+     from import_people ip where ip.import_id = $1 and ip.person_id = s.member_id and ${ACTIVE}
+     returning ip.row as row, ip.outcome as outcome, s.key as key`,
+    [ctx.importId],
+  );
+
+  // Lock the existing members this batch touches, in id order, so concurrent imports cannot deadlock.
+  await q(`select m.id from team_members m join ${T} s on s.member_id = m.id where ${ACTIVE} order by m.id for update of m`);
+
+  await q(
+    `with ins as (
+       insert into team_members (workspace_id, email, first_name, last_name, active, role, password_hash)
+       select $1, s.email, s.first_name, s.last_name, coalesce(s.active, true), s.role, s.password_hash
+       from ${T} s where ${ACTIVE} and s.member_id is null
+       order by s.key
+       returning id, lower(email) as key)
+     update ${T} s set member_id = ins.id, outcome = 'created'
+     from ins where ins.key = s.key and ${ACTIVE} and s.member_id is null`,
+    [ws],
+  );
+
+  // What each existing member's row changes: a non-empty cell that differs, and a password that did not verify.
+  await q(
+    `update ${T} s set changed = array_remove(array[
+       ${FIELDS.map((f) => `case when s.${f} is not null and s.${f} is distinct from m.${f} then '${f}' end`).join(", ")},
+       case when s.password_hash is not null then 'password' end], null)
+     from team_members m where m.id = s.member_id and ${ACTIVE}`,
+  );
+  await q(`update ${T} s set outcome = case when cardinality(s.changed) > 0 then 'updated' else 'unchanged' end where ${ACTIVE} and s.member_id is not null`);
+  await q(
+    `update team_members m set
+       ${FIELDS.map((f) => `${f} = coalesce(s.${f}, m.${f})`).join(", ")},
+       password_hash = coalesce(s.password_hash, m.password_hash),
+       updated_at = now()
+     from ${T} s where m.id = s.member_id and s.outcome = 'updated'`,
+  );
+  // A row repeating a member this file created still counts as a creation: the earlier row is the one skipped.
+  await q(`update ${T} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged')`);
+
+  await q(
+    `insert into import_people (import_id, person_id, row, outcome)
+     select $1, s.member_id, s.row, s.outcome from ${T} s
+     where s.member_id is not null and s.outcome in ('created', 'updated', 'unchanged')
+     order by s.member_id
+     on conflict (import_id, person_id) do update set row = excluded.row, outcome = excluded.outcome`,
+    [ctx.importId],
+  );
+
+  const counts = emptyCounts();
+  for (const r of await q(`select outcome, count(*)::int as n from ${T} group by outcome`)) counts[r.outcome as Outcome] = r.n as number;
+  const errs = await q(`select row, err_column, err_value, err_code, err_message from ${T} where err_code is not null order by row`);
+  const errors: RowError[] = errs.map((e) => ({
+    row: Number(e.row),
+    column: e.err_column as string | null,
+    value: e.err_value as string | null,
+    code: e.err_code as string,
+    message: e.err_message as string,
+  }));
+  return {
+    counts,
+    errors,
+    superseded: superseded.map((s) => ({ row: Number(s.row), outcome: s.outcome as "created", key: s.key as string })),
+  };
+}
