@@ -8,10 +8,15 @@ import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
+import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
+import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
+
+/** The API version shown in the OpenAPI document. */
+const APP_VERSION = "1.0.0";
 
 export interface AppDeps {
   env: Env;
@@ -41,6 +46,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(errorsPlugin);
+  await app.register(docsPlugin, { version: APP_VERSION });
   await app.register(healthRoutes, deps);
   await app.register(
     async (v1) => {
@@ -65,5 +71,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
 /** Routes that act for the workspace of the caller's API key. */
 async function workspaceRoutes(app: FastifyInstance): Promise<void> {
-  app.get("/me", async (req) => ({ workspaceId: req.workspaceId }));
+  const docs: RouteDocs = {
+    summary: "The workspace of the API key",
+    responses: { 200: { description: "The workspace", content: { "application/json": z.object({ workspaceId: z.string() }) } } },
+  };
+  app.get("/me", { config: { docs } }, async (req) => ({ workspaceId: req.workspaceId }));
 }

@@ -12,6 +12,7 @@ import { importKindSchema, mappingRequestSchema } from "../../domain/imports/map
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
+import { createImportQuery, importDocs } from "../schemas/imports.js";
 
 /** Multipart bounds: one file, a handful of small fields; anything more is refused with 413. */
 const MULTIPART_LIMITS = { files: 1, parts: 12, fields: 10, fieldSize: 1024 * 1024 };
@@ -97,7 +98,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     throw new UnsupportedMediaError("unsupported_media_type", "Send multipart/form-data with a 'file' part, a text/csv body, or JSON {\"csv\": \"…\"}.");
   }
 
-  app.post("/imports", async (req, reply) => {
+  app.post("/imports", { schema: { querystring: createImportQuery }, config: { docs: importDocs.create } }, async (req, reply) => {
     const { upload, fields: raw } = await receive(req);
     let fields: Fields;
     try {
@@ -139,30 +140,31 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
           cursor: z.string().optional(),
         }),
       },
+      config: { docs: importDocs.list },
     },
     async (req) => listImports(deps.db, req.workspaceId, req.query),
   );
 
-  app.get("/imports/:id", { schema: { params: idParams } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
+  app.get("/imports/:id", { schema: { params: idParams }, config: { docs: importDocs.get } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
 
-  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema } }, async (req) => {
+  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema }, config: { docs: importDocs.mapping } }, async (req) => {
     const row = await setMapping(deps.db, req.workspaceId, req.params.id, req.body);
     return importView(deps.db, row);
   });
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams } }, async (req, reply) => {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing" : "Queue the import") } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
       return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
     });
   }
 
-  app.post("/imports/:id/cancel", { schema: { params: idParams } }, async (req, reply) => {
+  app.post("/imports/:id/cancel", { schema: { params: idParams }, config: { docs: importDocs.accepted("Cancel; committed rows stay") } }, async (req, reply) => {
     const row = await cancelImport(deps.db, req.workspaceId, req.params.id);
     return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
   });
 
-  app.get("/imports/:id/errors", { schema: { params: idParams } }, async (req, reply) => {
+  app.get("/imports/:id/errors", { schema: { params: idParams }, config: { docs: importDocs.errors } }, async (req, reply) => {
     const { filename, stream } = await streamImportErrors(deps.db, req.workspaceId, req.params.id);
     return reply
       .header("content-type", "text/csv; charset=utf-8")
