@@ -5,11 +5,13 @@ import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
 import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
+import { metricsPlugin } from "./plugins/metrics.js";
 import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
@@ -25,6 +27,7 @@ export interface AppDeps {
   producer: Producer;
   storage: Storage;
   logger: Logger;
+  metrics: Metrics;
 }
 
 /** Builds the API from its dependencies; nothing here listens (see server.ts). */
@@ -47,6 +50,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(errorsPlugin);
   await app.register(docsPlugin, { version: APP_VERSION });
+  await app.register(metricsPlugin, { metrics: deps.metrics, producer: deps.producer });
   await app.register(healthRoutes, deps);
   await app.register(
     async (v1) => {

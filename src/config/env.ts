@@ -14,6 +14,8 @@ export const envSchema = z
     REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
     HOST: z.string().min(1).default("127.0.0.1"),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** A worker-only process serves its own /metrics on this port (its job and row counters live there); unset: no listener. */
+    WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     QUEUE_PREFIX: z

@@ -3,6 +3,7 @@ import type { ReservedSql } from "postgres";
 import type { Db } from "../../db/client.js";
 import { imports, type ImportStatus } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
+import { recordImportRows, type Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
 import { ensureContactStage, writeContactBatch, type BatchResult, type ContactBatchContext, type Outcome } from "./contacts/batch.js";
 import { contactRowValidator, type StagedRow } from "./contacts/validate.js";
@@ -24,6 +25,8 @@ export interface ImportRunDeps {
   storage: Storage;
   log: Logger;
   batchSize: number;
+  /** Where committed rows are counted (the worker process's registry); optional for callers that do not serve metrics. */
+  metrics?: Metrics;
 }
 
 export interface ImportRunControl {
@@ -80,7 +83,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const seen = new Map<string, number>();
     const flush = async (b: Batch) => {
       if (pending) await pending;
-      pending = commitBatch(conn, imp, batchCtx, b, deps.log).then(async () => {
+      pending = commitBatch(conn, imp, batchCtx, b, deps.log).then(async (counts) => {
+        if (deps.metrics && !imp.dryRun) recordImportRows(deps.metrics, imp.kind, counts);
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -173,7 +177,7 @@ async function prepareConnection(conn: ReservedSql): Promise<void> {
 }
 
 /** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
-async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, batch: Batch, log: Logger): Promise<void> {
+async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchContext, batch: Batch, log: Logger): Promise<Record<Outcome, number>> {
   await conn.unsafe("begin");
   try {
     const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
@@ -213,6 +217,7 @@ async function commitBatch(conn: ReservedSql, imp: ImportRow, ctx: ContactBatchC
       where id = ${imp.id}`;
     await conn.unsafe("commit");
     log.debug({ importId: imp.id, rows: batch.rows, counts }, "batch committed");
+    return counts;
   } catch (err) {
     await conn.unsafe("rollback").catch(() => {});
     throw err;

@@ -3,6 +3,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import { runImport } from "../../domain/imports/run.js";
+import type { Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
 import type { Processor } from "../types.js";
 
@@ -10,13 +11,14 @@ export interface ImportProcessorDeps {
   db: Db;
   storage: Storage;
   batchSize: number;
+  metrics?: Metrics;
 }
 
 /** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
 export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import.run"> {
   return async (payload, ctx) => {
     try {
-      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize }, payload, {
+      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, metrics: deps.metrics }, payload, {
         signal: ctx.signal,
         onProgress: (processed) => ctx.job.updateProgress({ processed }).catch(() => {}),
       });
