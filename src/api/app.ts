@@ -6,9 +6,11 @@ import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { QUEUE_NAMES } from "../queue/jobs.js";
 import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
+import { dashboardPlugin } from "./plugins/dashboard.js";
 import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { metricsPlugin } from "./plugins/metrics.js";
@@ -52,6 +54,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(docsPlugin, { version: APP_VERSION });
   await app.register(metricsPlugin, { metrics: deps.metrics, producer: deps.producer });
   await app.register(healthRoutes, deps);
+  await app.register(dashboardPlugin, {
+    adminToken: deps.env.ADMIN_TOKEN,
+    readOnly: deps.env.DASHBOARD_READ_ONLY,
+    queues: QUEUE_NAMES.map((q) => deps.producer.queue(q)),
+  });
   await app.register(
     async (v1) => {
       await v1.register(

@@ -17,6 +17,8 @@ export const envSchema = z
     /** A worker-only process serves its own /metrics on this port (its job and row counters live there); unset: no listener. */
     WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    /** The queue dashboard shows jobs but offers no retry/clean/promote/remove actions. */
+    DASHBOARD_READ_ONLY: bool.default(false),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     QUEUE_PREFIX: z
       .string()
