@@ -14,6 +14,7 @@ import { dashboardPlugin } from "./plugins/dashboard.js";
 import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { metricsPlugin } from "./plugins/metrics.js";
+import { workspaceRateLimit } from "./plugins/rate-limit.js";
 import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
@@ -70,6 +71,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       );
       await v1.register(async (scoped) => {
         await scoped.register(apiKeyAuth, { db: deps.db });
+        await scoped.register(workspaceRateLimit, {
+          max: deps.env.RATE_LIMIT_MAX,
+          windowMs: deps.env.RATE_LIMIT_WINDOW_MS,
+          ...(deps.env.RATE_LIMIT_STORE === "redis" ? { redis: deps.redis } : {}),
+        });
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
       });

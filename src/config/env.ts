@@ -19,6 +19,11 @@ export const envSchema = z
     ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
     /** The queue dashboard shows jobs but offers no retry/clean/promote/remove actions. */
     DASHBOARD_READ_ONLY: bool.default(false),
+    /** Requests per workspace per window on /v1 (429 with Retry-After beyond it); 0 turns the limit off. */
+    RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(1200),
+    RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+    /** memory: each API process counts on its own; redis: the count is shared by every API process. */
+    RATE_LIMIT_STORE: z.enum(["memory", "redis"]).default("memory"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     QUEUE_PREFIX: z
       .string()
