@@ -44,6 +44,13 @@ export const envSchema = z
     IMPORT_CONCURRENCY: concurrency.default(2),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
+    WEBHOOK_CONCURRENCY: concurrency.default(4),
+    /** Signs webhooks; each workspace's secret is derived from it (nothing is stored). Unset: callbackUrl is refused. */
+    WEBHOOK_SIGNING_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(30).default(8),
+    /** First retry delay; doubles per attempt (8 attempts at 5 s span about 10 minutes). */
+    WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).default(5_000),
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),

@@ -11,6 +11,8 @@ import { createImportFromUpload, storeUpload, type StoredUpload } from "../../do
 import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
+import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
+import { queueImportWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/imports.js";
 import type { AppDeps } from "../app.js";
 import { createImportQuery, importDocs } from "../schemas/imports.js";
 
@@ -26,6 +28,7 @@ const fieldsSchema = z.object({
   mapping: z.record(z.string(), z.string()).optional(),
   options: z.unknown().optional(),
   start: z.boolean().default(false),
+  callbackUrl: callbackUrlSchema.optional(),
 });
 type Fields = z.infer<typeof fieldsSchema>;
 
@@ -50,7 +53,8 @@ function parseFields(raw: Record<string, unknown>): Fields {
   return parsed.data;
 }
 
-export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env">) {
+export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env" | "logger">) {
+  const webhooks: WebhookSettings = webhookSettings(deps.env);
   const app = base.withTypeProvider<ZodTypeProvider>();
   await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: deps.env.UPLOAD_MAX_BYTES } });
   // Raw CSV bodies are streamed to storage, not parsed into memory.
@@ -107,6 +111,10 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       await deps.storage.delete(upload.key);
       throw err;
     }
+    if (fields.callbackUrl && !webhooks.signingKey) {
+      await deps.storage.delete(upload.key);
+      throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
+    }
     const hash = fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
     const idemKey = req.headers["idempotency-key"];
     let usedUpload = false;
@@ -118,6 +126,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         identifier: fields.identifier,
         mapping: fields.mapping,
         options: fields.options,
+        callbackUrl: fields.callbackUrl ?? null,
       });
       if (fields.start) row = await requestRun(deps.db, deps.producer, req.workspaceId, row.id, false);
       return { statusCode: 201, body: await importView(deps.db, row) };
@@ -160,7 +169,12 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
   }
 
   app.post("/imports/:id/cancel", { schema: { params: idParams }, config: { docs: importDocs.accepted("Cancel; committed rows stay") } }, async (req, reply) => {
-    const row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+    let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+    if (row.status === "cancelled" && row.callbackUrl) {
+      // Cancelled before any run: no worker will finish it, so the webhook is queued here.
+      await queueImportWebhook({ ...deps, log: deps.logger, settings: webhooks }, req.workspaceId, row.id);
+      row = await getImport(deps.db, req.workspaceId, row.id);
+    }
     return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
   });
 

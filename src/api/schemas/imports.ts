@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { IMPORT_STATUSES } from "../../db/schema.js";
+import { IMPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
 import { IDENTIFIERS, IMPORT_KINDS } from "../../domain/imports/targets.js";
 import type { RouteDocs } from "../plugins/docs.js";
 import { pageOf } from "./common.js";
@@ -46,6 +46,10 @@ export const importSummarySchema = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
   failureReason: z.string().nullable(),
+  callbackUrl: z.string().nullable(),
+  webhookStatus: z.enum(WEBHOOK_STATUSES).nullable().describe("latest delivery to callbackUrl: pending, delivered or failed"),
+  webhookAttempts: z.number().int(),
+  webhookLastError: z.string().nullable(),
 });
 
 export const importObjectSchema = importSummarySchema.extend({
@@ -56,6 +60,7 @@ const optionalFields = {
   kind: z.enum(IMPORT_KINDS).optional().describe("default contacts"),
   filename: z.string().max(255).optional(),
   identifier: z.enum(IDENTIFIERS).optional(),
+  callbackUrl: z.string().url().optional().describe("http(s) URL POSTed (signed, Roster-Signature) when the import finishes"),
 };
 
 /** POST /v1/imports reads its body itself (streamed to storage), so the three accepted shapes are documented here. */
@@ -85,6 +90,7 @@ export const createImportQuery = z.object({
   mapping: z.string().optional().describe("JSON object"),
   options: z.string().optional().describe("JSON object"),
   start: z.string().optional().describe("true to queue at once"),
+  callbackUrl: z.string().optional().describe("http(s) URL to notify when the import finishes"),
 });
 
 const json = (s: z.ZodType) => ({ "application/json": s });

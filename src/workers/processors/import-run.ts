@@ -12,6 +12,8 @@ export interface ImportProcessorDeps {
   storage: Storage;
   batchSize: number;
   metrics?: Metrics;
+  /** Called once the import reached a finished status (webhooks). */
+  onFinished?: (ids: { workspaceId: string; importId: string }) => Promise<void>;
 }
 
 /** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
@@ -23,6 +25,7 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
         onProgress: (processed) => ctx.job.updateProgress({ processed }).catch(() => {}),
       });
       ctx.log.info({ outcome }, "import run ended");
+      if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);
       if (outcome === "interrupted") {
         await ctx.job.moveToDelayed(Date.now() + 1_000, ctx.token);
         throw new DelayedError();
@@ -37,6 +40,7 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
           .update(imports)
           .set({ status: "failed", failureReason: `The import stopped after ${attempts} attempts: ${(err as Error).message}`, finishedAt: new Date() })
           .where(and(eq(imports.id, payload.importId), inArray(imports.status, ["queued", "processing", "validating"])));
+        await deps.onFinished?.(payload).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message }, "could not queue the webhook"));
       }
       throw err;
     }
