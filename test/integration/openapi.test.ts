@@ -24,6 +24,15 @@ afterAll(async () => {
   await app?.close();
 });
 
+/** Why the operation's success response is not documented with its shape, or null when it is. */
+function successShapeProblem(op: any): string | null {
+  // A zod `response` schema on the route, or `config.docs.responses`, gives the shape.
+  const success = Object.entries(op.responses ?? {}).filter(([s]) => /^2/.test(s)) as [string, any][];
+  if (success.length === 0) return "no 2xx response";
+  const bare = success.filter(([status, r]) => status !== "204" && !r.content).map(([s]) => s);
+  return bare.length ? `no body shape for ${bare.join(", ")}` : null;
+}
+
 function operation(method: string, p: string): any {
   return spec.paths?.[toOpenApiPath(p)]?.[method.toLowerCase()];
 }
@@ -41,11 +50,13 @@ describe("OpenAPI document", () => {
     expect(served.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(["POST /v1/imports", "PUT /v1/imports/:id/mapping", "POST /v1/admin/workspaces"]));
   });
 
-  it("documents every route the app registers (routes added later included)", () => {
+  it("documents every route the app registers, with its success response shape (routes added later included)", () => {
     const routes = registeredRoutes(app).filter((r) => !SELF(r.path));
     expect(routes.length).toBeGreaterThanOrEqual(12);
     const missing = routes.filter((r) => !operation(r.method, r.path)).map((r) => `${r.method} ${r.path}`);
     expect(missing).toEqual([]);
+    const shapeless = routes.map((r) => [`${r.method} ${r.path}`, successShapeProblem(operation(r.method, r.path))]).filter(([, problem]) => problem);
+    expect(shapeless).toEqual([]);
   });
 
   describe.each(contract.filter((r) => !SELF(r.path)).map((r) => [`${r.method} ${r.path}`, r] as [string, ContractRoute]))("%s", (_name, route) => {
@@ -53,7 +64,7 @@ describe("OpenAPI document", () => {
       if (!app.hasRoute({ method: route.method as "GET", url: route.path })) return; // not built yet on this branch
       const op = operation(route.method, route.path);
       expect(op, "operation missing from the spec").toBeDefined();
-      expect(Object.keys(op.responses ?? {}).some((s) => /^2/.test(s)), "a success response is documented").toBe(true);
+      expect(successShapeProblem(op), "success response").toBeNull();
       const params: any[] = op.parameters ?? [];
       for (const name of [...route.path.matchAll(/:(\w+)/g)].map((m) => m[1])) {
         expect(params.find((p) => p.in === "path" && p.name === name), `path parameter ${name}`).toBeDefined();
