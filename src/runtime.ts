@@ -3,6 +3,7 @@ import type { Env } from "./config/env.js";
 import { createDb, type Db } from "./db/client.js";
 import { ensureDatabase, runMigrations } from "./db/migrate.js";
 import type { Logger } from "./lib/logger.js";
+import { createMetrics, type Metrics } from "./metrics/metrics.js";
 import { createProducer, type Producer } from "./queue/producer.js";
 import { createProducerConnection } from "./queue/redis.js";
 import { createStorage } from "./storage/storage.js";
@@ -16,6 +17,8 @@ export interface Runtime {
   redis: Redis;
   producer: Producer;
   storage: Storage;
+  /** This process's Prometheus registry and instruments. */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -39,6 +42,7 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
     redis,
     producer,
     storage,
+    metrics: createMetrics(),
     async close() {
       await producer.close().catch(() => {});
       redis.disconnect();

@@ -5,13 +5,23 @@ import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { QUEUE_NAMES } from "../queue/jobs.js";
 import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
+import { dashboardPlugin } from "./plugins/dashboard.js";
+import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
 import { errorsPlugin } from "./plugins/errors.js";
+import { metricsPlugin } from "./plugins/metrics.js";
+import { workspaceRateLimit } from "./plugins/rate-limit.js";
+import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
+
+/** The API version shown in the OpenAPI document. */
+const APP_VERSION = "1.0.0";
 
 export interface AppDeps {
   env: Env;
@@ -20,6 +30,7 @@ export interface AppDeps {
   producer: Producer;
   storage: Storage;
   logger: Logger;
+  metrics: Metrics;
 }
 
 /** Builds the API from its dependencies; nothing here listens (see server.ts). */
@@ -41,7 +52,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(errorsPlugin);
+  await app.register(docsPlugin, { version: APP_VERSION });
+  await app.register(metricsPlugin, { metrics: deps.metrics, producer: deps.producer });
   await app.register(healthRoutes, deps);
+  await app.register(dashboardPlugin, {
+    adminToken: deps.env.ADMIN_TOKEN,
+    readOnly: deps.env.DASHBOARD_READ_ONLY,
+    queues: QUEUE_NAMES.map((q) => deps.producer.queue(q)),
+  });
   await app.register(
     async (v1) => {
       await v1.register(
@@ -53,6 +71,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       );
       await v1.register(async (scoped) => {
         await scoped.register(apiKeyAuth, { db: deps.db });
+        await scoped.register(workspaceRateLimit, {
+          max: deps.env.RATE_LIMIT_MAX,
+          windowMs: deps.env.RATE_LIMIT_WINDOW_MS,
+          ...(deps.env.RATE_LIMIT_STORE === "redis" ? { redis: deps.redis } : {}),
+        });
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
       });
@@ -65,5 +88,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
 /** Routes that act for the workspace of the caller's API key. */
 async function workspaceRoutes(app: FastifyInstance): Promise<void> {
-  app.get("/me", async (req) => ({ workspaceId: req.workspaceId }));
+  const docs: RouteDocs = {
+    summary: "The workspace of the API key",
+    responses: { 200: { description: "The workspace", content: { "application/json": z.object({ workspaceId: z.string() }) } } },
+  };
+  app.get("/me", { config: { docs } }, async (req) => ({ workspaceId: req.workspaceId }));
 }

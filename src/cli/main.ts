@@ -4,8 +4,10 @@ import { loadEnv } from "../config/env.js";
 import { createDb } from "../db/client.js";
 import { ensureDatabase, runMigrations } from "../db/migrate.js";
 import { createWorkspace } from "../domain/workspaces/workspaces.js";
+import { ApiError } from "./client.js";
+import { registerImportCommands } from "./imports.js";
 
-/** The `roster` command line: operator commands that talk to the database directly. */
+/** The `roster` command line: operator commands that talk to the database directly, and client commands over HTTP. */
 export function buildCli(): Command {
   const program = new Command("roster").description("Roster command line").showHelpAfterError();
 
@@ -29,12 +31,22 @@ export function buildCli(): Command {
         await db.$client.end({ timeout: 5 });
       }
     });
+  registerImportCommands(program);
   return program;
 }
 
 try {
   await buildCli().parseAsync(process.argv);
 } catch (err) {
-  console.error(err instanceof Error ? err.message : err);
+  console.error(describeError(err));
   process.exitCode = 1;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof ApiError) {
+    const problems = (err.details as { problems?: { field: string; reason: string }[] } | undefined)?.problems ?? [];
+    return [`error: ${err.message} (${err.code}, HTTP ${err.status})`, ...problems.map((p) => `  ${p.field}: ${p.reason}`)].join("\n");
+  }
+  if (err instanceof Error && "cause" in err && err.cause instanceof Error) return `error: ${err.message}: ${err.cause.message}`;
+  return `error: ${err instanceof Error ? err.message : String(err)}`;
 }

@@ -14,7 +14,16 @@ export const envSchema = z
     REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
     HOST: z.string().min(1).default("127.0.0.1"),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** A worker-only process serves its own /metrics on this port (its job and row counters live there); unset: no listener. */
+    WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+    /** The queue dashboard shows jobs but offers no retry/clean/promote/remove actions. */
+    DASHBOARD_READ_ONLY: bool.default(false),
+    /** Requests per workspace per window on /v1 (429 with Retry-After beyond it); 0 turns the limit off. */
+    RATE_LIMIT_MAX: z.coerce.number().int().min(0).default(1200),
+    RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
+    /** memory: each API process counts on its own; redis: the count is shared by every API process. */
+    RATE_LIMIT_STORE: z.enum(["memory", "redis"]).default("memory"),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     QUEUE_PREFIX: z
       .string()
@@ -35,6 +44,13 @@ export const envSchema = z
     IMPORT_CONCURRENCY: concurrency.default(2),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
+    WEBHOOK_CONCURRENCY: concurrency.default(4),
+    /** Signs webhooks; each workspace's secret is derived from it (nothing is stored). Unset: callbackUrl is refused. */
+    WEBHOOK_SIGNING_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+    WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(30).default(8),
+    /** First retry delay; doubles per attempt (8 attempts at 5 s span about 10 minutes). */
+    WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).default(5_000),
+    WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     /** How long a worker's job lock lasts without renewal before another worker takes the job over (stalled). */

@@ -205,6 +205,9 @@ export const segmentMemberships = pgTable(
   ],
 );
 
+export const WEBHOOK_STATUSES = ["pending", "delivered", "failed"] as const;
+export type WebhookStatus = (typeof WEBHOOK_STATUSES)[number];
+
 export const IMPORT_STATUSES = [
   "draft",
   "queued",
@@ -261,6 +264,12 @@ export const imports = pgTable(
     cancelRequested: boolean("cancel_requested").notNull().default(false),
     segmentIds: jsonb("segment_ids").$type<string[]>().notNull().default([]),
     failureReason: text("failure_reason"),
+    /** Where the finished import is POSTed (signed); null: no webhook. */
+    callbackUrl: text("callback_url"),
+    /** Outcome of the latest webhook delivery: pending while it is being tried, then delivered or failed. */
+    webhookStatus: text("webhook_status", { enum: WEBHOOK_STATUSES }),
+    webhookAttempts: integer("webhook_attempts").notNull().default(0),
+    webhookLastError: text("webhook_last_error"),
     createdAt: createdAt(),
     queuedAt: ts("queued_at"),
     startedAt: ts("started_at"),
@@ -270,6 +279,7 @@ export const imports = pgTable(
   (t) => [
     index("imports_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
     index("imports_active_idx").on(t.status).where(sql`${t.status} in ('queued', 'validating', 'processing')`),
+    check("imports_webhook_status_ck", sql`${t.webhookStatus} in ('pending', 'delivered', 'failed')`),
   ],
 );
 

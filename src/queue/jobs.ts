@@ -6,12 +6,17 @@ import { z } from "zod";
  */
 const id = z.string().uuid();
 
-export const QUEUE_NAMES = ["imports", "segments", "exports"] as const;
+export const QUEUE_NAMES = ["imports", "segments", "exports", "webhooks"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export const JOBS = {
   /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
   "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+  /** POSTs the finished resource to its callbackUrl, signed; retried with backoff by BullMQ. */
+  "webhook.deliver": {
+    queue: "webhooks",
+    payload: z.object({ workspaceId: id, resource: z.enum(["import"]), resourceId: id }).strict(),
+  },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

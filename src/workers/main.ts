@@ -3,12 +3,13 @@ import { loadEnv } from "../config/env.js";
 import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
 import { createRuntime, type Runtime } from "../runtime.js";
+import { startMetricsServer } from "./metrics-server.js";
 import { buildProcessors } from "./processors/index.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
 /** Starts a processor for every job kind on the runtime's queues. */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
-  return startWorkers(rt.env, rt.logger, buildProcessors(rt));
+  return startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics });
 }
 
 if (isMain(import.meta.url)) {
@@ -17,10 +18,13 @@ if (isMain(import.meta.url)) {
     const logger = createLogger(env);
     const rt = await createRuntime(env, logger);
     const pool = await startWorkerRole(rt);
+    const metricsServer = env.WORKER_METRICS_PORT === undefined ? null : await startMetricsServer(rt, env.HOST, env.WORKER_METRICS_PORT);
+    if (metricsServer) logger.info({ port: metricsServer.port }, "worker metrics listening on /metrics");
     // close-with-grace's own delay is a backstop; the pool bounds its close by SHUTDOWN_TIMEOUT_MS.
     closeWithGrace({ delay: env.SHUTDOWN_TIMEOUT_MS + 5_000 }, async ({ err, signal }) => {
       if (err) logger.error({ err }, "worker shutting down after an error");
       else logger.info({ signal }, "worker shutting down");
+      await metricsServer?.close();
       await pool.close();
       await rt.close();
     });

@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../lib/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type QueueName } from "../queue/jobs.js";
 import { createWorkerConnection } from "../queue/redis.js";
 import type { Processors } from "./types.js";
@@ -24,7 +25,7 @@ export function assertProcessorsComplete(processors: Partial<Record<string, unkn
 }
 
 function concurrencyFor(env: Env, q: QueueName): number {
-  return { imports: env.IMPORT_CONCURRENCY, segments: env.SEGMENT_CONCURRENCY, exports: env.EXPORT_CONCURRENCY }[q];
+  return { imports: env.IMPORT_CONCURRENCY, segments: env.SEGMENT_CONCURRENCY, exports: env.EXPORT_CONCURRENCY, webhooks: env.WEBHOOK_CONCURRENCY }[q];
 }
 
 /** Logs loudly when Redis may evict BullMQ keys: jobs would vanish silently. */
@@ -44,7 +45,7 @@ export async function startWorkers(
   env: Env,
   log: Logger,
   processors: Partial<Record<string, unknown>>,
-  opts: { queues?: readonly QueueName[] } = {},
+  opts: { queues?: readonly QueueName[]; metrics?: Metrics } = {},
 ): Promise<WorkerPool> {
   assertProcessorsComplete(processors);
   const connection = createWorkerConnection(env.REDIS_URL);
@@ -80,8 +81,16 @@ export async function startWorkers(
         maxStalledCount: MAX_STALLED_COUNT,
       },
     );
+    // Per attempt, from when this attempt started: a retried job is observed once per attempt.
+    const observe = (job: Job | undefined, outcome: "completed" | "failed") => {
+      if (opts.metrics && job?.processedOn) {
+        opts.metrics.jobDuration.observe({ queue: queueName, job: job.name, outcome }, Math.max(0, Date.now() - job.processedOn) / 1000);
+      }
+    };
+    worker.on("completed", (job) => observe(job, "completed"));
     worker.on("failed", (job, err) => {
       if (err instanceof DelayedError || err.name === "DelayedError") return;
+      observe(job, "failed");
       log.warn({ queue: queueName, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, "job failed");
     });
     worker.on("error", (err) => log.warn({ queue: queueName, err: err.message }, "worker error"));

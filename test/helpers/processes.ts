@@ -62,14 +62,14 @@ export interface Spawned {
  * reach the process under test directly. The environment is minimal (PATH, HOME, TMPDIR) plus `env`: nothing
  * leaks in from the test runner's own environment.
  */
-export function spawnTs(script: string, env: Record<string, string | undefined>): Spawned {
+export function spawnTs(script: string, env: Record<string, string | undefined>, args: string[] = []): Spawned {
   const base: Record<string, string> = {};
   for (const k of ["PATH", "HOME", "TMPDIR", "LANG"]) {
     const v = process.env[k];
     if (v !== undefined) base[k] = v;
   }
   const clean = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     cwd: REPO_ROOT,
     env: { ...base, ...clean },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,7 +1,18 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "drizzle-orm";
 import { whenReady } from "../../queue/redis.js";
+import { z } from "zod";
 import type { AppDeps } from "../app.js";
+import type { RouteDocs } from "../plugins/docs.js";
+import { errorSchema } from "../schemas/common.js";
+
+const readyDocs: RouteDocs = {
+  summary: "Postgres, Redis and storage are reachable",
+  responses: {
+    200: { description: "Ready", content: { "application/json": z.object({ status: z.literal("ready"), checks: z.record(z.string(), z.enum(["up", "down"])) }) } },
+    503: { description: "A dependency is down (details.checks says which)", content: { "application/json": errorSchema } },
+  },
+};
 
 /** How long each readiness probe may take before its dependency counts as down. */
 const PROBE_TIMEOUT_MS = 1_500;
@@ -17,9 +28,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db" | "redis" | "storage">) {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", { config: { docs: { summary: "The process is up", responses: { 200: { description: "Up", content: { "application/json": z.object({ status: z.literal("ok") }) } } } } } }, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_req, reply) => {
+  app.get("/readyz", { config: { docs: readyDocs } }, async (_req, reply) => {
     const probes: Record<string, () => Promise<unknown>> = {
       postgres: async () => deps.db.execute(sql`select 1`),
       redis: async () => {

@@ -11,7 +11,10 @@ import { createImportFromUpload, storeUpload, type StoredUpload } from "../../do
 import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
+import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
+import { queueImportWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/imports.js";
 import type { AppDeps } from "../app.js";
+import { createImportQuery, importDocs } from "../schemas/imports.js";
 
 /** Multipart bounds: one file, a handful of small fields; anything more is refused with 413. */
 const MULTIPART_LIMITS = { files: 1, parts: 12, fields: 10, fieldSize: 1024 * 1024 };
@@ -25,6 +28,7 @@ const fieldsSchema = z.object({
   mapping: z.record(z.string(), z.string()).optional(),
   options: z.unknown().optional(),
   start: z.boolean().default(false),
+  callbackUrl: callbackUrlSchema.optional(),
 });
 type Fields = z.infer<typeof fieldsSchema>;
 
@@ -49,7 +53,8 @@ function parseFields(raw: Record<string, unknown>): Fields {
   return parsed.data;
 }
 
-export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env">) {
+export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env" | "logger">) {
+  const webhooks: WebhookSettings = webhookSettings(deps.env);
   const app = base.withTypeProvider<ZodTypeProvider>();
   await app.register(multipart, { limits: { ...MULTIPART_LIMITS, fileSize: deps.env.UPLOAD_MAX_BYTES } });
   // Raw CSV bodies are streamed to storage, not parsed into memory.
@@ -97,7 +102,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     throw new UnsupportedMediaError("unsupported_media_type", "Send multipart/form-data with a 'file' part, a text/csv body, or JSON {\"csv\": \"…\"}.");
   }
 
-  app.post("/imports", async (req, reply) => {
+  app.post("/imports", { schema: { querystring: createImportQuery }, config: { docs: importDocs.create } }, async (req, reply) => {
     const { upload, fields: raw } = await receive(req);
     let fields: Fields;
     try {
@@ -105,6 +110,10 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     } catch (err) {
       await deps.storage.delete(upload.key);
       throw err;
+    }
+    if (fields.callbackUrl && !webhooks.signingKey) {
+      await deps.storage.delete(upload.key);
+      throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
     }
     const hash = fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
     const idemKey = req.headers["idempotency-key"];
@@ -117,6 +126,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         identifier: fields.identifier,
         mapping: fields.mapping,
         options: fields.options,
+        callbackUrl: fields.callbackUrl ?? null,
       });
       if (fields.start) row = await requestRun(deps.db, deps.producer, req.workspaceId, row.id, false);
       return { statusCode: 201, body: await importView(deps.db, row) };
@@ -139,30 +149,36 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
           cursor: z.string().optional(),
         }),
       },
+      config: { docs: importDocs.list },
     },
     async (req) => listImports(deps.db, req.workspaceId, req.query),
   );
 
-  app.get("/imports/:id", { schema: { params: idParams } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
+  app.get("/imports/:id", { schema: { params: idParams }, config: { docs: importDocs.get } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
 
-  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema } }, async (req) => {
+  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema }, config: { docs: importDocs.mapping } }, async (req) => {
     const row = await setMapping(deps.db, req.workspaceId, req.params.id, req.body);
     return importView(deps.db, row);
   });
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams } }, async (req, reply) => {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing" : "Queue the import") } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
       return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
     });
   }
 
-  app.post("/imports/:id/cancel", { schema: { params: idParams } }, async (req, reply) => {
-    const row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+  app.post("/imports/:id/cancel", { schema: { params: idParams }, config: { docs: importDocs.accepted("Cancel; committed rows stay") } }, async (req, reply) => {
+    let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+    if (row.status === "cancelled" && row.callbackUrl) {
+      // Cancelled before any run: no worker will finish it, so the webhook is queued here.
+      await queueImportWebhook({ ...deps, log: deps.logger, settings: webhooks }, req.workspaceId, row.id);
+      row = await getImport(deps.db, req.workspaceId, row.id);
+    }
     return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
   });
 
-  app.get("/imports/:id/errors", { schema: { params: idParams } }, async (req, reply) => {
+  app.get("/imports/:id/errors", { schema: { params: idParams }, config: { docs: importDocs.errors } }, async (req, reply) => {
     const { filename, stream } = await streamImportErrors(deps.db, req.workspaceId, req.params.id);
     return reply
       .header("content-type", "text/csv; charset=utf-8")

@@ -45,6 +45,8 @@ export interface NewImportInput {
   identifier?: string;
   mapping?: Record<string, string>;
   options?: unknown;
+  /** Validated by the caller (callbackUrlSchema). */
+  callbackUrl?: string | null;
 }
 
 type ImportRow = typeof imports.$inferSelect;
@@ -99,6 +101,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
         identifier: validated?.identifier ?? null,
         mapping: validated?.mapping ?? null,
         options: validated?.options ?? {},
+        callbackUrl: input.callbackUrl ?? null,
       })
       .returning();
     if (!row) throw new Error("import insert returned nothing");

@@ -3,6 +3,7 @@ import type { ReservedSql } from "postgres";
 import type { Db } from "../../db/client.js";
 import { imports, type ImportStatus } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
+import { recordImportRows, type Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
 import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type RowHandler, type StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
@@ -27,6 +28,8 @@ export interface ImportRunDeps {
   storage: Storage;
   log: Logger;
   batchSize: number;
+  /** Where committed rows are counted (the worker process's registry); optional for callers that do not serve metrics. */
+  metrics?: Metrics;
 }
 
 export interface ImportRunControl {
@@ -89,7 +92,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const seen = new Map<string, number>();
     const flush = async (b: Batch) => {
       if (pending) await pending;
-      pending = commitBatch(conn, imp, batchCtx, handler, secrets, b, deps.log).then(async () => {
+      pending = commitBatch(conn, imp, batchCtx, handler, secrets, b, deps.log).then(async (counts) => {
+        if (deps.metrics && !imp.dryRun) recordImportRows(deps.metrics, imp.kind, counts);
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -196,7 +200,7 @@ async function commitBatch(
   secrets: Secrets,
   batch: Batch,
   log: Logger,
-): Promise<void> {
+): Promise<Record<Outcome, number>> {
   if (batch.staged.length && handler.prepare) await handler.prepare(conn, batch.staged);
   await conn.unsafe("begin");
   try {
@@ -235,6 +239,7 @@ async function commitBatch(
       where id = ${imp.id}`;
     await conn.unsafe("commit");
     log.debug({ importId: imp.id, rows: batch.rows, counts }, "batch committed");
+    return counts;
   } catch (err) {
     await conn.unsafe("rollback").catch(() => {});
     throw err;

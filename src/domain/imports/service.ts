@@ -63,6 +63,10 @@ export function summaryView(row: ImportRow) {
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,
     failureReason: row.failureReason,
+    callbackUrl: row.callbackUrl,
+    webhookStatus: row.webhookStatus,
+    webhookAttempts: row.webhookAttempts,
+    webhookLastError: row.webhookLastError,
   };
 }
 

@@ -1,1 +1,0 @@
-ALTER TABLE "import_errors" ADD COLUMN "record" jsonb;

@@ -1,0 +1,10 @@
+import { z } from "zod";
+
+/** The error envelope every failing request answers with (see API.md). */
+export const errorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+  requestId: z.string(),
+});
+
+/** A page of a list: `data` plus the cursor of the next page (null on the last). */
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() });

@@ -1,0 +1,111 @@
+import { z } from "zod";
+import { IMPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
+import { IDENTIFIERS, IMPORT_KINDS } from "../../domain/imports/targets.js";
+import type { RouteDocs } from "../plugins/docs.js";
+import { pageOf } from "./common.js";
+
+/** Documentation shapes of the import resource (the service builds the objects; see importView). */
+export const importCountsSchema = z.object({
+  total: z.number().int(),
+  processed: z.number().int(),
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int(),
+  skipped: z.number().int(),
+  failed: z.number().int(),
+});
+
+export const importRowErrorSchema = z.object({
+  row: z.number().int().describe("1-based data row (the header is row 0)"),
+  column: z.string().nullable(),
+  value: z.string().nullable(),
+  code: z.string(),
+  message: z.string(),
+});
+
+export const importSummarySchema = z.object({
+  id: z.string(),
+  kind: z.enum(IMPORT_KINDS),
+  status: z.enum(IMPORT_STATUSES),
+  filename: z.string().nullable(),
+  sizeBytes: z.number().int(),
+  encoding: z.string(),
+  delimiter: z.string(),
+  headers: z.array(z.string()),
+  sample: z.array(z.array(z.string())),
+  suggestedMapping: z.record(z.string(), z.string()),
+  identifier: z.enum(IDENTIFIERS).nullable(),
+  mapping: z.record(z.string(), z.string()).nullable(),
+  options: z.record(z.string(), z.unknown()).nullable(),
+  dryRun: z.boolean(),
+  counts: importCountsSchema,
+  errorCount: z.number().int(),
+  cancelRequested: z.boolean(),
+  segmentIds: z.array(z.string()),
+  createdAt: z.string().describe("ISO-8601 UTC"),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  failureReason: z.string().nullable(),
+  callbackUrl: z.string().nullable(),
+  webhookStatus: z.enum(WEBHOOK_STATUSES).nullable().describe("latest delivery to callbackUrl: pending, delivered or failed"),
+  webhookAttempts: z.number().int(),
+  webhookLastError: z.string().nullable(),
+});
+
+export const importObjectSchema = importSummarySchema.extend({
+  errors: z.array(importRowErrorSchema).describe("the first 100 row errors; all of them: GET /v1/imports/{id}/errors"),
+});
+
+const optionalFields = {
+  kind: z.enum(IMPORT_KINDS).optional().describe("default contacts"),
+  filename: z.string().max(255).optional(),
+  identifier: z.enum(IDENTIFIERS).optional(),
+  callbackUrl: z.string().url().optional().describe("http(s) URL POSTed (signed, Roster-Signature) when the import finishes"),
+};
+
+/** POST /v1/imports reads its body itself (streamed to storage), so the three accepted shapes are documented here. */
+export const createImportBodies: RouteDocs["body"] = {
+  "multipart/form-data": z.object({
+    file: z.string().meta({ format: "binary" }).describe("the CSV file"),
+    ...optionalFields,
+    mapping: z.string().optional().describe('JSON object {"CSV header": "target"}'),
+    options: z.string().optional().describe("JSON object of import options"),
+    start: z.enum(["true", "false"]).optional().describe("true queues the import at once"),
+  }),
+  "text/csv": z.string().describe("the CSV file as the raw body; other fields go in the query string"),
+  "application/json": z.object({
+    csv: z.string().describe("pasted CSV text"),
+    ...optionalFields,
+    mapping: z.record(z.string(), z.string()).optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+    start: z.boolean().optional(),
+  }),
+};
+
+/** The optional fields may also come as query parameters (the only way with a raw text/csv body). */
+export const createImportQuery = z.object({
+  kind: z.string().optional().describe("contacts (default), members or events"),
+  filename: z.string().optional(),
+  identifier: z.string().optional().describe("email, external_id or username"),
+  mapping: z.string().optional().describe("JSON object"),
+  options: z.string().optional().describe("JSON object"),
+  start: z.string().optional().describe("true to queue at once"),
+  callbackUrl: z.string().optional().describe("http(s) URL to notify when the import finishes"),
+});
+
+const json = (s: z.ZodType) => ({ "application/json": s });
+export const importDocs = {
+  create: {
+    summary: "Upload a CSV (multipart, raw text/csv, or pasted JSON) and create an import",
+    body: createImportBodies,
+    responses: { 201: { description: "The import (draft, or queued when started)", content: json(importObjectSchema) } },
+  },
+  list: { summary: "Import history, newest first", responses: { 200: { description: "A page of imports", content: json(pageOf(importSummarySchema)) } } },
+  get: { summary: "An import", responses: { 200: { description: "The import", content: json(importObjectSchema) } } },
+  mapping: { summary: "Set identifier, mapping and options", responses: { 200: { description: "The import", content: json(importObjectSchema) } } },
+  accepted: (summary: string) => ({ summary, responses: { 202: { description: "Accepted; Location names the import", content: json(importObjectSchema) } } }),
+  errors: {
+    summary: "Every row error as CSV",
+    responses: { 200: { description: "row,column,value,code,message", content: { "text/csv": z.string() } } },
+  },
+} satisfies Record<string, RouteDocs | ((s: string) => RouteDocs)>;

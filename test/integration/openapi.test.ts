@@ -1,0 +1,99 @@
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../src/api/app.js";
+import { parseApiContract, registeredRoutes, toOpenApiPath, type ContractRoute } from "../helpers/api-contract.js";
+import { useTestContext } from "../helpers/context.js";
+
+const t = useTestContext();
+const contract = parseApiContract(path.resolve(import.meta.dirname, "../../docs/API.md"));
+/** The documentation routes and the queue dashboard (a UI with its own API) are not operations of the Roster API. */
+const SELF = (p: string) => p === "/openapi.json" || p === "/docs" || p.startsWith("/docs/") || p.startsWith("/admin/queues");
+
+let app: FastifyInstance;
+let spec: any;
+
+beforeAll(async () => {
+  app = await buildApp(t.ctx);
+  const res = await app.inject({ method: "GET", url: "/openapi.json" });
+  expect(res.statusCode).toBe(200);
+  spec = res.json();
+});
+afterAll(async () => {
+  await app?.close();
+});
+
+/** Why the operation's success response is not documented with its shape, or null when it is. */
+function successShapeProblem(op: any): string | null {
+  // A zod `response` schema on the route, or `config.docs.responses`, gives the shape.
+  const success = Object.entries(op.responses ?? {}).filter(([s]) => /^2/.test(s)) as [string, any][];
+  if (success.length === 0) return "no 2xx response";
+  const bare = success.filter(([status, r]) => status !== "204" && !r.content).map(([s]) => s);
+  return bare.length ? `no body shape for ${bare.join(", ")}` : null;
+}
+
+function operation(method: string, p: string): any {
+  return spec.paths?.[toOpenApiPath(p)]?.[method.toLowerCase()];
+}
+
+describe("OpenAPI document", () => {
+  it("is OpenAPI 3 with the API's security schemes", () => {
+    expect(spec.openapi).toMatch(/^3\./);
+    expect(Object.keys(spec.components.securitySchemes)).toEqual(expect.arrayContaining(["apiKey", "adminToken"]));
+  });
+
+  it("parses the contract: API.md names the routes this app serves today", () => {
+    // Guards the parser: if it stopped finding routes the checks below would pass vacuously.
+    const served = contract.filter((r) => app.hasRoute({ method: r.method as "GET", url: r.path }));
+    expect(served.length).toBeGreaterThanOrEqual(12);
+    expect(served.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(["POST /v1/imports", "PUT /v1/imports/:id/mapping", "POST /v1/admin/workspaces"]));
+  });
+
+  it("documents every route the app registers, with its success response shape (routes added later included)", () => {
+    const routes = registeredRoutes(app).filter((r) => !SELF(r.path));
+    expect(routes.length).toBeGreaterThanOrEqual(12);
+    const missing = routes.filter((r) => !operation(r.method, r.path)).map((r) => `${r.method} ${r.path}`);
+    expect(missing).toEqual([]);
+    const shapeless = routes.map((r) => [`${r.method} ${r.path}`, successShapeProblem(operation(r.method, r.path))]).filter(([, problem]) => problem);
+    expect(shapeless).toEqual([]);
+  });
+
+  describe.each(contract.filter((r) => !SELF(r.path)).map((r) => [`${r.method} ${r.path}`, r] as [string, ContractRoute]))("%s", (_name, route) => {
+    it("is in the spec with the request shape API.md gives, when the app serves it", () => {
+      if (!app.hasRoute({ method: route.method as "GET", url: route.path })) return; // not built yet on this branch
+      const op = operation(route.method, route.path);
+      expect(op, "operation missing from the spec").toBeDefined();
+      expect(successShapeProblem(op), "success response").toBeNull();
+      const params: any[] = op.parameters ?? [];
+      for (const name of [...route.path.matchAll(/:(\w+)/g)].map((m) => m[1])) {
+        expect(params.find((p) => p.in === "path" && p.name === name), `path parameter ${name}`).toBeDefined();
+      }
+      for (const name of route.queryKeys) {
+        expect(params.find((p) => p.in === "query" && p.name === name), `query parameter ${name}`).toBeDefined();
+      }
+      if (route.bodyKeys.length) {
+        const props = op.requestBody?.content?.["application/json"]?.schema?.properties ?? {};
+        expect(Object.keys(props)).toEqual(expect.arrayContaining(route.bodyKeys));
+      }
+      for (const type of route.mediaTypes) {
+        expect(op.requestBody?.content?.[type], `request body as ${type}`).toBeDefined();
+      }
+    });
+  });
+
+  it("describes the three shapes POST /v1/imports accepts", () => {
+    const body = operation("POST", "/v1/imports").requestBody.content;
+    expect(body["multipart/form-data"].schema.properties.file).toMatchObject({ type: "string", format: "binary" });
+    expect(body["multipart/form-data"].schema.required).toContain("file");
+    expect(body["application/json"].schema.required).toContain("csv");
+    expect(body["text/csv"].schema.type).toBe("string");
+    const created = operation("POST", "/v1/imports").responses["201"].content["application/json"].schema;
+    expect(Object.keys(created.properties)).toEqual(expect.arrayContaining(["id", "status", "counts", "errors", "suggestedMapping"]));
+  });
+
+  it("serves a UI at /docs", async () => {
+    const res = await app.inject({ method: "GET", url: "/docs" });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain("swagger-ui");
+  });
+});
