@@ -341,17 +341,22 @@ export const conditionSchema: z.ZodType<Condition> = z
       "A condition tree: {all:[…]}, {any:[…]}, {not:{…}}, {field, op, value}, {label, op}, {event, op, count?, within?} or {segment, op}.",
   }) as unknown as z.ZodType<Condition>;
 
-/** Segment ids the tree refers to (segment conditions), for dependency ordering and cycle checks. */
-export function referencedSegments(cond: Condition): string[] {
-  const out = new Set<string>();
-  const visit = (c: Condition): void => {
-    if ("all" in c) c.all.forEach(visit);
-    else if ("any" in c) c.any.forEach(visit);
-    else if ("not" in c) visit(c.not);
-    else if ("segment" in c) out.add(c.segment);
+/** Segment conditions in the tree with their JSON paths, for existence checks, dependency order and cycles. */
+export function segmentReferences(cond: Condition): { id: string; path: string }[] {
+  const out: { id: string; path: string }[] = [];
+  const visit = (c: Condition, path: string): void => {
+    if ("all" in c) c.all.forEach((x, i) => visit(x, join(join(path, "all"), i)));
+    else if ("any" in c) c.any.forEach((x, i) => visit(x, join(join(path, "any"), i)));
+    else if ("not" in c) visit(c.not, join(path, "not"));
+    else if ("segment" in c) out.push({ id: c.segment, path: join(path, "segment") });
   };
-  visit(cond);
-  return [...out];
+  visit(cond, "");
+  return out;
+}
+
+/** The distinct segment ids the tree refers to. */
+export function referencedSegments(cond: Condition): string[] {
+  return [...new Set(segmentReferences(cond).map((r) => r.id))];
 }
 
 export { compileConditions };
