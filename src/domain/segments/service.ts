@@ -149,7 +149,8 @@ export async function createSegment(deps: SegmentDeps, workspaceId: string, inpu
           name: input.name,
           description: input.description ?? null,
           type: input.type,
-          conditions: checked?.condition ?? null,
+          // The client's JSON as sent (validated above): parsed trees hold normalised values, not the language.
+          conditions: checked ? input.conditions : null,
           status: input.type === "dynamic" ? "computing" : "ready",
         })
         .returning();
@@ -184,7 +185,7 @@ export async function updateSegment(deps: SegmentDeps, workspaceId: string, id: 
           throw new ValidationError("conditions_not_allowed", "A static segment has no conditions: add members with POST /v1/segments/:id/members.");
         }
         const checked = await checkConditions(tx, workspaceId, id, input.conditions);
-        set.conditions = checked.condition;
+        set.conditions = input.conditions;
         set.status = "computing";
         set.failureReason = null;
         await replaceDependencies(tx, workspaceId, id, checked.dependsOn);
