@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- tests read JSON responses loosely and let assertions check the shape */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recomputeWorkspace } from "../../src/domain/segments/recompute.js";
 import { NIGHTLY_REFRESH_SCHEDULER_ID } from "../../src/workers/schedules.js";
