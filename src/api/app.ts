@@ -13,6 +13,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
 import { segmentRoutes } from "./routes/segments.js";
+import { userRoutes } from "./routes/users.js";
 
 export interface AppDeps {
   env: Env;
@@ -57,6 +58,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
         await scoped.register(segmentRoutes, deps);
+        await scoped.register(userRoutes, deps);
       });
     },
     { prefix: "/v1" },
