@@ -6,7 +6,7 @@ import { recomputeSegment } from "../../src/domain/segments/recompute.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { insertPerson, memberIds, membershipEvents, setAttributes, waitForComputed } from "../helpers/segments.js";
+import { insertPerson, memberIds, membershipEvents, setAttributes, waitForComputed, waitForSegment } from "../helpers/segments.js";
 
 const t = useTestContext();
 let client: Client;
@@ -108,6 +108,28 @@ describe("dynamic segments", () => {
     expect(a!.left + b!.left).toBe(3);
     const events = await membershipEvents(t.ctx, res.json.id);
     expect(events.filter((e) => e.startsWith("segment.left"))).toHaveLength(3);
+  });
+
+  it("runs once more when a recompute is requested while one is running", async () => {
+    const person = await insertPerson(t.ctx, client.workspaceId, { email: "rerun@x.test", attributes: { rerun: "no" } });
+    const seg = (await create({ name: "Rerun", type: "dynamic", conditions: { field: "attributes.rerun", op: "eq", value: "yes" } })).json;
+    await waitForComputed(client, seg.id);
+    // Hold the segment's membership lock so the run below starts, then waits.
+    const blocker = await t.ctx.db.$client.reserve();
+    try {
+      await blocker`begin`;
+      await blocker`select pg_advisory_xact_lock(hashtextextended(${`roster.segment-members:${seg.id}`}::text, 0))`;
+      const run = recomputeSegment(t.ctx.db, client.workspaceId, seg.id, t.ctx.logger);
+      await waitForSegment(client, seg.id, (s) => s.status === "computing");
+      await setAttributes(t.ctx, person, { rerun: "yes" });
+      await t.ctx.db.$client`update segments set recompute_requested_at = clock_timestamp() where id = ${seg.id}`;
+      await blocker`commit`;
+      const out = await run;
+      expect(out!.runs).toBe(2);
+      expect(await memberIds(client, seg.id)).toEqual([person]);
+    } finally {
+      blocker.release();
+    }
   });
 
   it("records a failed recompute with its reason on the segment", async () => {

@@ -92,22 +92,34 @@ export async function recomputeSegment(db: Db, workspaceId: string, segmentId: s
   }
 }
 
-/** Recomputes every dynamic segment of the workspace, each after the segments it uses; failures do not stop the rest. */
-export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[] }> {
-  const graph = await loadSegmentGraph(db, workspaceId);
-  const dynamic = [...graph.values()].filter((n) => n.type === "dynamic").map((n) => n.id).sort();
-  const order = dependencyOrder(graph, dynamic).filter((id) => graph.get(id)?.type === "dynamic");
+/**
+ * Recomputes every dynamic segment of the workspace, each after the segments it uses; failures do not stop the
+ * rest. A request that arrives during a pass (an import finishing meanwhile: its enqueue was absorbed by this
+ * job) is honoured by another pass when it stamped a segment this pass had already computed.
+ */
+export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[]; passes: number }> {
   const outcomes: RecomputeOutcome[] = [];
-  const failed: { segmentId: string; error: string }[] = [];
-  for (const id of order) {
-    try {
-      const out = await recomputeSegment(db, workspaceId, id, log);
-      if (out) outcomes.push(out);
-    } catch (err) {
-      failed.push({ segmentId: id, error: (err as Error).message });
+  let failed: { segmentId: string; error: string }[] = [];
+  for (let pass = 1; ; pass++) {
+    const [clock] = await db.execute<{ now: string }>(sql`select clock_timestamp()::text as now`);
+    const passStartedAt = clock!.now;
+    const graph = await loadSegmentGraph(db, workspaceId);
+    const dynamic = [...graph.values()].filter((n) => n.type === "dynamic").map((n) => n.id).sort();
+    const order = dependencyOrder(graph, dynamic).filter((id) => graph.get(id)?.type === "dynamic");
+    failed = [];
+    for (const id of order) {
+      try {
+        const out = await recomputeSegment(db, workspaceId, id, log);
+        if (out) outcomes.push(out);
+      } catch (err) {
+        failed.push({ segmentId: id, error: (err as Error).message });
+      }
     }
+    const [again] = await db.execute<{ again: boolean }>(sql`
+      select exists (select 1 from segments where workspace_id = ${workspaceId}::uuid and type = 'dynamic'
+        and recompute_requested_at > ${passStartedAt}::timestamptz) as again`);
+    if (!again?.again || pass >= MAX_RERUNS) return { outcomes, failed, passes: pass };
   }
-  return { outcomes, failed };
 }
 
 /** Workspaces that have at least one dynamic segment (the nightly refresh's list). */
