@@ -339,7 +339,7 @@ export const conditionSchema: z.ZodType<Condition> = z
   .meta({
     description:
       "A condition tree: {all:[…]}, {any:[…]}, {not:{…}}, {field, op, value}, {label, op}, {event, op, count?, within?} or {segment, op}.",
-  }) as unknown as z.ZodType<Condition>;
+  });
 
 /** Segment conditions in the tree with their JSON paths, for existence checks, dependency order and cycles. */
 export function segmentReferences(cond: Condition): { id: string; path: string }[] {
