@@ -1,4 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
+import { ISO_DATE_RE } from "./dates.js";
 import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, NativeTextField, Relative, Scalar } from "./conditions.js";
 
 /**
@@ -50,9 +51,8 @@ const UNIT_INTERVAL: Record<Relative["unit"], string> = {
 };
 /** Stored text that may be cast to numeric (exponent bounded so the cast cannot overflow). */
 const NUMERIC_TEXT_RE = "^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$";
-/** Stored text that may be cast to timestamptz: the same grammar conditions accept (see ISO_DATE_RE). */
-const DATE_TEXT_RE =
-  "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$";
+/** Stored text that may be cast to timestamptz: the grammar condition values use (see dates.ts). */
+const DATE_TEXT_RE = ISO_DATE_RE.source;
 
 const TRUE = sql`true`;
 const FALSE = sql`false`;

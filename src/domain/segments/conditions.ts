@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ValidationError } from "../errors.js";
 import { compileConditions } from "./compile.js";
+import { ISO_DATE_RE } from "./dates.js";
 
 /**
  * The segment condition language (API.md "Conditions"): groups all/any/not nested freely over field, label,
@@ -84,10 +85,6 @@ export interface Problem {
 }
 
 // ---- value schemas -------------------------------------------------------------------------------------------
-
-/** ISO-8601 dates the language accepts (also the guard compile.ts applies before casting stored text). */
-export const ISO_DATE_RE =
-  /^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$/;
 
 function daysInMonth(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -359,4 +356,4 @@ export function referencedSegments(cond: Condition): string[] {
   return [...new Set(segmentReferences(cond).map((r) => r.id))];
 }
 
-export { compileConditions };
+export { compileConditions, ISO_DATE_RE };
