@@ -141,6 +141,11 @@ describe("dynamic segments", () => {
     const seg = (await client.request("GET", `/v1/segments/${res.json.id}`)).json;
     expect(seg.status).toBe("failed");
     expect(seg.failureReason).toMatch(/^The recompute failed: The conditions are invalid/);
+    // Through the job as well: the worker reports the same failure on the segment.
+    await t.ctx.db.$client`update segments set status = 'ready', failure_reason = null where id = ${res.json.id}`;
+    expect((await client.request("POST", `/v1/segments/${res.json.id}/recompute`)).status).toBe(202);
+    const failed = await waitForSegment(client, res.json.id, (s) => s.status === "failed");
+    expect(failed.failureReason).toMatch(/field: is not a known field/);
   });
 });
 

@@ -1,4 +1,6 @@
+import { UnrecoverableError } from "bullmq";
 import type { Db } from "../../db/client.js";
+import { ValidationError } from "../../domain/errors.js";
 import { recomputeSegment, recomputeWorkspace, workspacesWithDynamicSegments } from "../../domain/segments/recompute.js";
 import { requestDependentsRecompute, requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Processor } from "../types.js";
@@ -11,7 +13,14 @@ export interface SegmentProcessorDeps {
 /** One segment; then the segments that use it directly (they cascade to theirs), so composed segments follow. */
 export function segmentRecomputeProcessor(deps: SegmentProcessorDeps): Processor<"segment.recompute"> {
   return async (payload, ctx) => {
-    const outcome = await recomputeSegment(deps.db, payload.workspaceId, payload.segmentId, ctx.log);
+    let outcome;
+    try {
+      outcome = await recomputeSegment(deps.db, payload.workspaceId, payload.segmentId, ctx.log);
+    } catch (err) {
+      // Stored conditions the language refuses fail the same way on every attempt: no retries (the reason is on the segment).
+      if (err instanceof ValidationError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
     if (!outcome) return { skipped: "segment is gone or static" };
     await requestDependentsRecompute(deps.db, deps.producer, payload.workspaceId, payload.segmentId);
     return outcome;
