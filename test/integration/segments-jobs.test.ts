@@ -5,7 +5,7 @@ import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import { spawnTs, type Spawned } from "../helpers/processes.js";
-import { insertPerson, memberIds, setAttributes, waitForComputed } from "../helpers/segments.js";
+import { insertPerson, memberIds, setAttributes, waitForComputed, waitForSegment } from "../helpers/segments.js";
 
 const t = useTestContext({ SEGMENT_REFRESH_CRON: "15 4 * * *", SEGMENT_REFRESH_TZ: "Europe/Paris" });
 let client: Client;
@@ -39,6 +39,24 @@ describe("recompute triggers", () => {
     expect(done.counts.created).toBe(3);
     const after = await waitForComputed(client, seg.id, first.lastComputedAt);
     expect(after.memberCount).toBe(2);
+  });
+
+  it("an import that fills a static segment leaves its member count right", async () => {
+    const csv = "User ID,Segment Name,Segment Value\nbeta-1,Beta testers,early\nbeta-2,Beta testers,late\n";
+    const created = await pasteImport(client, csv, {
+      identifier: "external_id",
+      mapping: { "User ID": "external_id", "Segment Name": "segment", "Segment Value": "segment_value" },
+      start: true,
+    });
+    const done = await waitForImport(client, created.json.id);
+    expect(done.counts.created).toBe(2);
+    const list = await client.request("GET", "/v1/segments?limit=1000");
+    const beta = list.json.data.find((s: { name: string }) => s.name === "Beta testers");
+    expect(beta.type).toBe("static");
+    // Re-counted by the import job right after the import reports done.
+    await waitForSegment(client, beta.id, (s) => s.memberCount === 2, 10_000);
+    const members = await client.request("GET", `/v1/segments/${beta.id}/members`);
+    expect(members.json.data.map((m: { externalId: string; value: string }) => [m.externalId, m.value])).toEqual([["beta-1", "early"], ["beta-2", "late"]]);
   });
 
   it("an import that changed nobody queues no recompute", async () => {

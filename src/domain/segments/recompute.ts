@@ -100,6 +100,7 @@ export async function recomputeSegment(db: Db, workspaceId: string, segmentId: s
 export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[]; passes: number }> {
   const outcomes: RecomputeOutcome[] = [];
   let failed: { segmentId: string; error: string }[] = [];
+  await refreshStaticMemberCounts(db, workspaceId);
   for (let pass = 1; ; pass++) {
     const [clock] = await db.execute<{ now: string }>(sql`select clock_timestamp()::text as now`);
     const passStartedAt = clock!.now;
@@ -120,6 +121,20 @@ export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logge
         and recompute_requested_at > ${passStartedAt}::timestamptz) as again`);
     if (!again?.again || pass >= MAX_RERUNS) return { outcomes, failed, passes: pass };
   }
+}
+
+/**
+ * Re-counts the members of the workspace's static segments. Imports add static members in their own batches
+ * without touching the count; this brings the stored counts back to the truth, writing only the ones that differ.
+ */
+export async function refreshStaticMemberCounts(db: Db, workspaceId: string): Promise<number> {
+  const rows = await db.execute<{ id: string }>(sql`
+    update segments g set member_count = c.n, updated_at = now()
+    from (select s.id, (select count(*) from segment_memberships m where m.segment_id = s.id) as n
+          from segments s where s.workspace_id = ${workspaceId}::uuid and s.type = 'static') c
+    where g.id = c.id and g.member_count is distinct from c.n
+    returning g.id`);
+  return rows.length;
 }
 
 /** Workspaces that have at least one dynamic segment (the nightly refresh's list). */

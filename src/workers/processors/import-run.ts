@@ -3,6 +3,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import { runImport } from "../../domain/imports/run.js";
+import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
 import type { JobContext, Processor } from "../types.js";
@@ -50,7 +51,10 @@ async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { work
     .select({ created: imports.created, updated: imports.updated })
     .from(imports)
     .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
-  if (!row || row.created + row.updated === 0) return;
+  if (!row) return;
+  // Static members the import added are not counted by its batches.
+  await refreshStaticMemberCounts(deps.db, ids.workspaceId);
+  if (row.created + row.updated === 0) return;
   // The import itself succeeded: a queue hiccup here must not fail it; the nightly refresh catches up.
   await requestWorkspaceRecompute(deps.db, deps.producer, ids.workspaceId).catch((err: Error) =>
     log.warn({ err: err.message }, "could not queue the segment recompute after an import"),
