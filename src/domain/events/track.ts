@@ -48,12 +48,11 @@ export async function trackEvents(db: Db, workspaceId: string, input: TrackInput
   if (problems.length) throw new ValidationError("invalid_events", "Some events are invalid; nothing was recorded.", { problems });
 
   const refs: PersonRef[] = input.events.map((e) => e.user);
-  const { ids } = await resolvePeople(db, workspaceId, refs);
-  const known = await personIdsByRef(db, workspaceId, ids);
+  const { each } = await resolvePeople(db, workspaceId, refs);
   const rows: { person_id: number; name: string; occurred_at: string | null; properties: Record<string, unknown> }[] = [];
   const rejected: { index: number; code: string; message: string }[] = [];
   input.events.forEach((e, i) => {
-    const personId = "email" in e.user ? known.byEmail.get(e.user.email.trim().toLowerCase()) : known.byExternalId.get(e.user.externalId);
+    const personId = each[i];
     if (personId === undefined) rejected.push({ index: i, code: "unknown_user", message: "No user of this workspace has that email or externalId." });
     else rows.push({ person_id: personId, name: e.event, occurred_at: occurred[i] ?? null, properties: e.properties ?? {} });
   });
@@ -80,18 +79,4 @@ export async function trackEvents(db: Db, workspaceId: string, input: TrackInput
     rejected,
     segments: { entered: changes.entered, left: changes.left },
   };
-}
-
-async function personIdsByRef(db: Db, workspaceId: string, ids: number[]) {
-  const byEmail = new Map<string, number>();
-  const byExternalId = new Map<string, number>();
-  if (!ids.length) return { byEmail, byExternalId };
-  const rows = await db.execute<{ id: string; email: string | null; external_id: string | null }>(sql`
-    select id::text as id, lower(email) as email, external_id from people
-    where workspace_id = ${workspaceId}::uuid and id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) x)`);
-  for (const r of rows) {
-    if (r.email) byEmail.set(r.email, Number(r.id));
-    if (r.external_id) byExternalId.set(r.external_id, Number(r.id));
-  }
-  return { byEmail, byExternalId };
 }

@@ -12,8 +12,15 @@ export const MAX_MEMBER_REFS = 1000;
 
 export type PersonRef = { id: string } | { email: string } | { externalId: string };
 
-/** Finds the people of the workspace the references name; the ones that name no one are returned as such. */
-export async function resolvePeople(db: Executor, workspaceId: string, refs: PersonRef[]): Promise<{ ids: number[]; notFound: PersonRef[] }> {
+/**
+ * Finds the people of the workspace the references name: `each` is aligned with `refs` (undefined where a
+ * reference names no one), `ids` the distinct people found, `notFound` the references that named no one.
+ */
+export async function resolvePeople(
+  db: Executor,
+  workspaceId: string,
+  refs: PersonRef[],
+): Promise<{ ids: number[]; notFound: PersonRef[]; each: (number | undefined)[] }> {
   const ids = refs.flatMap((r) => ("id" in r ? [parsePersonId(r.id)].filter((x): x is number => x !== null) : []));
   const emails = refs.flatMap((r) => ("email" in r ? [r.email.trim().toLowerCase()] : []));
   const externalIds = refs.flatMap((r) => ("externalId" in r ? [r.externalId] : []));
@@ -32,6 +39,7 @@ export async function resolvePeople(db: Executor, workspaceId: string, refs: Per
   const byExternal = new Map(rows.filter((r) => r.externalId).map((r) => [r.externalId!, r.id]));
   const found = new Set<number>();
   const notFound: PersonRef[] = [];
+  const each: (number | undefined)[] = [];
   for (const r of refs) {
     const id =
       "id" in r
@@ -42,10 +50,11 @@ export async function resolvePeople(db: Executor, workspaceId: string, refs: Per
         : "email" in r
           ? byEmail.get(r.email.trim().toLowerCase())
           : byExternal.get(r.externalId);
+    each.push(id);
     if (id === undefined) notFound.push(r);
     else found.add(id);
   }
-  return { ids: [...found].sort((a, b) => a - b), notFound };
+  return { ids: [...found].sort((a, b) => a - b), notFound, each };
 }
 
 function membershipEventProps(segment: { id: string; name: string }) {
