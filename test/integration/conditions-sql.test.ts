@@ -143,6 +143,8 @@ describe("attributes, compared by the type of the condition's value", () => {
     ["in", field("attributes.plan", "in", ["pro", "team"]), ["ann", "cat"]],
     ["not_in", field("attributes.plan", "not_in", ["pro", "team"]), ["bob", "dan", "eve"]],
     ["in with mixed value types", field("attributes.age", "in", [34, "29"]), ["ann", "bob"]],
+    ["in with a boolean", field("attributes.vip", "in", [true, "nobody"]), ["ann"]],
+    ["not_in with a boolean", field("attributes.vip", "not_in", [false]), ["ann", "cat", "dan"]],
     ["contains ignores case", field("attributes.plan", "contains", "PR"), ["ann", "eve"]],
     ["not_contains", field("attributes.plan", "not_contains", "r"), ["cat", "dan"]],
     ["starts_with", field("attributes.plan", "starts_with", "f"), ["bob"]],

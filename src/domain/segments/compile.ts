@@ -140,10 +140,15 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
     case "not_in": {
       let pred: SQL;
       if (a) {
-        pred = sql.join(
-          c.value.map((v) => sql`(${scalarEquals({ text: attrText(a), number: attrNumber(a) }, v)})`),
-          sql` or `,
-        );
+        // One IN list per value type, each against the view of that type (see scalarEquals).
+        const strings = c.value.filter((v): v is string => typeof v === "string");
+        const numbers = c.value.filter((v): v is number => typeof v === "number");
+        const booleans = c.value.filter((v): v is boolean => typeof v === "boolean");
+        const parts: SQL[] = [];
+        if (strings.length) parts.push(sql`${attrText(a)} in (${sql.join(strings.map(txt), sql`, `)})`);
+        if (numbers.length) parts.push(sql`${attrNumber(a)} in (${sql.join(numbers.map(num), sql`, `)})`);
+        if (booleans.length) parts.push(sql`lower(${attrText(a)}) in (${sql.join(booleans.map((b) => txt(String(b))), sql`, `)})`);
+        pred = sql`(${sql.join(parts, sql` or `)})`;
       } else {
         const values = sql.join(
           c.value.map((v) => (isEmail ? sql`lower(${txt(String(v))})` : txt(String(v)))),
