@@ -19,6 +19,8 @@ import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
+import { segmentRoutes } from "./routes/segments.js";
+import { userRoutes } from "./routes/users.js";
 
 /** The API version shown in the OpenAPI document. */
 const APP_VERSION = "1.0.0";
@@ -78,6 +80,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         });
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
+        await scoped.register(segmentRoutes, deps);
+        await scoped.register(userRoutes, deps);
       });
     },
     { prefix: "/v1" },

@@ -17,6 +17,12 @@ export const JOBS = {
     queue: "webhooks",
     payload: z.object({ workspaceId: id, resource: z.enum(["import"]), resourceId: id }).strict(),
   },
+  /** Recomputes one segment's membership (then queues the segments that use it). */
+  "segment.recompute": { queue: "segments", payload: z.object({ workspaceId: id, segmentId: id }).strict() },
+  /** Recomputes every dynamic segment of a workspace, dependencies first (after imports). */
+  "segments.recompute_workspace": { queue: "segments", payload: z.object({ workspaceId: id }).strict() },
+  /** The nightly refresh: queues a workspace recompute for every workspace with dynamic segments. */
+  "segments.refresh_all": { queue: "segments", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

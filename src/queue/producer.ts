@@ -22,6 +22,8 @@ export interface EnqueueOptions {
   /** Overrides of DEFAULT_JOB_OPTIONS for jobs with their own retry policy (e.g. webhook deliveries). */
   attempts?: number;
   backoffMs?: number;
+  /** For jobs deduplicated by jobId: a finished job must not linger, or it would swallow the next request. */
+  removeWhenFinished?: boolean;
 }
 
 export interface Producer {
@@ -59,6 +61,7 @@ export function createProducer(connection: Redis, prefix: string, log: Logger): 
               delay: opts.delay,
               ...(opts.attempts ? { attempts: opts.attempts } : {}),
               ...(opts.backoffMs ? { backoff: { type: "exponential", delay: opts.backoffMs } } : {}),
+              ...(opts.removeWhenFinished ? { removeOnComplete: true, removeOnFail: true } : {}),
             }), timeout]);
       } catch (err) {
         throw new UnavailableError("queue_unavailable", "The job queue is unavailable; try again shortly.", {

@@ -4,8 +4,10 @@ import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import { runImport } from "../../domain/imports/run.js";
 import type { Metrics } from "../../metrics/metrics.js";
+import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
+import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
-import type { Processor } from "../types.js";
+import type { JobContext, Processor } from "../types.js";
 
 export interface ImportProcessorDeps {
   db: Db;
@@ -14,6 +16,7 @@ export interface ImportProcessorDeps {
   metrics?: Metrics;
   /** Called once the import reached a finished status (webhooks). */
   onFinished?: (ids: { workspaceId: string; importId: string }) => Promise<void>;
+  producer: Enqueuer;
 }
 
 /** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
@@ -26,6 +29,7 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
       });
       ctx.log.info({ outcome }, "import run ended");
       if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);
+      if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
       if (outcome === "interrupted") {
         await ctx.job.moveToDelayed(Date.now() + 1_000, ctx.token);
         throw new DelayedError();
@@ -45,4 +49,20 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
       throw err;
     }
   };
+}
+
+/** People changed: the workspace's dynamic segments are recomputed (one queued request per workspace at a time). */
+async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { workspaceId: string; importId: string }, log: JobContext["log"]) {
+  const [row] = await deps.db
+    .select({ created: imports.created, updated: imports.updated })
+    .from(imports)
+    .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
+  if (!row) return;
+  // Static members the import added are not counted by its batches.
+  await refreshStaticMemberCounts(deps.db, ids.workspaceId);
+  if (row.created + row.updated === 0) return;
+  // The import itself succeeded: a queue hiccup here must not fail it; the nightly refresh catches up.
+  await requestWorkspaceRecompute(deps.db, deps.producer, ids.workspaceId).catch((err: Error) =>
+    log.warn({ err: err.message }, "could not queue the segment recompute after an import"),
+  );
 }
