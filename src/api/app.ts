@@ -12,6 +12,8 @@ import { errorsPlugin } from "./plugins/errors.js";
 import { adminRoutes } from "./routes/admin.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
+import { segmentRoutes } from "./routes/segments.js";
+import { userRoutes } from "./routes/users.js";
 
 export interface AppDeps {
   env: Env;
@@ -55,6 +57,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await scoped.register(apiKeyAuth, { db: deps.db });
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
+        await scoped.register(segmentRoutes, deps);
+        await scoped.register(userRoutes, deps);
       });
     },
     { prefix: "/v1" },

@@ -38,6 +38,21 @@ export const envSchema = z
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
+    /** A segment preview runs under this statement timeout; beyond it the client gets 422 preview_timeout. */
+    SEGMENT_PREVIEW_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+    /** The nightly refresh of every dynamic segment (a BullMQ job scheduler: cron pattern and IANA time zone). */
+    SEGMENT_REFRESH_CRON: z.string().min(9).default("0 3 * * *"),
+    SEGMENT_REFRESH_TZ: z
+      .string()
+      .refine((tz) => {
+        try {
+          new Intl.DateTimeFormat("en", { timeZone: tz });
+          return true;
+        } catch {
+          return false;
+        }
+      }, "must be an IANA time zone such as UTC or Europe/Paris")
+      .default("UTC"),
   })
   .superRefine((env, ctx) => {
     if (env.STORAGE_DRIVER === "s3" && !env.S3_BUCKET) {

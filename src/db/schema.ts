@@ -180,6 +180,8 @@ export const segments = pgTable(
     memberCount: bigint("member_count", { mode: "number" }).notNull().default(0),
     lastComputedAt: ts("last_computed_at"),
     lastDurationMs: integer("last_duration_ms"),
+    /** Set by every recompute request: a recompute that started before it runs once more, so no change is missed. */
+    recomputeRequestedAt: ts("recompute_requested_at"),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },
@@ -202,6 +204,28 @@ export const segmentMemberships = pgTable(
   (t) => [
     primaryKey({ name: "segment_memberships_pk", columns: [t.segmentId, t.personId] }),
     index("segment_memberships_person_idx").on(t.personId),
+  ],
+);
+
+/**
+ * Which segments a dynamic segment's conditions refer to (segment in/not_in), kept beside the conditions so
+ * "who uses this segment" and the dependency order of recomputes are plain lookups. A referenced segment
+ * cannot be deleted while a row here points at it.
+ */
+export const segmentDependencies = pgTable(
+  "segment_dependencies",
+  {
+    workspaceId: uuid("workspace_id").notNull(),
+    segmentId: uuid("segment_id")
+      .notNull()
+      .references(() => segments.id, { onDelete: "cascade" }),
+    dependsOnId: uuid("depends_on_id")
+      .notNull()
+      .references(() => segments.id),
+  },
+  (t) => [
+    primaryKey({ name: "segment_dependencies_pk", columns: [t.segmentId, t.dependsOnId] }),
+    index("segment_dependencies_depends_on_idx").on(t.dependsOnId),
   ],
 );
 

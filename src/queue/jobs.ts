@@ -12,6 +12,12 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 export const JOBS = {
   /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
   "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+  /** Recomputes one segment's membership (then queues the segments that use it). */
+  "segment.recompute": { queue: "segments", payload: z.object({ workspaceId: id, segmentId: id }).strict() },
+  /** Recomputes every dynamic segment of a workspace, dependencies first (after imports). */
+  "segments.recompute_workspace": { queue: "segments", payload: z.object({ workspaceId: id }).strict() },
+  /** The nightly refresh: queues a workspace recompute for every workspace with dynamic segments. */
+  "segments.refresh_all": { queue: "segments", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

@@ -16,8 +16,15 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600, count: 5_000 },
 };
 
+export interface EnqueueOptions {
+  jobId?: string;
+  delay?: number;
+  /** For jobs deduplicated by jobId: a finished job must not linger, or it would swallow the next request. */
+  removeWhenFinished?: boolean;
+}
+
 export interface Producer {
-  enqueue<N extends JobName>(name: N, payload: JobPayload<N>, opts?: { jobId?: string; delay?: number }): Promise<void>;
+  enqueue<N extends JobName>(name: N, payload: JobPayload<N>, opts?: EnqueueOptions): Promise<void>;
   queue(name: QueueName): Queue;
   close(): Promise<void>;
 }
@@ -46,7 +53,11 @@ export function createProducer(connection: Redis, prefix: string, log: Logger): 
       });
       try {
         await Promise.race([whenReady(connection, ENQUEUE_TIMEOUT_MS), timeout]);
-        await Promise.race([queue(JOBS[name].queue).add(name, data, { jobId: opts.jobId, delay: opts.delay }), timeout]);
+        await Promise.race([queue(JOBS[name].queue).add(name, data, {
+          jobId: opts.jobId,
+          delay: opts.delay,
+          ...(opts.removeWhenFinished ? { removeOnComplete: true, removeOnFail: true } : {}),
+        }), timeout]);
       } catch (err) {
         throw new UnavailableError("queue_unavailable", "The job queue is unavailable; try again shortly.", {
           cause: err instanceof Error ? err.message : String(err),

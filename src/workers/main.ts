@@ -4,11 +4,14 @@ import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { buildProcessors } from "./processors/index.js";
+import { registerSchedules } from "./schedules.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
-/** Starts a processor for every job kind on the runtime's queues. */
+/** Starts a processor for every job kind on the runtime's queues, and registers the recurring jobs. */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
-  return startWorkers(rt.env, rt.logger, buildProcessors(rt));
+  const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt));
+  await registerSchedules(rt.producer, rt.env, rt.logger);
+  return pool;
 }
 
 if (isMain(import.meta.url)) {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Env } from "../../src/config/env.js";
 import type { JobPayload } from "../../src/queue/jobs.js";
 import type { JobContext } from "../../src/workers/types.js";
+import { buildProcessors } from "../../src/workers/processors/index.js";
 import { assertProcessorsComplete, startWorkers, type WorkerPool } from "../../src/workers/worker-pool.js";
 import { useTestContext } from "../helpers/context.js";
 
@@ -18,7 +19,8 @@ afterEach(async () => {
 });
 
 async function start(processor: ImportRun, env: Env = t.ctx.env): Promise<WorkerPool> {
-  const pool = await startWorkers(env, t.ctx.logger, { "import.run": processor });
+  // The other job kinds keep their real processors: startup requires one per kind.
+  const pool = await startWorkers(env, t.ctx.logger, { ...buildProcessors(t.ctx), "import.run": processor });
   open.push(pool);
   return pool;
 }

@@ -3,13 +3,15 @@ import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import { runImport } from "../../domain/imports/run.js";
+import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
-import type { Processor } from "../types.js";
+import type { JobContext, Processor } from "../types.js";
 
 export interface ImportProcessorDeps {
   db: Db;
   storage: Storage;
   batchSize: number;
+  producer: Enqueuer;
 }
 
 /** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
@@ -21,6 +23,7 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
         onProgress: (processed) => ctx.job.updateProgress({ processed }).catch(() => {}),
       });
       ctx.log.info({ outcome }, "import run ended");
+      if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
       if (outcome === "interrupted") {
         await ctx.job.moveToDelayed(Date.now() + 1_000, ctx.token);
         throw new DelayedError();
@@ -39,4 +42,17 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
       throw err;
     }
   };
+}
+
+/** People changed: the workspace's dynamic segments are recomputed (one queued request per workspace at a time). */
+async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { workspaceId: string; importId: string }, log: JobContext["log"]) {
+  const [row] = await deps.db
+    .select({ created: imports.created, updated: imports.updated })
+    .from(imports)
+    .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
+  if (!row || row.created + row.updated === 0) return;
+  // The import itself succeeded: a queue hiccup here must not fail it; the nightly refresh catches up.
+  await requestWorkspaceRecompute(deps.db, deps.producer, ids.workspaceId).catch((err: Error) =>
+    log.warn({ err: err.message }, "could not queue the segment recompute after an import"),
+  );
 }

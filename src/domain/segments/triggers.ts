@@ -1,0 +1,40 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import { segmentDependencies, segments } from "../../db/schema.js";
+import type { Producer } from "../../queue/producer.js";
+
+export type Enqueuer = Pick<Producer, "enqueue">;
+
+/** BullMQ job ids may not contain ':'; one id per segment / workspace makes a queued request absorb the next. */
+export const segmentJobId = (segmentId: string) => `segment-recompute-${segmentId}`;
+export const workspaceJobId = (workspaceId: string) => `segments-workspace-${workspaceId}`;
+
+/**
+ * Asks for a recompute of one segment. The request time is stamped on the segment first: a recompute already
+ * running (which absorbs this enqueue, same job id) sees the newer stamp when it ends and runs once more.
+ */
+export async function requestSegmentRecompute(db: Db, producer: Enqueuer, workspaceId: string, segmentId: string): Promise<void> {
+  await db
+    .update(segments)
+    .set({ recomputeRequestedAt: sql`clock_timestamp()` })
+    .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId)));
+  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentJobId(segmentId), removeWhenFinished: true });
+}
+
+/** Asks for a recompute of every dynamic segment of the workspace (deduplicated per workspace). */
+export async function requestWorkspaceRecompute(db: Db, producer: Enqueuer, workspaceId: string): Promise<void> {
+  await db
+    .update(segments)
+    .set({ recomputeRequestedAt: sql`clock_timestamp()` })
+    .where(and(eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")));
+  await producer.enqueue("segments.recompute_workspace", { workspaceId }, { jobId: workspaceJobId(workspaceId), removeWhenFinished: true });
+}
+
+/** Asks for a recompute of the segments whose conditions use `segmentId` directly (they cascade further). */
+export async function requestDependentsRecompute(db: Db, producer: Enqueuer, workspaceId: string, segmentId: string): Promise<void> {
+  const users = await db
+    .select({ id: segmentDependencies.segmentId })
+    .from(segmentDependencies)
+    .where(and(eq(segmentDependencies.workspaceId, workspaceId), eq(segmentDependencies.dependsOnId, segmentId)));
+  for (const u of users) if (u.id !== segmentId) await requestSegmentRecompute(db, producer, workspaceId, u.id);
+}
