@@ -44,13 +44,16 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
   };
 }
 
-/** People changed: the workspace's dynamic segments are recomputed (one queued request per workspace at a time). */
+/**
+ * People or their events changed: the workspace's dynamic segments are recomputed (one queued request per
+ * workspace at a time). An events import counts the events it wrote as `created`; team members are not people.
+ */
 async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { workspaceId: string; importId: string }, log: JobContext["log"]) {
   const [row] = await deps.db
-    .select({ created: imports.created, updated: imports.updated })
+    .select({ kind: imports.kind, created: imports.created, updated: imports.updated })
     .from(imports)
     .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
-  if (!row || row.created + row.updated === 0) return;
+  if (!row || row.kind === "members" || row.created + row.updated === 0) return;
   // The import itself succeeded: a queue hiccup here must not fail it; the nightly refresh catches up.
   await requestWorkspaceRecompute(deps.db, deps.producer, ids.workspaceId).catch((err: Error) =>
     log.warn({ err: err.message }, "could not queue the segment recompute after an import"),
