@@ -49,6 +49,9 @@ describe("identify", () => {
     const conflict = await identify(client, { externalId: "conf-1", email: "conf2@x.test" });
     expect(conflict.status).toBe(409);
     expect(conflict.json.error.code).toBe("identity_conflict");
+    const moved = await identify(client, { externalId: "conf-3", email: "conf1@x.test" });
+    expect(moved.status).toBe(409);
+    expect(moved.json.error.code).toBe("identity_conflict");
     expect((await identify(client, { email: "not an email" })).json.error.code).toBe("invalid_email");
     const none = await identify(client, { firstName: "Nobody" });
     expect(none.status).toBe(422);

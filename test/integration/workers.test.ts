@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Job } from "bullmq";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Env } from "../../src/config/env.js";
-import type { JobPayload } from "../../src/queue/jobs.js";
+import { JOB_NAMES, type JobPayload } from "../../src/queue/jobs.js";
 import type { JobContext } from "../../src/workers/types.js";
 import { buildProcessors } from "../../src/workers/processors/index.js";
 import { assertProcessorsComplete, startWorkers, type WorkerPool } from "../../src/workers/worker-pool.js";
@@ -52,22 +52,26 @@ async function waitForState(job: Job, states: string[], timeoutMs = 10_000): Pro
 }
 
 describe("assertProcessorsComplete", () => {
+  /** One no-op processor per job kind of the contract, whatever kinds it holds. */
+  const complete = () => Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
+
   it("throws naming the missing job kind when a processor is missing", () => {
-    expect(() => assertProcessorsComplete({})).toThrow(/missing \[import\.run\]/);
+    const { ["import.run"]: _omitted, ...rest } = complete();
+    expect(() => assertProcessorsComplete(rest)).toThrow(/missing \[import\.run\]/);
   });
 
   it("throws when a processor is not a function", () => {
-    expect(() => assertProcessorsComplete({ "import.run": "nope" })).toThrow(/import\.run/);
+    expect(() => assertProcessorsComplete({ ...complete(), "import.run": "nope" })).toThrow(/import\.run/);
   });
 
   it("throws naming an unknown job kind", () => {
-    expect(() => assertProcessorsComplete({ "import.run": async () => {}, "import.runn": async () => {} })).toThrow(
+    expect(() => assertProcessorsComplete({ ...complete(), "import.runn": async () => {} })).toThrow(
       /unknown \[import\.runn\]/,
     );
   });
 
   it("accepts exactly one processor per job kind", () => {
-    expect(() => assertProcessorsComplete({ "import.run": async () => {} })).not.toThrow();
+    expect(() => assertProcessorsComplete(complete())).not.toThrow();
   });
 
   it("startWorkers refuses an incomplete processor map before connecting", async () => {

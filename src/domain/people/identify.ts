@@ -72,13 +72,20 @@ async function upsert(db: Db, workspaceId: string, input: IdentifyInput): Promis
       input.username !== undefined ? eq(people.username, input.username) : undefined,
     ].filter((k) => k !== undefined);
     const matches = await tx
-      .select({ id: people.id })
+      .select({ id: people.id, externalId: people.externalId })
       .from(people)
       .where(and(eq(people.workspaceId, workspaceId), or(...keys)))
       .for("update");
     if (matches.length > 1) {
       throw new ConflictError("identity_conflict", "The identifiers given belong to different people; send the ones of one person.", {
         userIds: matches.map((m) => String(m.id)).sort(),
+      });
+    }
+    const match = matches[0];
+    // The external id is the app's stable key: an email or username never moves a person to another one.
+    if (match && input.externalId !== undefined && match.externalId !== null && match.externalId !== input.externalId) {
+      throw new ConflictError("identity_conflict", "That email or username belongs to a user with another externalId.", {
+        userIds: [String(match.id)],
       });
     }
     const fields = {
@@ -93,11 +100,11 @@ async function upsert(db: Db, workspaceId: string, input: IdentifyInput): Promis
     const attrs = JSON.stringify(input.attributes ?? {});
     let row: PersonRow;
     let created = false;
-    if (matches[0]) {
+    if (match) {
       const [updated] = await tx
         .update(people)
         .set({ ...fields, attributes: sql`${people.attributes} || ${attrs}::jsonb`, updatedAt: new Date(), lastSeenAt: new Date() })
-        .where(eq(people.id, matches[0].id))
+        .where(eq(people.id, match.id))
         .returning();
       row = updated!;
     } else {

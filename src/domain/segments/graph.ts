@@ -66,23 +66,6 @@ export function dependencyOrder(graph: SegmentGraph, ids: Iterable<string> = gra
   return out;
 }
 
-/** Segments that use `id`, directly or through others, in dependency order (the ones to refresh after it). */
-export function dependentsOf(graph: SegmentGraph, id: string): string[] {
-  const users = new Map<string, string[]>();
-  for (const node of graph.values()) for (const dep of node.dependsOn) users.set(dep, [...(users.get(dep) ?? []), node.id]);
-  const found = new Set<string>();
-  const queue = [id];
-  while (queue.length) {
-    for (const u of users.get(queue.shift()!) ?? []) {
-      if (!found.has(u) && u !== id) {
-        found.add(u);
-        queue.push(u);
-      }
-    }
-  }
-  return dependencyOrder(graph, found).filter((x) => found.has(x));
-}
-
 /** Serialises changes to one workspace's segment definitions, so two concurrent edits cannot form a cycle. */
 export async function lockSegmentDefinitions(tx: Executor, workspaceId: string): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`roster.segment-defs:${workspaceId}`}::text, 0))`);
