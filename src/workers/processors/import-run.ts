@@ -51,13 +51,17 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
   };
 }
 
-/** People changed: the workspace's dynamic segments are recomputed (one queued request per workspace at a time). */
+/**
+ * People or their events changed: the workspace's dynamic segments are recomputed (one queued request per
+ * workspace at a time). An events import counts the events it wrote as `created`; team members are not people.
+ */
 async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { workspaceId: string; importId: string }, log: JobContext["log"]) {
   const [row] = await deps.db
-    .select({ created: imports.created, updated: imports.updated })
+    .select({ kind: imports.kind, created: imports.created, updated: imports.updated })
     .from(imports)
     .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
-  if (!row) return;
+  // Team members are not people: nothing a segment looks at changed.
+  if (!row || row.kind === "members") return;
   // Static members the import added are not counted by its batches.
   await refreshStaticMemberCounts(deps.db, ids.workspaceId);
   if (row.created + row.updated === 0) return;
