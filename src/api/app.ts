@@ -10,6 +10,7 @@ import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { errorsPlugin } from "./plugins/errors.js";
 import { adminRoutes } from "./routes/admin.js";
+import { exportRoutes } from "./routes/exports.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
 
@@ -55,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await scoped.register(apiKeyAuth, { db: deps.db });
         await scoped.register(workspaceRoutes, deps);
         await scoped.register(importRoutes, deps);
+        await scoped.register(exportRoutes, deps);
       });
     },
     { prefix: "/v1" },

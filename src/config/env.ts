@@ -35,6 +35,10 @@ export const envSchema = z
     IMPORT_CONCURRENCY: concurrency.default(2),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
+    /** Days an export file stays downloadable before the cleanup job deletes it. */
+    EXPORT_TTL_DAYS: z.coerce.number().positive().max(3650).default(7),
+    /** How often the export cleanup job runs (it is idempotent: a missed run only delays deletion). */
+    EXPORT_CLEANUP_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),

@@ -12,6 +12,10 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 export const JOBS = {
   /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
   "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+  /** Writes one export's CSV to storage; fenced so a retried or duplicated job cannot write it twice. */
+  "export.run": { queue: "exports", payload: z.object({ workspaceId: id, exportId: id }).strict() },
+  /** Deletes the files of expired exports (every workspace); run by a job scheduler. */
+  "export.cleanup": { queue: "exports", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

@@ -2,13 +2,21 @@ import closeWithGrace from "close-with-grace";
 import { loadEnv } from "../config/env.js";
 import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
+import { ensureSchedules } from "../queue/schedules.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { buildProcessors } from "./processors/index.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
-/** Starts a processor for every job kind on the runtime's queues. */
+/** Starts a processor for every job kind on the runtime's queues, and registers the recurring jobs. */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
-  return startWorkers(rt.env, rt.logger, buildProcessors(rt));
+  const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt));
+  try {
+    await ensureSchedules(rt.producer, rt.env);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+  return pool;
 }
 
 if (isMain(import.meta.url)) {
