@@ -1,0 +1,227 @@
+import { sql, type SQL } from "drizzle-orm";
+import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, NativeTextField, Relative, Scalar } from "./conditions.js";
+
+/**
+ * Compiles a parsed condition tree into one boolean SQL predicate over `people p`.
+ *
+ * Every user value and attribute key is a bound parameter; only fixed fragments chosen from closed enums
+ * (column names, comparison operators, interval units) are SQL text. Every predicate is two-valued (never
+ * NULL), so `not` and the negative operators are exact complements of their positive forms: a person without
+ * an email matches `email neq x` and `email not_contains y`.
+ *
+ * Semantics worth knowing:
+ * - Text: eq/in are exact (email case-insensitive, as emails are everywhere in Roster); contains, starts_with
+ *   and ends_with ignore case.
+ * - Attributes (JSONB) compare by the type of the condition's value: a number compares numerically with JSON
+ *   numbers and numeric strings ("42"); a date compares with strings holding an ISO-8601 date; a string or a
+ *   boolean compares with the attribute's text form. A stored value of another type simply does not match:
+ *   every cast is behind a guard (jsonb_typeof, a regex, a day-of-month check), so no row can raise an error.
+ * - Relative dates (within_last, more_than_ago, event `within`) are evaluated at ctx.now.
+ * - Events: `performed` means at least once (in the window), and the count condition when given;
+ *   `not_performed` is its exact negation.
+ */
+
+export interface CompileContext {
+  workspaceId: string;
+  now: Date;
+}
+
+const TEXT_COLUMNS: Record<NativeTextField, string> = {
+  email: "p.email",
+  external_id: "p.external_id",
+  username: "p.username",
+  first_name: "p.first_name",
+  last_name: "p.last_name",
+  name: "p.name",
+  company_id: "p.company_id",
+};
+const DATE_COLUMNS: Record<string, string> = {
+  created_at: "p.created_at",
+  updated_at: "p.updated_at",
+  last_seen_at: "p.last_seen_at",
+};
+const COMPARE: Record<"gt" | "gte" | "lt" | "lte" | CountOp, string> = { eq: "=", neq: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=" };
+const UNIT_INTERVAL: Record<Relative["unit"], string> = {
+  minute: "interval '1 minute'",
+  hour: "interval '1 hour'",
+  day: "interval '1 day'",
+  week: "interval '1 week'",
+  month: "interval '1 month'",
+};
+/** Stored text that may be cast to numeric (exponent bounded so the cast cannot overflow). */
+const NUMERIC_TEXT_RE = "^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$";
+/** Stored text that may be cast to timestamptz: the same grammar conditions accept (see ISO_DATE_RE). */
+const DATE_TEXT_RE =
+  "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$";
+
+const TRUE = sql`true`;
+const FALSE = sql`false`;
+
+function raw(text: string): SQL {
+  return sql.raw(text);
+}
+const txt = (v: string): SQL => sql`${v}::text`;
+const num = (v: number): SQL => sql`${String(v)}::numeric`;
+const tstz = (iso: string): SQL => sql`${iso}::timestamptz`;
+
+/** Makes a predicate two-valued: NULL (unknown) counts as no match. */
+const definitely = (pred: SQL): SQL => sql`coalesce((${pred}), false)`;
+const not = (pred: SQL): SQL => sql`(not ${definitely(pred)})`;
+
+function cutoff(rel: Relative, now: Date): SQL {
+  return sql`(${tstz(now.toISOString())} - ${rel.amount}::int * ${raw(UNIT_INTERVAL[rel.unit])})`;
+}
+
+// ---- attribute value views (each NULL when the stored value is not of that type) -----------------------------
+
+function attr(key: string): SQL {
+  return sql`(p.attributes -> ${txt(key)})`;
+}
+function attrText(a: SQL): SQL {
+  return sql`(case when jsonb_typeof(${a}) in ('string', 'number', 'boolean') then ${a} #>> '{}' end)`;
+}
+function attrNumber(a: SQL): SQL {
+  return sql`(case jsonb_typeof(${a}) when 'number' then (${a})::numeric
+    when 'string' then case when (${a} #>> '{}') ~ ${NUMERIC_TEXT_RE} then (${a} #>> '{}')::numeric end end)`;
+}
+/** Nested CASEs, because only CASE guarantees the cast runs after its guard (AND may be reordered). */
+function attrDate(a: SQL): SQL {
+  const t = sql`(${a} #>> '{}')`;
+  return sql`(case when jsonb_typeof(${a}) = 'string' then case when ${t} ~ ${DATE_TEXT_RE} then
+    case when substr(${t}, 9, 2)::int <= extract(day from make_date(substr(${t}, 1, 4)::int, substr(${t}, 6, 2)::int, 1) + interval '1 month' - interval '1 day')
+    then ${t}::timestamptz end end end)`;
+}
+
+// ---- field conditions ----------------------------------------------------------------------------------------
+
+function comparableView(field: string, kind: Comparable["kind"]): SQL {
+  if (field in DATE_COLUMNS) return raw(DATE_COLUMNS[field]!);
+  const a = attr(field.slice("attributes.".length));
+  return kind === "number" ? attrNumber(a) : attrDate(a);
+}
+const comparableValue = (c: Comparable): SQL => (c.kind === "number" ? num(c.value) : tstz(c.value));
+
+function scalarEquals(view: { text: SQL; number: SQL }, v: Scalar): SQL {
+  if (typeof v === "number") return sql`${view.number} = ${num(v)}`;
+  if (typeof v === "boolean") return sql`lower(${view.text}) = ${txt(String(v))}`;
+  return sql`${view.text} = ${txt(v)}`;
+}
+
+function textPattern(col: SQL, op: "contains" | "starts_with" | "ends_with", v: string): SQL {
+  const value = txt(v);
+  if (op === "contains") return sql`strpos(lower(${col}), lower(${value})) > 0`;
+  if (op === "starts_with") return sql`starts_with(lower(${col}), lower(${value}))`;
+  return sql`right(lower(${col}), length(${value})) = lower(${value})`;
+}
+
+function compileField(c: FieldCondition, ctx: CompileContext): SQL {
+  const field = c.field;
+  const isAttr = field.startsWith("attributes.");
+  const a = isAttr ? attr(field.slice("attributes.".length)) : null;
+  const textCol = a ? attrText(a) : field in TEXT_COLUMNS ? raw(TEXT_COLUMNS[field as NativeTextField]) : null;
+  const isEmail = field === "email";
+  const eqText = (v: string): SQL => (isEmail ? sql`lower(p.email) = lower(${txt(v)})` : sql`${textCol} = ${txt(v)}`);
+
+  switch (c.op) {
+    case "exists":
+    case "not_exists": {
+      const present = a ? sql`coalesce(jsonb_typeof(${a}), 'null') <> 'null'` : sql`${raw(TEXT_COLUMNS[field as NativeTextField] ?? DATE_COLUMNS[field]!)} is not null`;
+      return c.op === "exists" ? definitely(present) : not(present);
+    }
+    case "eq":
+    case "neq": {
+      let pred: SQL;
+      if (a) pred = scalarEquals({ text: attrText(a), number: attrNumber(a) }, c.value);
+      else if (field in DATE_COLUMNS) pred = sql`${raw(DATE_COLUMNS[field]!)} = ${tstz(String(c.value))}`;
+      else pred = eqText(String(c.value));
+      return c.op === "eq" ? definitely(pred) : not(pred);
+    }
+    case "in":
+    case "not_in": {
+      let pred: SQL;
+      if (a) {
+        pred = sql.join(
+          c.value.map((v) => sql`(${scalarEquals({ text: attrText(a), number: attrNumber(a) }, v)})`),
+          sql` or `,
+        );
+      } else {
+        const values = sql.join(
+          c.value.map((v) => (isEmail ? sql`lower(${txt(String(v))})` : txt(String(v)))),
+          sql`, `,
+        );
+        pred = sql`${isEmail ? sql`lower(p.email)` : textCol} in (${values})`;
+      }
+      return c.op === "in" ? definitely(pred) : not(pred);
+    }
+    case "contains":
+    case "not_contains":
+    case "starts_with":
+    case "ends_with": {
+      const pred = textPattern(textCol!, c.op === "not_contains" ? "contains" : c.op, c.value);
+      return c.op === "not_contains" ? not(pred) : definitely(pred);
+    }
+    case "gt":
+    case "gte":
+    case "lt":
+    case "lte":
+      return definitely(sql`${comparableView(field, c.value.kind)} ${raw(COMPARE[c.op])} ${comparableValue(c.value)}`);
+    case "between": {
+      const [lo, hi] = c.value;
+      return definitely(sql`${comparableView(field, lo.kind)} between ${comparableValue(lo)} and ${comparableValue(hi)}`);
+    }
+    case "before":
+    case "after":
+      return definitely(sql`${comparableView(field, "date")} ${raw(c.op === "before" ? "<" : ">")} ${tstz(c.value.value)}`);
+    case "within_last": {
+      const view = comparableView(field, "date");
+      return definitely(sql`${view} >= ${cutoff(c.value, ctx.now)} and ${view} <= ${tstz(ctx.now.toISOString())}`);
+    }
+    case "more_than_ago":
+      return definitely(sql`${comparableView(field, "date")} < ${cutoff(c.value, ctx.now)}`);
+  }
+}
+
+// ---- labels, events, segments --------------------------------------------------------------------------------
+
+function compileEvent(c: EventCondition, ctx: CompileContext): SQL {
+  const window = c.within
+    ? sql` and e.occurred_at >= ${cutoff(c.within, ctx.now)} and e.occurred_at <= ${tstz(ctx.now.toISOString())}`
+    : sql``;
+  const scope = sql`e.person_id = p.id and e.workspace_id = ${ctx.workspaceId}::uuid and e.name = ${txt(c.event)}${window}`;
+  let performed: SQL;
+  if (!c.count) {
+    performed = sql`exists (select 1 from events e where ${scope})`;
+  } else {
+    // Count only up to what the comparison needs to know, so a heavy user does not cost a full count.
+    const enough = c.count.value + 1;
+    performed = sql`(select count(*) >= 1 and count(*) ${raw(COMPARE[c.count.op])} ${c.count.value}::int
+      from (select 1 from events e where ${scope} limit ${enough}::int) n)`;
+  }
+  return c.op === "performed" ? definitely(performed) : not(performed);
+}
+
+function compileNode(c: Condition, ctx: CompileContext): SQL {
+  if ("all" in c) return c.all.length ? sql`(${sql.join(c.all.map((x) => compileNode(x, ctx)), sql` and `)})` : TRUE;
+  if ("any" in c) return c.any.length ? sql`(${sql.join(c.any.map((x) => compileNode(x, ctx)), sql` or `)})` : FALSE;
+  if ("not" in c) return not(compileNode(c.not, ctx));
+  if ("label" in c) {
+    const has = sql`exists (select 1 from person_labels pl join labels l on l.id = pl.label_id
+      where pl.person_id = p.id and l.workspace_id = ${ctx.workspaceId}::uuid and l.name = ${txt(c.label)})`;
+    return c.op === "has" ? has : sql`(not ${has})`;
+  }
+  if ("event" in c) return compileEvent(c, ctx);
+  if ("segment" in c) {
+    const member = sql`exists (select 1 from segment_memberships m
+      where m.segment_id = ${c.segment}::uuid and m.person_id = p.id and m.workspace_id = ${ctx.workspaceId}::uuid)`;
+    return c.op === "in" ? member : sql`(not ${member})`;
+  }
+  return compileField(c, ctx);
+}
+
+/**
+ * A boolean SQL predicate over the people table aliased as `p`; every value and attribute key is a bound
+ * parameter, never spliced into SQL text. Relative dates are evaluated at ctx.now.
+ */
+export function compileConditions(cond: Condition, ctx: CompileContext): SQL {
+  return sql`(${compileNode(cond, ctx)})`;
+}
