@@ -75,11 +75,14 @@ describe("request validation", () => {
     expect(unknown.json.error.code).toBe("invalid_request");
   });
 
-  it("refuses conditions with a clear 422 while the condition language is not available", async () => {
-    const res = await a.request("POST", "/v1/exports", { payload: { kind: "users", conditions: { all: [] } } });
+  it("refuses invalid conditions with 422 invalid_conditions naming the problem, and records nothing", async () => {
+    const before = await t.ctx.db.$client`select count(*)::int as n from exports where workspace_id = ${a.workspaceId}`;
+    const res = await a.request("POST", "/v1/exports", { payload: { kind: "users", conditions: { all: [{ field: "email", op: "sounds_like", value: "x" }] } } });
     expect(res.status).toBe(422);
-    expect(res.json.error.code).toBe("conditions_not_supported");
-    expect(await t.ctx.db.$client`select 1 from exports where workspace_id = ${a.workspaceId} and params ? 'conditions' and params->'conditions' != 'null'`).toHaveLength(0);
+    expect(res.json.error.code).toBe("invalid_conditions");
+    expect(res.json.error.details.problems[0].path).toBe("all.0.op");
+    const after = await t.ctx.db.$client`select count(*)::int as n from exports where workspace_id = ${a.workspaceId}`;
+    expect(after[0]!.n).toBe(before[0]!.n);
   });
 });
 

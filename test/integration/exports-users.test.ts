@@ -158,6 +158,45 @@ describe("users export", () => {
   });
 });
 
+describe("users export filtered by conditions", () => {
+  async function emails(body: Record<string, unknown>): Promise<{ rowCount: number; emails: string[] }> {
+    const done = await runExportVia(a, { kind: "users", columns: ["email"], ...body });
+    expect(done.status).toBe("done");
+    const rows = csvRows((await download(a, done.id)).text);
+    expect(rows.length - 1).toBe(done.rowCount);
+    return { rowCount: done.rowCount, emails: rows.slice(1).map((r) => r[0]!) };
+  }
+
+  it("exports only the people matching a condition tree over attributes and labels", async () => {
+    const conditions = { all: [{ field: "attributes.plan", op: "eq", value: "pro" }, { label: "VIP", op: "has" }] };
+    expect(await emails({ conditions })).toEqual({ rowCount: 1, emails: ["ada@example.com"] });
+  });
+
+  it("supports not, any and segment conditions", async () => {
+    expect((await emails({ conditions: { not: { segment: betaSegmentId, op: "in" } } })).emails).toEqual(["bob@example.com"]);
+    const any = { any: [{ field: "email", op: "starts_with", value: "BOB" }, { field: "last_name", op: "eq", value: "Lovelace" }] };
+    expect((await emails({ conditions: any })).emails).toEqual(["ada@example.com", "bob@example.com"]);
+  });
+
+  it("applies segmentId and conditions together", async () => {
+    const conditions = { field: "first_name", op: "eq", value: "Carol" };
+    expect(await emails({ segmentId: betaSegmentId, conditions })).toEqual({ rowCount: 1, emails: ["carol@example.com"] });
+  });
+
+  it("binds condition values as parameters: quoting in a value is only text", async () => {
+    const conditions = { field: "email", op: "eq", value: "x'); delete from people; --" };
+    expect(await emails({ conditions })).toEqual({ rowCount: 0, emails: [] });
+    expect(await t.ctx.db.$client`select 1 from people where workspace_id = ${a.workspaceId}`).toHaveLength(3);
+  });
+
+  it("stores the conditions on the export and shows them", async () => {
+    const conditions = { field: "created_at", op: "within_last", value: { amount: 1, unit: "day" } };
+    const done = await runExportVia(a, { kind: "users", columns: ["email"], conditions });
+    expect(done.rowCount).toBe(3);
+    expect(done.filters.conditions).toEqual(conditions);
+  });
+});
+
 describe("workspace isolation", () => {
   it("another workspace's export answers 404 to GET and download, and its segment 404 to POST", async () => {
     const done = await runExportVia(a, { kind: "users", columns: ["email"] });
@@ -170,5 +209,8 @@ describe("workspace isolation", () => {
     const seg = await b.request("POST", "/v1/exports", { payload: { kind: "users", segmentId: betaSegmentId } });
     expect(seg.status).toBe(404);
     expect(seg.json.error.code).toBe("not_found");
+    const cond = await b.request("POST", "/v1/exports", { payload: { kind: "users", conditions: { segment: betaSegmentId, op: "in" } } });
+    expect(cond.status).toBe(404);
+    expect(cond.json.error).toMatchObject({ code: "not_found", details: { field: "conditions" } });
   });
 });

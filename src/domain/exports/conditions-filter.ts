@@ -1,20 +1,23 @@
 /**
- * The `conditions` filter of users exports. The segment condition language is not on this branch yet, so a request
- * that uses it is refused with a clear 422 rather than silently exporting everyone.
+ * The `conditions` filter of users exports, in the segment condition language. The export stores the client's JSON
+ * as sent (checked here at request time) and compiles it when it runs, so relative dates ("within the last 30 days")
+ * are read at the time the file is written.
  */
 import type { SQL } from "drizzle-orm";
-import { ValidationError } from "../errors.js";
+import { compileConditions, parseConditions, referencedSegments } from "../segments/conditions.js";
 
-/** Checks `conditions` at request time; the value returned is what the export stores. */
-export function checkConditions(_raw: unknown): unknown {
-  throw new ValidationError(
-    "conditions_not_supported",
-    "Filtering an export by conditions is not supported yet; limit the export with segmentId instead.",
-    { problems: [{ field: "conditions", reason: "Not supported yet." }] },
-  );
+/** Checks `conditions` (422 invalid_conditions naming each problem); returns what the export stores. */
+export function checkConditions(raw: unknown): unknown {
+  parseConditions(raw);
+  return raw;
 }
 
-/** The predicate over people aliased `p` for stored conditions (never reached while checkConditions refuses them). */
-export function conditionsPredicate(_conditions: unknown, _ctx: { workspaceId: string; now: Date }): SQL {
-  throw new ValidationError("conditions_not_supported", "Filtering an export by conditions is not supported yet.");
+/** Segment ids a stored conditions tree refers to: each must belong to the export's workspace. */
+export function conditionSegments(raw: unknown): string[] {
+  return referencedSegments(parseConditions(raw));
+}
+
+/** The boolean predicate over people aliased `p`, every value a bound parameter. */
+export function conditionsPredicate(raw: unknown, ctx: { workspaceId: string; now: Date }): SQL {
+  return compileConditions(parseConditions(raw), ctx);
 }

@@ -45,7 +45,7 @@ interface Problem {
 
 /**
  * Checks what the schema cannot: fields that belong to the other kind, columns, the date range. Every problem is
- * reported at once. `conditions` is handed to `checkConditions` (the segment condition language).
+ * reported at once. `conditions` is handed to `checkConditions` (the segment condition language) afterwards.
  */
 export function checkExportRequest(req: CreateExportRequest, checkConditions: (raw: unknown) => unknown): ExportParams {
   const problems: Problem[] = [];

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { exports, segments, type ExportStatus } from "../../db/schema.js";
 import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
@@ -7,7 +7,7 @@ import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
 import type { Storage } from "../../storage/storage.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
-import { checkConditions } from "./conditions-filter.js";
+import { checkConditions, conditionSegments } from "./conditions-filter.js";
 import { checkExportRequest, type CreateExportRequest, type ExportKind, type ExportParams } from "./request.js";
 
 export type ExportRow = typeof exports.$inferSelect;
@@ -40,11 +40,14 @@ export function exportView(row: ExportRow) {
   };
 }
 
-async function assertSegment(db: Db, workspaceId: string, segmentId: string): Promise<void> {
-  const found = isUuid(segmentId)
-    ? await db.select({ id: segments.id }).from(segments).where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId)))
+/** A segment the export names (segmentId, or a segment condition) must be one of the workspace's: else 404. */
+async function assertSegments(db: Db, workspaceId: string, ids: string[], field: string): Promise<void> {
+  const wanted = [...new Set(ids)];
+  if (wanted.length === 0) return;
+  const found = wanted.every(isUuid)
+    ? await db.select({ id: segments.id }).from(segments).where(and(inArray(segments.id, wanted), eq(segments.workspaceId, workspaceId)))
     : [];
-  if (found.length === 0) throw new NotFoundError("Segment", { field: "segmentId" });
+  if (found.length !== wanted.length) throw new NotFoundError("Segment", { field });
 }
 
 /**
@@ -53,7 +56,8 @@ async function assertSegment(db: Db, workspaceId: string, segmentId: string): Pr
  */
 export async function createExport(db: Db, producer: Producer, workspaceId: string, req: CreateExportRequest): Promise<ExportRow> {
   const params = checkExportRequest(req, checkConditions);
-  if (params.segmentId) await assertSegment(db, workspaceId, params.segmentId);
+  if (params.segmentId) await assertSegments(db, workspaceId, [params.segmentId], "segmentId");
+  if (params.conditions !== null) await assertSegments(db, workspaceId, conditionSegments(params.conditions), "conditions");
   const [row] = await db
     .insert(exports)
     .values({ workspaceId, kind: req.kind as ExportKind, params: params as unknown as Record<string, unknown> })
