@@ -37,7 +37,7 @@ async function exists(storage: Storage, key: string): Promise<boolean> {
   );
 }
 
-const deps = () => ({ db: t.ctx.db, storage: t.ctx.storage, log: t.ctx.logger, ttlDays: 7 });
+const deps = () => ({ db: t.ctx.db, storage: t.ctx.storage, log: t.ctx.logger, ttlDays: 7, statementTimeoutMs: 60_000 });
 
 beforeAll(async () => {
   a = await createClient(t.ctx);
@@ -115,6 +115,16 @@ describe("fencing", () => {
     const row = await exportRow(id);
     expect(row).toMatchObject({ status: "done", fence: 3 });
     expect(row.storage_key).not.toBe(staleKey);
+  });
+
+  it("a run interrupted by shutdown publishes nothing and leaves the export for the next run", async () => {
+    const id = await queuedExport({ kind: "users", columns: ["email"] });
+    const stop = new AbortController();
+    stop.abort();
+    expect(await runExport(deps(), { workspaceId: a.workspaceId, exportId: id }, stop.signal)).toBe("interrupted");
+    expect(await exportRow(id)).toMatchObject({ status: "processing", fence: 1, storage_key: null });
+    expect(await runExport(deps(), { workspaceId: a.workspaceId, exportId: id })).toBe("done");
+    expect(await exportRow(id)).toMatchObject({ status: "done", fence: 2, row_count: 2 });
   });
 
   it("an export whose segment was deleted fails with the reason, and its download says so", async () => {

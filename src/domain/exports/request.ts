@@ -14,14 +14,23 @@ const timestamp = z.iso.datetime({ offset: true, error: "Use an ISO-8601 timesta
 /** The POST /v1/exports body. `bom` is an extension to API.md: a UTF-8 byte order mark for spreadsheet users. */
 export const createExportSchema = z.strictObject({
   kind: z.enum(EXPORT_KINDS, { error: 'Use "users" or "events".' }),
-  columns: z.array(z.string().min(1).max(200)).min(1).max(MAX_COLUMNS).optional(),
-  segmentId: z.string().optional(),
-  conditions: z.unknown().optional(),
-  events: z.array(z.string().min(1).max(255)).min(1).max(MAX_EVENT_NAMES).optional(),
-  from: timestamp.optional(),
-  to: timestamp.optional(),
-  gzip: z.boolean().default(false),
-  bom: z.boolean().default(false),
+  columns: z
+    .array(z.string().min(1).max(200))
+    .min(1)
+    .max(MAX_COLUMNS)
+    .optional()
+    .describe(
+      "Columns in file order. users: id, email, external_id, username, first_name, last_name, name, company_id, created_at, updated_at, " +
+        "last_seen_at, labels, segments, attributes.<key> (default: email, external_id, username, first_name, last_name, name, company_id, labels). " +
+        "events: occurred_at, event, user_id, external_id, email, properties (default: all).",
+    ),
+  segmentId: z.string().optional().describe("users only: export the members of this segment."),
+  conditions: z.unknown().optional().describe("users only: export the people matching this condition tree (the segment condition language)."),
+  events: z.array(z.string().min(1).max(255)).min(1).max(MAX_EVENT_NAMES).optional().describe("events only: these event names (default: all)."),
+  from: timestamp.optional().describe("events only: occurred at or after this instant (inclusive)."),
+  to: timestamp.optional().describe("events only: occurred before this instant (exclusive)."),
+  gzip: z.boolean().default(false).describe("Gzip the file (.csv.gz, application/gzip)."),
+  bom: z.boolean().default(false).describe("Extension to API.md: start the file with a UTF-8 byte order mark, so spreadsheets read it as UTF-8."),
 });
 export type CreateExportRequest = z.output<typeof createExportSchema>;
 

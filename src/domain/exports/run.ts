@@ -14,13 +14,15 @@ import type { ExportParams } from "./request.js";
 import { eventsStatements, usersStatements, type ExportStatements } from "./sql.js";
 import { writeExport } from "./write.js";
 
-export type ExportOutcome = "done" | "failed" | "not_runnable" | "fence_lost";
+/** `interrupted`: the worker is shutting down; the export stays processing and the next run starts it over. */
+export type ExportOutcome = "done" | "failed" | "not_runnable" | "fence_lost" | "interrupted";
 
 export interface ExportRunDeps {
   db: Db;
   storage: Storage;
   log: Logger;
   ttlDays: number;
+  statementTimeoutMs: number;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -50,7 +52,7 @@ async function statementsFor(db: Db, workspaceId: string, kind: "users" | "event
   return usersStatements(workspaceId, p, predicate);
 }
 
-export async function runExport(deps: ExportRunDeps, payload: { workspaceId: string; exportId: string }): Promise<ExportOutcome> {
+export async function runExport(deps: ExportRunDeps, payload: { workspaceId: string; exportId: string }, signal?: AbortSignal): Promise<ExportOutcome> {
   const { db, storage, log } = deps;
   const [taken] = await db
     .update(exports)
@@ -65,9 +67,10 @@ export async function runExport(deps: ExportRunDeps, payload: { workspaceId: str
   let result: { rowCount: number; sizeBytes: number };
   try {
     const stmts = await statementsFor(db, taken.workspaceId, taken.kind, params);
-    result = await writeExport(db.$client, storage, key, stmts, { gzip: params.gzip, bom: params.bom });
+    result = await writeExport(db.$client, storage, key, stmts, { gzip: params.gzip, bom: params.bom, statementTimeoutMs: deps.statementTimeoutMs, signal });
   } catch (err) {
     await storage.delete(key).catch(() => {});
+    if (signal?.aborted) return "interrupted";
     if (!(err instanceof ExportInputError)) throw err;
     await db.update(exports).set({ status: "failed", failureReason: err.message, finishedAt: new Date() }).where(fenced);
     return "failed";

@@ -26,6 +26,9 @@ async function* prefixed(prefix: Buffer, body: AsyncIterable<Buffer>): AsyncGene
 export interface WriteOptions {
   gzip: boolean;
   bom: boolean;
+  statementTimeoutMs: number;
+  /** Aborting stops the COPY and rolls back; nothing is published (the storage write is atomic). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -35,6 +38,7 @@ export interface WriteOptions {
  */
 export async function writeExport(client: Sql, storage: Storage, key: string, stmts: ExportStatements, opts: WriteOptions): Promise<{ rowCount: number; sizeBytes: number }> {
   return client.begin("isolation level repeatable read", async (tx) => {
+    await tx`select set_config('statement_timeout', ${String(opts.statementTimeoutMs)}, true)`;
     let rowCount = 0;
     for (const s of stmts.setup) {
       const res = await tx.unsafe(s.text, s.params as never[]);
@@ -48,7 +52,7 @@ export async function writeExport(client: Sql, storage: Storage, key: string, st
     const head = Buffer.concat([opts.bom ? UTF8_BOM : Buffer.alloc(0), Buffer.from(headerLine(stmts.headers), "utf8")]);
     const source = Readable.from(prefixed(head, copy as AsyncIterable<Buffer>), { objectMode: false });
     const out = new PassThrough();
-    const piping = pipeline([source, ...(opts.gzip ? [createGzip()] : []), out]);
+    const piping = pipeline([source, ...(opts.gzip ? [createGzip()] : []), out], { signal: opts.signal });
     const [written] = await Promise.all([
       storage.write(key, out, { contentType: opts.gzip ? "application/gzip" : "text/csv" }),
       piping.catch((err: unknown) => {

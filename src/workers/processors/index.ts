@@ -8,7 +8,7 @@ import { importRunProcessor } from "./import-run.js";
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env">): Processors {
   return {
     "import.run": importRunProcessor({ db: rt.db, storage: rt.storage, batchSize: rt.env.IMPORT_BATCH_SIZE }),
-    "export.run": exportRunProcessor({ db: rt.db, storage: rt.storage, ttlDays: rt.env.EXPORT_TTL_DAYS }),
+    "export.run": exportRunProcessor({ db: rt.db, storage: rt.storage, ttlDays: rt.env.EXPORT_TTL_DAYS, statementTimeoutMs: rt.env.EXPORT_STATEMENT_TIMEOUT_MS }),
     "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
   };
 }
