@@ -38,8 +38,8 @@ export const envSchema = z
     /** Days an export file stays downloadable before the cleanup job deletes it. */
     EXPORT_TTL_DAYS: z.coerce.number().positive().max(3650).default(7),
     /** How often the export cleanup job runs (it is idempotent: a missed run only delays deletion). */
-    /** Statement timeout of an export's transaction: a big COPY into slow storage outlives DB_STATEMENT_TIMEOUT_MS. */
-    EXPORT_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(3_600_000),
+    /** Longest one export run may take (its statement_timeout and a client-side deadline); a big COPY outlives DB_STATEMENT_TIMEOUT_MS. */
+    EXPORT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(3_600_000),
     EXPORT_CLEANUP_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),

@@ -7,6 +7,7 @@ import { NotFoundError } from "../../src/domain/errors.js";
 import { cleanupExpiredExports } from "../../src/domain/exports/cleanup.js";
 import { checkExportRequest, createExportSchema } from "../../src/domain/exports/request.js";
 import { runExport } from "../../src/domain/exports/run.js";
+import { exportConnection } from "../../src/workers/processors/index.js";
 import { EXPORT_CLEANUP_SCHEDULER_ID, ensureSchedules } from "../../src/queue/schedules.js";
 import { neutraliseCell, neutraliseSql } from "../../src/lib/spreadsheet-safe.js";
 import type { Storage } from "../../src/storage/storage.js";
@@ -37,7 +38,7 @@ async function exists(storage: Storage, key: string): Promise<boolean> {
   );
 }
 
-const deps = () => ({ db: t.ctx.db, storage: t.ctx.storage, log: t.ctx.logger, ttlDays: 7, statementTimeoutMs: 60_000 });
+const deps = () => ({ db: t.ctx.db, storage: t.ctx.storage, log: t.ctx.logger, ttlDays: 7, timeoutMs: 60_000, connect: exportConnection(t.ctx.env) });
 
 beforeAll(async () => {
   a = await createClient(t.ctx);
@@ -125,6 +126,35 @@ describe("fencing", () => {
     expect(await exportRow(id)).toMatchObject({ status: "processing", fence: 1, storage_key: null });
     expect(await runExport(deps(), { workspaceId: a.workspaceId, exportId: id })).toBe("done");
     expect(await exportRow(id)).toMatchObject({ status: "done", fence: 2, row_count: 2 });
+  });
+
+  it("a storage failure mid-stream publishes nothing, and the connection pool stays usable for the retry", async () => {
+    const ws = await createClient(t.ctx, a.app, "Big");
+    await t.ctx.db.$client`insert into people (workspace_id, email, first_name) select ${ws.workspaceId}, 'p' || g || '@example.com', repeat('x', 500) from generate_series(1, 40000) g`;
+    const params = checkExportRequest(createExportSchema.parse({ kind: "users" }), () => null);
+    const [row] = await t.ctx.db.$client`insert into exports (workspace_id, kind, params) values (${ws.workspaceId}, 'users', ${JSON.stringify(params)}::jsonb) returning id`;
+    const id = row!.id as string;
+    const failing: Storage = Object.assign(Object.create(t.ctx.storage) as Storage, {
+      write: async (_key: string, body: NodeJS.ReadableStream) => {
+        for await (const chunk of body) {
+          void chunk;
+          throw new Error("disk full");
+        }
+        return { sizeBytes: 0 };
+      },
+    });
+    await expect(runExport({ ...deps(), storage: failing }, { workspaceId: ws.workspaceId, exportId: id })).rejects.toThrow("disk full");
+    expect(await exportRow(id)).toMatchObject({ status: "processing", storage_key: null });
+    expect(await runExport(deps(), { workspaceId: ws.workspaceId, exportId: id })).toBe("done");
+    expect(await exportRow(id)).toMatchObject({ status: "done", row_count: 40000 });
+    // The failed run's backend was terminated, not left blocked sending the rest of the COPY (holding its snapshot).
+    const until = Date.now() + 10_000;
+    let left = -1;
+    while (left !== 0 && Date.now() < until) {
+      [{ n: left }] = (await t.ctx.db.$client`select count(*)::int as n from pg_stat_activity where application_name = 'roster-export' and datname = current_database()`) as unknown as [{ n: number }];
+      if (left !== 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(left).toBe(0);
   });
 
   it("an export whose segment was deleted fails with the reason, and its download says so", async () => {

@@ -4,7 +4,7 @@
  * its own storage key (fence in the name), so two runs racing cannot overwrite each other's file either.
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Db } from "../../db/client.js";
+import type { Db, Sql } from "../../db/client.js";
 import { exports, segments } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Storage } from "../../storage/storage.js";
@@ -22,7 +22,10 @@ export interface ExportRunDeps {
   storage: Storage;
   log: Logger;
   ttlDays: number;
-  statementTimeoutMs: number;
+  /** Longest a run may take before it is abandoned (and retried by the queue). */
+  timeoutMs: number;
+  /** Opens a connection for one run (closed by the run): see createSql for why exports do not use the pool. */
+  connect: () => Sql;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -67,7 +70,13 @@ export async function runExport(deps: ExportRunDeps, payload: { workspaceId: str
   let result: { rowCount: number; sizeBytes: number };
   try {
     const stmts = await statementsFor(db, taken.workspaceId, taken.kind, params);
-    result = await writeExport(db.$client, storage, key, stmts, { gzip: params.gzip, bom: params.bom, statementTimeoutMs: deps.statementTimeoutMs, signal });
+    result = await writeExport(deps.connect(), storage, key, stmts, {
+      gzip: params.gzip,
+      bom: params.bom,
+      signal,
+      timeoutMs: deps.timeoutMs,
+      terminateBackend: (pid) => db.$client`select pg_terminate_backend(${pid})`,
+    });
   } catch (err) {
     await storage.delete(key).catch(() => {});
     if (signal?.aborted) return "interrupted";

@@ -1,5 +1,5 @@
 import { DelayedError } from "bullmq";
-import type { Db } from "../../db/client.js";
+import type { Db, Sql } from "../../db/client.js";
 import { failExport, runExport } from "../../domain/exports/run.js";
 import type { Storage } from "../../storage/storage.js";
 import type { Processor } from "../types.js";
@@ -8,7 +8,8 @@ export interface ExportProcessorDeps {
   db: Db;
   storage: Storage;
   ttlDays: number;
-  statementTimeoutMs: number;
+  timeoutMs: number;
+  connect: () => Sql;
 }
 
 /**
