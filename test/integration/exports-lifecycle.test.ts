@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../src/api/app.js";
+import { loadEnv } from "../../src/config/env.js";
+import { createLogger } from "../../src/lib/logger.js";
+import { createRuntime } from "../../src/runtime.js";
 import { createClient, startTestWorkers, type Client } from "../helpers/api.js";
+import { closedPort, withPort } from "../helpers/processes.js";
 import { useTestContext } from "../helpers/context.js";
 import { csvRows, download, waitForExport } from "../helpers/exports.js";
 import { NotFoundError } from "../../src/domain/errors.js";
@@ -200,6 +205,27 @@ describe("API", () => {
     const page2 = await b.request("GET", `/v1/exports?limit=2&cursor=${page1.json.nextCursor}`);
     expect(page2.json).toEqual({ data: [expect.objectContaining({ id: made[0] })], nextCursor: null });
     expect((await b.request("GET", "/v1/exports?cursor=nonsense")).json.error.code).toBe("invalid_cursor");
+  });
+});
+
+describe("with Redis down", () => {
+  it("POST /v1/exports answers 503 queue_unavailable and leaves no export behind", async () => {
+    const e = t.ctx.env;
+    const env = loadEnv({ DATABASE_URL: e.DATABASE_URL, REDIS_URL: withPort(e.REDIS_URL, await closedPort()), QUEUE_PREFIX: e.QUEUE_PREFIX, STORAGE_DIR: e.STORAGE_DIR, LOG_LEVEL: "silent" });
+    const rt = await createRuntime(env, createLogger(env), { migrate: false });
+    const app = await buildApp(rt);
+    try {
+      const c = await createClient(t.ctx, app, "NoQueue");
+      const res = await c.request("POST", "/v1/exports", { payload: { kind: "users" }, headers: { "idempotency-key": "k1" } });
+      expect(res.status).toBe(503);
+      expect(res.json.error.code).toBe("queue_unavailable");
+      expect(await t.ctx.db.$client`select 1 from exports where workspace_id = ${c.workspaceId}`).toHaveLength(0);
+      // The key was released: the client may retry with it once the queue is back.
+      expect(await t.ctx.db.$client`select 1 from idempotency_keys where workspace_id = ${c.workspaceId}`).toHaveLength(0);
+    } finally {
+      await app.close();
+      await rt.close();
+    }
   });
 });
 
