@@ -13,6 +13,8 @@ import { cleanupExpiredExports } from "../../src/domain/exports/cleanup.js";
 import { checkExportRequest, createExportSchema } from "../../src/domain/exports/request.js";
 import { runExport } from "../../src/domain/exports/run.js";
 import { exportConnection } from "../../src/workers/processors/index.js";
+import { buildProcessors } from "../../src/workers/processors/index.js";
+import { startWorkers } from "../../src/workers/worker-pool.js";
 import { EXPORT_CLEANUP_SCHEDULER_ID, ensureSchedules } from "../../src/queue/schedules.js";
 import { neutraliseCell, neutraliseSql } from "../../src/lib/spreadsheet-safe.js";
 import type { Storage } from "../../src/storage/storage.js";
@@ -205,6 +207,29 @@ describe("API", () => {
     const page2 = await b.request("GET", `/v1/exports?limit=2&cursor=${page1.json.nextCursor}`);
     expect(page2.json).toEqual({ data: [expect.objectContaining({ id: made[0] })], nextCursor: null });
     expect((await b.request("GET", "/v1/exports?cursor=nonsense")).json.error.code).toBe("invalid_cursor");
+    expect((await b.request("GET", "/v1/exports?status=done")).json).toEqual({ data: [], nextCursor: null });
+    expect((await b.request("GET", "/v1/exports?status=queued&limit=1000")).json.data).toHaveLength(3);
+    expect((await b.request("GET", "/v1/exports?status=nope")).status).toBe(422);
+  });
+});
+
+describe("export.run job", () => {
+  it("marks the export failed with the last error once the job is out of attempts", async () => {
+    const id = await queuedExport({ kind: "users", columns: ["email"] });
+    const broken: Storage = Object.assign(Object.create(t.ctx.storage) as Storage, {
+      write: async () => {
+        throw new Error("bucket unreachable");
+      },
+    });
+    const pool = await startWorkers(t.ctx.env, t.ctx.logger, buildProcessors({ ...t.ctx, storage: broken }), { queues: ["exports"] });
+    try {
+      await t.ctx.producer.queue("exports").add("export.run", { workspaceId: a.workspaceId, exportId: id }, { jobId: `export-${id}`, attempts: 1 });
+      const until = Date.now() + 20_000;
+      while ((await exportRow(id)).status !== "failed" && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await exportRow(id)).toMatchObject({ status: "failed", failure_reason: "The export stopped after 1 attempts: bucket unreachable", storage_key: null });
+    } finally {
+      await pool.close();
+    }
   });
 });
 
