@@ -10,11 +10,25 @@ export const isoSql = (expr: string) => `to_char(${expr} at time zone 'UTC', 'YY
 export interface ColumnSql {
   /** The header written for this column. */
   header: string;
-  /** A text expression over the aliases the query provides (`p` people, `e` events, `x` export_params). */
+  /** A text expression over the aliases the query provides (`p` people, `e` events, `x` export_params, and joins). */
   expr: string;
   /** False for columns whose text can never start with a formula character (ids, timestamps, JSON objects). */
   neutralise: boolean;
+  /** A join the expression needs (by name, added once). */
+  join?: keyof typeof USER_JOINS;
 }
+
+/**
+ * Per-person lists, aggregated once for the whole export and joined: a correlated subquery per person measured
+ * 2.3x slower on 1M people. `scope` narrows the aggregate (to the workspace, and to export_people when filtered).
+ */
+export const USER_JOINS = {
+  // ':'-joined, as an import's `labels` column reads them; sorted so the same person always exports the same text.
+  labels: (scope: (alias: string) => string) =>
+    `left join (select pl.person_id, string_agg(l.name, ':' order by l.name) as names from person_labels pl join labels l on l.id = pl.label_id where ${scope("pl")} group by pl.person_id) lab on lab.person_id = p.id`,
+  segments: (scope: (alias: string) => string) =>
+    `left join (select m.person_id, string_agg(s.name, ':' order by s.name) as names from segment_memberships m join segments s on s.id = m.segment_id where ${scope("m")} group by m.person_id) seg on seg.person_id = p.id`,
+} satisfies Record<string, (scope: (alias: string) => string) => string>;
 
 export const USER_NATIVE_COLUMNS = [
   "id",
@@ -54,15 +68,8 @@ const USER_SQL: Record<string, Omit<ColumnSql, "header">> = {
   created_at: { expr: isoSql("p.created_at"), neutralise: false },
   updated_at: { expr: isoSql("p.updated_at"), neutralise: false },
   last_seen_at: { expr: isoSql("p.last_seen_at"), neutralise: false },
-  // ':'-joined, as an import's `labels` column reads them; sorted so the same person always exports the same text.
-  labels: {
-    expr: "(select string_agg(l.name, ':' order by l.name) from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id)",
-    neutralise: true,
-  },
-  segments: {
-    expr: "(select string_agg(s.name, ':' order by s.name) from segment_memberships m join segments s on s.id = m.segment_id where m.person_id = p.id)",
-    neutralise: true,
-  },
+  labels: { expr: "lab.names", neutralise: true, join: "labels" },
+  segments: { expr: "seg.names", neutralise: true, join: "segments" },
 };
 
 const EVENT_SQL: Record<(typeof EVENT_COLUMNS)[number], Omit<ColumnSql, "header">> = {

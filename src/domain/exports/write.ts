@@ -83,15 +83,9 @@ export async function writeExport(client: Sql, storage: Storage, key: string, st
       try {
         const [me] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
         backendPid = me?.pid ?? null;
-        let rowCount = 0;
-        for (const s of stmts.setup) {
-          const res = await tx.unsafe(s.text, s.params as never[]);
-          rowCount = res.count;
-        }
-        if (stmts.count) {
-          const [row] = await tx.unsafe<{ n: string }[]>(stmts.count.text, stmts.count.params as never[]);
-          rowCount = Number(row?.n ?? 0);
-        }
+        for (const s of stmts.setup) await tx.unsafe(s.text, s.params as never[]);
+        const [counted] = await tx.unsafe<{ n: string }[]>(stmts.count.text, stmts.count.params as never[]);
+        const rowCount = Number(counted?.n ?? 0);
         const copy = await tx.unsafe(stmts.copy).readable();
         const head = Buffer.concat([opts.bom ? UTF8_BOM : Buffer.alloc(0), Buffer.from(headerLine(stmts.headers), "utf8")]);
         const source = Readable.from(prefixed(head, copy), { objectMode: false });
