@@ -17,6 +17,7 @@ import { metricsPlugin } from "./plugins/metrics.js";
 import { workspaceRateLimit } from "./plugins/rate-limit.js";
 import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
+import { exportRoutes } from "./routes/exports.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
 import { segmentRoutes } from "./routes/segments.js";
@@ -82,6 +83,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await scoped.register(importRoutes, deps);
         await scoped.register(segmentRoutes, deps);
         await scoped.register(userRoutes, deps);
+        await scoped.register(exportRoutes, deps);
       });
     },
     { prefix: "/v1" },

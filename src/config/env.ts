@@ -51,6 +51,12 @@ export const envSchema = z
     /** First retry delay; doubles per attempt (8 attempts at 5 s span about 10 minutes). */
     WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).default(5_000),
     WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    /** Days an export file stays downloadable before the cleanup job deletes it. */
+    EXPORT_TTL_DAYS: z.coerce.number().positive().max(3650).default(7),
+    /** Longest one export run may take (its statement_timeout and a client-side deadline); a big COPY outlives DB_STATEMENT_TIMEOUT_MS. */
+    EXPORT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(3_600_000),
+    /** How often the export cleanup job runs (it is idempotent: a missed run only delays deletion). */
+    EXPORT_CLEANUP_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     /** How long a worker's job lock lasts without renewal before another worker takes the job over (stalled). */

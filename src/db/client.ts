@@ -13,7 +13,16 @@ export interface DbOptions {
 
 /** One postgres.js pool wrapped by drizzle; `db.$client` is the raw client for COPY and set-based SQL. */
 export function createDb(url: string, opts: DbOptions = {}): Db {
-  const client = postgres(url, {
+  return drizzle(createSql(url, opts), { schema }) as Db;
+}
+
+/**
+ * A bare postgres.js client with the same session settings (and postgres.js's own type parsers). Exports use one
+ * per run: a COPY … TO STDOUT abandoned midway leaves a postgres.js connection unusable ("COPY_IN_PROGRESS"), so
+ * such a connection must be thrown away rather than returned to the shared pool.
+ */
+export function createSql(url: string, opts: DbOptions = {}): Sql {
+  return postgres(url, {
     max: opts.max ?? 10,
     onnotice: () => {},
     // Bound every statement server-side; client-side bounds live with the callers that need them.
@@ -24,7 +33,6 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     },
     connect_timeout: 10,
   });
-  return drizzle(client, { schema }) as Db;
 }
 
 export { schema };

@@ -342,6 +342,9 @@ export const importPeople = pgTable(
   (t) => [primaryKey({ name: "import_people_pk", columns: [t.importId, t.personId] })],
 );
 
+export const EXPORT_STATUSES = ["queued", "processing", "done", "failed", "expired"] as const;
+export type ExportStatus = (typeof EXPORT_STATUSES)[number];
+
 export const exports = pgTable(
   "exports",
   {
@@ -350,7 +353,8 @@ export const exports = pgTable(
       .notNull()
       .references(() => workspaces.id, { onDelete: "cascade" }),
     kind: text("kind", { enum: ["users", "events"] }).notNull(),
-    status: text("status", { enum: ["queued", "processing", "done", "failed"] }).notNull().default("queued"),
+    /** `expired`: the file was deleted by the cleanup job; the row stays as history. */
+    status: text("status", { enum: EXPORT_STATUSES }).notNull().default("queued"),
     params: jsonb("params").$type<Record<string, unknown>>().notNull(),
     storageKey: text("storage_key"),
     rowCount: bigint("row_count", { mode: "number" }),

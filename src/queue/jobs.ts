@@ -23,6 +23,10 @@ export const JOBS = {
   "segments.recompute_workspace": { queue: "segments", payload: z.object({ workspaceId: id }).strict() },
   /** The nightly refresh: queues a workspace recompute for every workspace with dynamic segments. */
   "segments.refresh_all": { queue: "segments", payload: z.object({}).strict() },
+  /** Writes one export's CSV to storage; fenced so a retried or duplicated job cannot write it twice. */
+  "export.run": { queue: "exports", payload: z.object({ workspaceId: id, exportId: id }).strict() },
+  /** Deletes the files of expired exports (every workspace); run by a job scheduler. */
+  "export.cleanup": { queue: "exports", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

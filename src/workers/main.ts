@@ -2,6 +2,7 @@ import closeWithGrace from "close-with-grace";
 import { loadEnv } from "../config/env.js";
 import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
+import { ensureSchedules } from "../queue/schedules.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { startMetricsServer } from "./metrics-server.js";
 import { buildProcessors } from "./processors/index.js";
@@ -11,7 +12,13 @@ import { startWorkers, type WorkerPool } from "./worker-pool.js";
 /** Starts a processor for every job kind on the runtime's queues, and registers the recurring jobs. */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
   const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics });
-  await registerSchedules(rt.producer, rt.env, rt.logger);
+  try {
+    await registerSchedules(rt.producer, rt.env, rt.logger);
+    await ensureSchedules(rt.producer, rt.env);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
   return pool;
 }
 

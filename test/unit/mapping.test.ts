@@ -286,3 +286,15 @@ describe("validateMapping", () => {
     expect(Object.values(result.mapping)).toEqual(["email", "ignore", "ignore"]);
   });
 });
+
+describe("headers of a Roster users export", () => {
+  it("maps attributes.<key> back to attribute:<key>, and falls back as before for a key that is not one", () => {
+    expect(suggestMapping(["email", "labels", "attributes.plan", "attributes.bad key"], "contacts")).toEqual({
+      email: "email",
+      labels: "labels",
+      "attributes.plan": "attribute:plan",
+      "attributes.bad key": "attribute:attributes_bad_key",
+    });
+    expect(suggestMapping(["attributes.plan"], "events")).toEqual({ "attributes.plan": "property:attributes_plan" });
+  });
+});

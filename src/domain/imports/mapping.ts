@@ -10,6 +10,7 @@ import {
   IDENTIFIERS,
   IDENTIFIERS_BY_KIND,
   IMPORT_KINDS,
+  TARGET_KEY_PATTERN,
   attributeKey,
   formatTarget,
   normaliseHeader,
@@ -80,6 +81,14 @@ const FALLBACK_PREFIX: Record<ImportKind, "attribute" | "property" | null> = {
   events: "property",
 };
 
+/** "attributes.plan", as a Roster users export names its attribute columns, maps back to attribute:plan. */
+const EXPORTED_ATTRIBUTE = /^attributes\.(.+)$/;
+
+function exportedAttribute(header: string, kind: ImportKind): MappingTarget | null {
+  const key = EXPORTED_ATTRIBUTE.exec(header.trim())?.[1];
+  return FALLBACK_PREFIX[kind] === "attribute" && key !== undefined && TARGET_KEY_PATTERN.test(key) ? `attribute:${key}` : null;
+}
+
 /** A first guess at the mapping; each target is suggested once, the first column winning. */
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
   const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
@@ -96,7 +105,7 @@ export function suggestMapping(headers: string[], kind: ImportKind): Record<stri
     const prefix = FALLBACK_PREFIX[kind];
     const key = attributeKey(header);
     const fallback: MappingTarget | null = prefix && key !== "" ? `${prefix}:${key}` : null;
-    const target = [known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
+    const target = [exportedAttribute(header, kind), known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
     if (target !== "ignore") used.add(target);
     mapping[header] = target;
   }

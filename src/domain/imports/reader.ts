@@ -1,4 +1,5 @@
 import { parse } from "csv-parse";
+import { restoreCell } from "../../lib/spreadsheet-safe.js";
 import type { Storage } from "../../storage/storage.js";
 
 /** A record bigger than this is an error, not a reason to run out of memory (a 50 MB cell still passes). */
@@ -37,6 +38,8 @@ export interface ReadFrom {
  * Streams the records of a stored import file (always UTF-8 without BOM: intake transcodes) from a resume point.
  * The parser never drops a row: ragged rows come through for the caller to report, and a structural error
  * (an unterminated quote) ends the stream with a CsvStructureError naming the line.
+ * Cells are un-neutralised (restoreCell): the apostrophe a Roster export put before a formula character is removed,
+ * so an exported CSV imports back unchanged.
  */
 export async function* readRecords(storage: Storage, key: string, delimiter: string, from: ReadFrom): AsyncGenerator<ParsedRecord> {
   const size = await storage.size(key);
@@ -61,7 +64,7 @@ export async function* readRecords(storage: Storage, key: string, delimiter: str
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { bytes: number; lines: number }; raw: string }>) {
       row += 1;
       lastLine = from.line + item.info.lines;
-      yield { record: item.record, row, endByte: from.byte + item.info.bytes, endLine: from.line + item.info.lines, raw: item.raw };
+      yield { record: item.record.map(restoreCell), row, endByte: from.byte + item.info.bytes, endLine: from.line + item.info.lines, raw: item.raw };
     }
   } catch (err) {
     const e = err as { code?: string; lines?: number; message: string };

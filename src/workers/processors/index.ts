@@ -1,6 +1,10 @@
+import type { Env } from "../../config/env.js";
+import { createSql, type Sql } from "../../db/client.js";
 import type { Runtime } from "../../runtime.js";
 import type { Processors } from "../types.js";
 import { queueImportWebhook, webhookSettings } from "../../domain/webhooks/imports.js";
+import { exportCleanupProcessor } from "./export-cleanup.js";
+import { exportRunProcessor } from "./export-run.js";
 import { importRunProcessor } from "./import-run.js";
 import { webhookDeliverProcessor } from "./webhook-deliver.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
@@ -22,5 +26,12 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
     "segment.recompute": segmentRecomputeProcessor(segmentDeps),
     "segments.recompute_workspace": workspaceRecomputeProcessor(segmentDeps),
     "segments.refresh_all": refreshAllProcessor(segmentDeps),
+    "export.run": exportRunProcessor({ db: rt.db, storage: rt.storage, ttlDays: rt.env.EXPORT_TTL_DAYS, timeoutMs: rt.env.EXPORT_TIMEOUT_MS, connect: exportConnection(rt.env) }),
+    "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
   };
+}
+
+/** One connection per export run, with the export's own statement timeout (a big COPY outlives the default). */
+export function exportConnection(env: Pick<Env, "DATABASE_URL" | "EXPORT_TIMEOUT_MS">): () => Sql {
+  return () => createSql(env.DATABASE_URL, { max: 1, statementTimeoutMs: env.EXPORT_TIMEOUT_MS, applicationName: "roster-export" });
 }
