@@ -1,4 +1,5 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
+import { Readable } from "node:stream";
 import { stat } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -20,6 +21,8 @@ export class ApiError extends Error {
 export interface ApiClient {
   baseUrl: string;
   json<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** Streams a GET response body into a file; resolves with the bytes written. */
+  download(path: string, file: string): Promise<number>;
   /** Streams a file as a raw text/csv body, reporting bytes sent and newlines seen (a row estimate) as it goes. */
   uploadCsv<T>(path: string, file: string, onProgress: (sent: number, total: number, newlines: number) => void): Promise<T>;
 }
@@ -60,6 +63,19 @@ export function createClient(baseUrl: string, key: string): ApiClient {
       const text = await res.text();
       if (!res.ok) throw toApiError(res.status, text);
       return (text ? JSON.parse(text) : undefined) as T;
+    },
+    async download(path: string, file: string): Promise<number> {
+      const res = await fetch(`${baseUrl}${path}`, { headers: auth });
+      if (!res.ok || !res.body) throw toApiError(res.status, await res.text());
+      let bytes = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), counter, createWriteStream(file));
+      return bytes;
     },
     async uploadCsv<T>(path: string, file: string, onProgress: (sent: number, total: number, newlines: number) => void): Promise<T> {
       const total = (await stat(file)).size;

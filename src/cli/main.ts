@@ -5,6 +5,7 @@ import { createDb } from "../db/client.js";
 import { ensureDatabase, runMigrations } from "../db/migrate.js";
 import { createWorkspace } from "../domain/workspaces/workspaces.js";
 import { ApiError } from "./client.js";
+import { registerExportCommands, registerSegmentCommands } from "./exports-segments.js";
 import { registerImportCommands } from "./imports.js";
 
 /** The `roster` command line: operator commands that talk to the database directly, and client commands over HTTP. */
@@ -32,6 +33,8 @@ export function buildCli(): Command {
       }
     });
   registerImportCommands(program);
+  registerExportCommands(program);
+  registerSegmentCommands(program);
   return program;
 }
 

@@ -109,4 +109,33 @@ describe("roster CLI against a running server", () => {
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toContain("Set ROSTER_API_KEY");
   });
+
+  it("export users --out --wait writes the finished CSV to the file", async () => {
+    const out = path.join(t.ctx.storageDir, "people.csv");
+    const res = await roster(["export", "users", "--out", out, "--column", "email", "--column", "first_name"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/export [0-9a-f-]{36}: done, 3 rows/);
+    const { readFile } = await import("node:fs/promises");
+    const lines = (await readFile(out, "utf8")).trim().split(/\r?\n/);
+    expect(lines[0]).toBe("email,first_name");
+    expect(lines.slice(1).sort()).toEqual(["ada@example.com,Ada", "alan@example.com,Alan", "grace@example.com,Grace"]);
+  });
+
+  it("segments recompute --all queues every dynamic segment and no static one", async () => {
+    const dyn = await client.request("POST", "/v1/segments", { payload: { name: "Pro", type: "dynamic", conditions: { field: "attributes.plan", op: "eq", value: "pro" } } });
+    const stat = await client.request("POST", "/v1/segments", { payload: { name: "Hand-picked", type: "static" } });
+    expect([dyn.status, stat.status]).toEqual([201, 201]);
+    const res = await roster(["segments", "recompute", "--all"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`segment ${dyn.json.id}: recompute queued`);
+    expect(res.stdout).not.toContain(stat.json.id);
+    expect(res.stdout).toContain("1 segment(s) queued");
+    for (let i = 0; i < 100; i++) {
+      const seg = await client.request("GET", `/v1/segments/${dyn.json.id}`);
+      if (seg.json.status === "ready" && seg.json.memberCount === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const seg = await client.request("GET", `/v1/segments/${dyn.json.id}`);
+    expect(seg.json).toMatchObject({ status: "ready", memberCount: 2 });
+  });
 });

@@ -7,13 +7,14 @@ import { createExportSchema } from "../../domain/exports/request.js";
 import { createExport, exportView, getExport, listExports, openDownload } from "../../domain/exports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
+import { exportDocs } from "../schemas/exports.js";
 
 const idParams = z.object({ id: z.string() });
 
 export async function exportRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer">) {
   const app = base.withTypeProvider<ZodTypeProvider>();
 
-  app.post("/exports", { schema: { body: createExportSchema } }, async (req, reply) => {
+  app.post("/exports", { schema: { body: createExportSchema }, config: { docs: exportDocs.create } }, async (req, reply) => {
     const idemKey = req.headers["idempotency-key"];
     const hash = fingerprint({ route: "POST /v1/exports", ...req.body });
     const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, hash, async () => {
@@ -34,13 +35,14 @@ export async function exportRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
           cursor: z.string().optional(),
         }),
       },
+      config: { docs: exportDocs.list },
     },
     async (req) => listExports(deps.db, req.workspaceId, req.query),
   );
 
-  app.get("/exports/:id", { schema: { params: idParams } }, async (req) => exportView(await getExport(deps.db, req.workspaceId, req.params.id)));
+  app.get("/exports/:id", { schema: { params: idParams }, config: { docs: exportDocs.get } }, async (req) => exportView(await getExport(deps.db, req.workspaceId, req.params.id)));
 
-  app.get("/exports/:id/download", { schema: { params: idParams } }, async (req, reply) => {
+  app.get("/exports/:id/download", { schema: { params: idParams }, config: { docs: exportDocs.download } }, async (req, reply) => {
     const file = await openDownload(deps.db, deps.storage, req.workspaceId, req.params.id);
     return reply
       .header("content-type", file.contentType)
