@@ -12,7 +12,8 @@ export const segmentSchema = z.object({
   name: z.string(),
   description: z.string().nullable(),
   type: z.enum(["dynamic", "static"]),
-  conditions: z.unknown().describe("the condition tree of a dynamic segment; null for a static one"),
+  // The jsonb column is untyped (unknown) in the view, so the JSON Schema type is given here rather than by a zod record.
+  conditions: z.unknown().meta({ type: "object", nullable: true, description: 'the condition tree of a dynamic segment (API.md "Conditions"); null for a static one' }),
   status: z.enum(["computing", "ready", "failed"]),
   failureReason: z.string().nullable(),
   memberCount: z.number().int(),
