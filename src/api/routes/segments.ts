@@ -9,6 +9,8 @@ import { createSegment, deleteSegment, getSegment, listSegments, segmentView, up
 import { requestDependentsRecompute, requestSegmentRecompute } from "../../domain/segments/triggers.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
+import { personRefSchema } from "../schemas/people.js";
+import { membersAddedSchema, membersRemovedSchema, segmentDocs } from "../schemas/segments.js";
 
 /** Conditions are validated by the domain (422 invalid_conditions with JSON paths); the schema documents them. */
 export const conditionsInput = z.unknown().meta({
@@ -33,18 +35,13 @@ const createBody = z
 const updateBody = z
   .object({ name: segmentName.optional(), description: z.string().max(2000).nullable().optional(), conditions: conditionsInput.optional() })
   .strict();
-export const personRefSchema = z.union([
-  z.object({ id: z.string().min(1).max(40) }).strict(),
-  z.object({ email: z.string().min(1).max(320) }).strict(),
-  z.object({ externalId: z.string().min(1).max(1000) }).strict(),
-]);
 const membersBody = z.object({ users: z.array(personRefSchema).min(1).max(MAX_MEMBER_REFS) }).strict();
 
 export async function segmentRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "producer" | "env" | "logger">) {
   const app = base.withTypeProvider<ZodTypeProvider>();
   const segDeps = { db: deps.db, producer: deps.producer, log: deps.logger };
 
-  app.post("/segments", { schema: { body: createBody } }, async (req, reply) => {
+  app.post("/segments", { schema: { body: createBody }, config: { docs: segmentDocs.create } }, async (req, reply) => {
     const idemKey = req.headers["idempotency-key"];
     const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, fingerprint({ route: "POST /v1/segments", ...req.body }), async () => ({
       statusCode: 201,
@@ -54,44 +51,44 @@ export async function segmentRoutes(base: FastifyInstance, deps: Pick<AppDeps, "
     return reply.status(res.statusCode).header("location", `/v1/segments/${body.id}`).send(body);
   });
 
-  app.get("/segments", { schema: { querystring: pageQuery } }, async (req) => listSegments(deps.db, req.workspaceId, req.query));
+  app.get("/segments", { schema: { querystring: pageQuery }, config: { docs: segmentDocs.list } }, async (req) => listSegments(deps.db, req.workspaceId, req.query));
 
-  app.post("/segments/preview", { schema: { body: z.object({ conditions: conditionsInput }).strict() } }, async (req) => {
+  app.post("/segments/preview", { schema: { body: z.object({ conditions: conditionsInput }).strict() }, config: { docs: segmentDocs.preview } }, async (req) => {
     if (req.body.conditions === undefined) throw new ValidationError("conditions_required", "Send the conditions to preview.");
     return previewSegment(deps.db, req.workspaceId, req.body.conditions, { timeoutMs: deps.env.SEGMENT_PREVIEW_TIMEOUT_MS });
   });
 
-  app.get("/segments/:id", { schema: { params: idParams } }, async (req) => segmentView(await getSegment(deps.db, req.workspaceId, req.params.id)));
+  app.get("/segments/:id", { schema: { params: idParams }, config: { docs: segmentDocs.get } }, async (req) => segmentView(await getSegment(deps.db, req.workspaceId, req.params.id)));
 
-  app.patch("/segments/:id", { schema: { params: idParams, body: updateBody } }, async (req) =>
+  app.patch("/segments/:id", { schema: { params: idParams, body: updateBody }, config: { docs: segmentDocs.update } }, async (req) =>
     segmentView(await updateSegment(segDeps, req.workspaceId, req.params.id, req.body)),
   );
 
-  app.delete("/segments/:id", { schema: { params: idParams } }, async (req, reply) => {
+  app.delete("/segments/:id", { schema: { params: idParams }, config: { docs: segmentDocs.delete } }, async (req, reply) => {
     await deleteSegment(deps.db, req.workspaceId, req.params.id);
     return reply.status(204).send();
   });
 
-  app.post("/segments/:id/recompute", { schema: { params: idParams } }, async (req, reply) => {
+  app.post("/segments/:id/recompute", { schema: { params: idParams }, config: { docs: segmentDocs.recompute } }, async (req, reply) => {
     const seg = await getSegment(deps.db, req.workspaceId, req.params.id);
     if (seg.type !== "dynamic") throw new ValidationError("segment_not_dynamic", "A static segment has no conditions to recompute.");
     await requestSegmentRecompute(deps.db, deps.producer, req.workspaceId, seg.id);
     return reply.status(202).header("location", `/v1/segments/${seg.id}`).send(segmentView(await getSegment(deps.db, req.workspaceId, seg.id)));
   });
 
-  app.get("/segments/:id/members", { schema: { params: idParams, querystring: pageQuery } }, async (req) =>
+  app.get("/segments/:id/members", { schema: { params: idParams, querystring: pageQuery }, config: { docs: segmentDocs.members } }, async (req) =>
     listMembers(deps.db, req.workspaceId, req.params.id, req.query),
   );
 
-  app.post("/segments/:id/members", { schema: { params: idParams, body: membersBody } }, async (req) => {
+  app.post("/segments/:id/members", { schema: { params: idParams, body: membersBody }, config: { docs: segmentDocs.addMembers } }, async (req) => {
     const res = await addStaticMembers(deps.db, req.workspaceId, req.params.id, req.body.users);
     await requestDependentsRecompute(deps.db, deps.producer, req.workspaceId, res.segment.id);
-    return { added: res.changed, notFound: res.notFound, segment: segmentView(res.segment) };
+    return { added: res.changed, notFound: res.notFound, segment: segmentView(res.segment) } satisfies z.output<typeof membersAddedSchema>;
   });
 
-  app.delete("/segments/:id/members", { schema: { params: idParams, body: membersBody } }, async (req) => {
+  app.delete("/segments/:id/members", { schema: { params: idParams, body: membersBody }, config: { docs: segmentDocs.removeMembers } }, async (req) => {
     const res = await removeStaticMembers(deps.db, req.workspaceId, req.params.id, req.body.users);
     await requestDependentsRecompute(deps.db, deps.producer, req.workspaceId, res.segment.id);
-    return { removed: res.changed, notFound: res.notFound, segment: segmentView(res.segment) };
+    return { removed: res.changed, notFound: res.notFound, segment: segmentView(res.segment) } satisfies z.output<typeof membersRemovedSchema>;
   });
 }

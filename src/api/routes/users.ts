@@ -8,6 +8,7 @@ import { identifyPerson, identifySchema } from "../../domain/people/identify.js"
 import { getProfile, listPeople, searchPeople } from "../../domain/people/list.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
+import { peopleDocs } from "../schemas/people.js";
 import { conditionsInput } from "./segments.js";
 
 const limit = z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT);
@@ -18,22 +19,22 @@ export async function userRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db"
 
   app.get(
     "/users",
-    { schema: { querystring: z.object({ segmentId: z.string().optional(), limit, cursor: z.string().optional() }) } },
+    { schema: { querystring: z.object({ segmentId: z.string().optional(), limit, cursor: z.string().optional() }) }, config: { docs: peopleDocs.list } },
     async (req) => listPeople(deps.db, req.workspaceId, req.query),
   );
 
   app.post(
     "/users/search",
-    { schema: { body: z.object({ conditions: conditionsInput, limit: z.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT), cursor: z.string().optional() }).strict() } },
+    { schema: { body: z.object({ conditions: conditionsInput, limit: z.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT), cursor: z.string().optional() }).strict() }, config: { docs: peopleDocs.search } },
     async (req) => {
       if (req.body.conditions === undefined) throw new ValidationError("conditions_required", "Send the conditions to search by.");
       return searchPeople(deps.db, req.workspaceId, { conditions: req.body.conditions, limit: req.body.limit, cursor: req.body.cursor });
     },
   );
 
-  app.get("/users/:id", { schema: { params: z.object({ id: z.string() }) } }, async (req) => getProfile(deps.db, req.workspaceId, req.params.id));
+  app.get("/users/:id", { schema: { params: z.object({ id: z.string() }) }, config: { docs: peopleDocs.get } }, async (req) => getProfile(deps.db, req.workspaceId, req.params.id));
 
-  app.post("/users/identify", { schema: { body: identifySchema } }, async (req, reply) => {
+  app.post("/users/identify", { schema: { body: identifySchema }, config: { docs: peopleDocs.identify } }, async (req, reply) => {
     const idemKey = req.headers["idempotency-key"];
     const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, fingerprint({ route: "POST /v1/users/identify", ...req.body }), async () => {
       const out = await identifyPerson(deps.db, req.workspaceId, req.body, req.log);
@@ -43,7 +44,7 @@ export async function userRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db"
     return reply.status(res.statusCode).header("location", `/v1/users/${body.id}`).send(body);
   });
 
-  app.post("/events", { schema: { body: trackSchema } }, async (req, reply) => {
+  app.post("/events", { schema: { body: trackSchema }, config: { docs: peopleDocs.track } }, async (req, reply) => {
     const idemKey = req.headers["idempotency-key"];
     const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, fingerprint({ route: "POST /v1/events", ...req.body }), async () => ({
       statusCode: 200,

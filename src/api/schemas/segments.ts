@@ -1,0 +1,61 @@
+import { z } from "zod";
+import type { listMembers } from "../../domain/segments/members.js";
+import type { previewSegment } from "../../domain/segments/preview.js";
+import type { SegmentView } from "../../domain/segments/service.js";
+import type { RouteDocs } from "../plugins/docs.js";
+import { pageOf, type SameKeys } from "./common.js";
+import { personRefSchema, personSchema } from "./people.js";
+
+/** Documentation shapes of the segment resource (the service builds the objects; see segmentView). */
+export const segmentSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string().nullable(),
+  type: z.enum(["dynamic", "static"]),
+  // The jsonb column is untyped (unknown) in the view, so the JSON Schema type is given here rather than by a zod record.
+  conditions: z.unknown().meta({ type: "object", nullable: true, description: 'the condition tree of a dynamic segment (API.md "Conditions"); null for a static one' }),
+  status: z.enum(["computing", "ready", "failed"]),
+  failureReason: z.string().nullable(),
+  memberCount: z.number().int(),
+  lastComputedAt: z.string().nullable().describe("ISO-8601 UTC"),
+  lastDurationMs: z.number().int().nullable(),
+  createdAt: z.string().describe("ISO-8601 UTC"),
+  updatedAt: z.string().describe("ISO-8601 UTC"),
+});
+
+export const previewSchema = z.object({
+  count: z.number().int().describe("people the conditions match now"),
+  sample: z.array(personSchema).describe("up to 20 of them, by id"),
+});
+
+export const memberSchema = personSchema.extend({
+  value: z.string().nullable().describe("membership value, if the segment records one"),
+  enteredAt: z.string().describe("ISO-8601 UTC"),
+});
+
+const notFound = z.array(personRefSchema).describe("references that name no one in this workspace");
+export const membersAddedSchema = z.object({ added: z.number().int().describe("people who were not members before"), notFound, segment: segmentSchema });
+export const membersRemovedSchema = z.object({ removed: z.number().int().describe("people who were members before"), notFound, segment: segmentSchema });
+
+// The services build these objects; these checks keep the documented field names in step with them.
+const _segment: SameKeys<z.output<typeof segmentSchema>, SegmentView> = true;
+const _preview: SameKeys<z.output<typeof previewSchema>, Awaited<ReturnType<typeof previewSegment>>> = true;
+const _member: SameKeys<z.output<typeof memberSchema>, Awaited<ReturnType<typeof listMembers>>["data"][number]> = true;
+
+const json = (s: z.ZodType) => ({ "application/json": s });
+const theSegment = (description: string) => ({ 200: { description, content: json(segmentSchema) } });
+export const segmentDocs = {
+  create: { summary: "Create a segment", responses: { 201: { description: "The segment; Location names it", content: json(segmentSchema) } } },
+  list: { summary: "Segments, newest first", responses: { 200: { description: "A page of segments", content: json(pageOf(segmentSchema)) } } },
+  preview: { summary: "Count and sample who conditions match now", responses: { 200: { description: "The count and a sample", content: json(previewSchema) } } },
+  get: { summary: "A segment", responses: theSegment("The segment") },
+  update: { summary: "Change name, description or conditions", responses: theSegment("The segment") },
+  delete: { summary: "Delete a segment (409 while another segment uses it)", responses: { 204: { description: "Deleted" } } },
+  recompute: {
+    summary: "Queue a recompute of a dynamic segment",
+    responses: { 202: { description: "Accepted; Location names the segment", content: json(segmentSchema) } },
+  },
+  members: { summary: "Members of a segment, by person id", responses: { 200: { description: "A page of members", content: json(pageOf(memberSchema)) } } },
+  addMembers: { summary: "Add people to a static segment", responses: { 200: { description: "What changed", content: json(membersAddedSchema) } } },
+  removeMembers: { summary: "Remove people from a static segment", responses: { 200: { description: "What changed", content: json(membersRemovedSchema) } } },
+} satisfies Record<string, RouteDocs>;
