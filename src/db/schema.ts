@@ -361,6 +361,12 @@ export const exports = pgTable(
     sizeBytes: bigint("size_bytes", { mode: "number" }),
     fence: bigint("fence", { mode: "number" }).notNull().default(0),
     failureReason: text("failure_reason"),
+    /** Where the finished export (done or failed) is POSTed (signed); null: no webhook. */
+    callbackUrl: text("callback_url"),
+    /** Outcome of the latest webhook delivery: pending while it is being tried, then delivered or failed. */
+    webhookStatus: text("webhook_status", { enum: WEBHOOK_STATUSES }),
+    webhookAttempts: integer("webhook_attempts").notNull().default(0),
+    webhookLastError: text("webhook_last_error"),
     createdAt: createdAt(),
     startedAt: ts("started_at"),
     finishedAt: ts("finished_at"),
@@ -369,6 +375,7 @@ export const exports = pgTable(
   (t) => [
     index("exports_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
     index("exports_expires_idx").on(t.expiresAt),
+    check("exports_webhook_status_ck", sql`${t.webhookStatus} in ('pending', 'delivered', 'failed')`),
   ],
 );
 

@@ -15,7 +15,7 @@ export const JOBS = {
   /** POSTs the finished resource to its callbackUrl, signed; retried with backoff by BullMQ. */
   "webhook.deliver": {
     queue: "webhooks",
-    payload: z.object({ workspaceId: id, resource: z.enum(["import"]), resourceId: id }).strict(),
+    payload: z.object({ workspaceId: id, resource: z.enum(["import", "export"]), resourceId: id }).strict(),
   },
   /** Recomputes one segment's membership (then queues the segments that use it). */
   "segment.recompute": { queue: "segments", payload: z.object({ workspaceId: id, segmentId: id }).strict() },

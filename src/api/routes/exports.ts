@@ -5,16 +5,22 @@ import { EXPORT_STATUSES } from "../../db/schema.js";
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { createExportSchema } from "../../domain/exports/request.js";
 import { createExport, exportView, getExport, listExports, openDownload } from "../../domain/exports/service.js";
+import { ValidationError } from "../../domain/errors.js";
+import { webhookSettings } from "../../domain/webhooks/delivery.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
 import { exportDocs } from "../schemas/exports.js";
 
 const idParams = z.object({ id: z.string() });
 
-export async function exportRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer">) {
+export async function exportRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env">) {
   const app = base.withTypeProvider<ZodTypeProvider>();
+  const webhooks = webhookSettings(deps.env);
 
   app.post("/exports", { schema: { body: createExportSchema }, config: { docs: exportDocs.create } }, async (req, reply) => {
+    if (req.body.callbackUrl && !webhooks.signingKey) {
+      throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
+    }
     const idemKey = req.headers["idempotency-key"];
     const hash = fingerprint({ route: "POST /v1/exports", ...req.body });
     const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, hash, async () => {

@@ -12,7 +12,7 @@ import { importKindSchema, mappingRequestSchema } from "../../domain/imports/map
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
-import { queueImportWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/imports.js";
+import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
 import type { AppDeps } from "../app.js";
 import { createImportQuery, importDocs } from "../schemas/imports.js";
 
@@ -172,7 +172,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
     if (row.status === "cancelled" && row.callbackUrl) {
       // Cancelled before any run: no worker will finish it, so the webhook is queued here.
-      await queueImportWebhook({ ...deps, log: deps.logger, settings: webhooks }, req.workspaceId, row.id);
+      await queueWebhook({ ...deps, log: deps.logger, settings: webhooks }, { workspaceId: req.workspaceId, resource: "import", id: row.id });
       row = await getImport(deps.db, req.workspaceId, row.id);
     }
     return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EXPORT_STATUSES } from "../../db/schema.js";
+import { EXPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
 import type { RouteDocs } from "../plugins/docs.js";
 import { pageOf } from "./common.js";
 
@@ -25,6 +25,10 @@ export const exportObjectSchema = z.object({
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
   expiresAt: z.string().nullable().describe("after this the file is deleted and the export reads `expired`"),
+  callbackUrl: z.string().nullable(),
+  webhookStatus: z.enum(WEBHOOK_STATUSES).nullable().describe("latest delivery to callbackUrl: pending, delivered or failed"),
+  webhookAttempts: z.number().int(),
+  webhookLastError: z.string().nullable(),
 });
 
 const json = (s: z.ZodType) => ({ "application/json": s });

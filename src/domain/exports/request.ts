@@ -1,6 +1,7 @@
 /** What a client may ask an export for, checked once at the API so the worker only ever sees valid params. */
 import { z } from "zod";
 import { ValidationError } from "../errors.js";
+import { callbackUrlSchema } from "../webhooks/callback-url.js";
 import { DEFAULT_EVENT_COLUMNS, DEFAULT_USER_COLUMNS, eventColumnProblem, userColumnProblem } from "./columns.js";
 
 export const EXPORT_KINDS = ["users", "events"] as const;
@@ -31,10 +32,13 @@ export const createExportSchema = z.strictObject({
   to: timestamp.optional().describe("events only: occurred before this instant (exclusive)."),
   gzip: z.boolean().default(false).describe("Gzip the file (.csv.gz, application/gzip)."),
   bom: z.boolean().default(false).describe("Extension to API.md: start the file with a UTF-8 byte order mark, so spreadsheets read it as UTF-8."),
+  callbackUrl: callbackUrlSchema
+    .optional()
+    .describe("http(s) URL POSTed (signed, Roster-Signature) when the export ends done or failed; refused (422 webhooks_disabled) when the server has no WEBHOOK_SIGNING_KEY."),
 });
 export type CreateExportRequest = z.output<typeof createExportSchema>;
 
-/** The checked request as stored on the export (exports.params): everything the worker needs, nothing else. */
+/** The checked request as stored on the export (exports.params): everything the worker needs, nothing else (callbackUrl is a column). */
 export interface ExportParams {
   columns: string[];
   segmentId: string | null;

@@ -108,10 +108,15 @@ export async function runExport(deps: ExportRunDeps, payload: { workspaceId: str
   return "done";
 }
 
-/** Marks an export failed once its job is out of retries, so it does not stay "processing" forever. */
-export async function failExport(db: Db, exportId: string, reason: string): Promise<void> {
-  await db
+/**
+ * Marks an export failed once its job is out of retries, so it does not stay "processing" forever. False when the
+ * export had already ended (it is left as it was).
+ */
+export async function failExport(db: Db, exportId: string, reason: string): Promise<boolean> {
+  const rows = await db
     .update(exports)
     .set({ status: "failed", failureReason: reason, finishedAt: new Date() })
-    .where(and(eq(exports.id, exportId), inArray(exports.status, ["queued", "processing"])));
+    .where(and(eq(exports.id, exportId), inArray(exports.status, ["queued", "processing"])))
+    .returning({ id: exports.id });
+  return rows.length > 0;
 }

@@ -19,7 +19,7 @@ export async function getExport(db: Db, workspaceId: string, id: string): Promis
   return row;
 }
 
-/** The export as the API shows it: API.md's export object plus what was asked for and why it failed. */
+/** The export as the API shows it: API.md's export object plus what was asked for, why it failed and its webhook. */
 export function exportView(row: ExportRow) {
   const p = row.params as unknown as ExportParams;
   return {
@@ -37,6 +37,10 @@ export function exportView(row: ExportRow) {
     startedAt: row.startedAt?.toISOString() ?? null,
     finishedAt: row.finishedAt?.toISOString() ?? null,
     expiresAt: row.expiresAt?.toISOString() ?? null,
+    callbackUrl: row.callbackUrl,
+    webhookStatus: row.webhookStatus,
+    webhookAttempts: row.webhookAttempts,
+    webhookLastError: row.webhookLastError,
   };
 }
 
@@ -51,7 +55,8 @@ async function assertSegments(db: Db, workspaceId: string, ids: string[], field:
 }
 
 /**
- * Records an export and queues its job. The export exists only if its job was queued: when the queue is down the
+ * Records an export and queues its job. A callbackUrl is taken as validated (callbackUrlSchema) and allowed (the
+ * server signs webhooks) by the caller. The export exists only if its job was queued: when the queue is down the
  * row is removed again and the caller gets the queue's 503.
  */
 export async function createExport(db: Db, producer: Producer, workspaceId: string, req: CreateExportRequest): Promise<ExportRow> {
@@ -60,7 +65,7 @@ export async function createExport(db: Db, producer: Producer, workspaceId: stri
   if (params.conditions !== null) await assertSegments(db, workspaceId, conditionSegments(params.conditions), "conditions");
   const [row] = await db
     .insert(exports)
-    .values({ workspaceId, kind: req.kind as ExportKind, params: params as unknown as Record<string, unknown> })
+    .values({ workspaceId, kind: req.kind as ExportKind, params: params as unknown as Record<string, unknown>, callbackUrl: req.callbackUrl ?? null })
     .returning();
   if (!row) throw new Error("insert into exports returned nothing");
   try {

@@ -2,7 +2,7 @@ import type { Env } from "../../config/env.js";
 import { createSql, type Sql } from "../../db/client.js";
 import type { Runtime } from "../../runtime.js";
 import type { Processors } from "../types.js";
-import { queueImportWebhook, webhookSettings } from "../../domain/webhooks/imports.js";
+import { queueWebhook, webhookSettings } from "../../domain/webhooks/delivery.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRunProcessor } from "./export-run.js";
 import { importRunProcessor } from "./import-run.js";
@@ -13,6 +13,7 @@ import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProce
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "metrics" | "producer" | "logger">): Processors {
   const settings = webhookSettings(rt.env);
   const segmentDeps = { db: rt.db, producer: rt.producer };
+  const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings };
   return {
     "import.run": importRunProcessor({
       db: rt.db,
@@ -20,13 +21,20 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       batchSize: rt.env.IMPORT_BATCH_SIZE,
       metrics: rt.metrics,
       producer: rt.producer,
-      onFinished: (ids) => queueImportWebhook({ db: rt.db, producer: rt.producer, log: rt.logger, settings }, ids.workspaceId, ids.importId),
+      onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId }),
     }),
     "webhook.deliver": webhookDeliverProcessor({ db: rt.db, settings }),
     "segment.recompute": segmentRecomputeProcessor(segmentDeps),
     "segments.recompute_workspace": workspaceRecomputeProcessor(segmentDeps),
     "segments.refresh_all": refreshAllProcessor(segmentDeps),
-    "export.run": exportRunProcessor({ db: rt.db, storage: rt.storage, ttlDays: rt.env.EXPORT_TTL_DAYS, timeoutMs: rt.env.EXPORT_TIMEOUT_MS, connect: exportConnection(rt.env) }),
+    "export.run": exportRunProcessor({
+      db: rt.db,
+      storage: rt.storage,
+      ttlDays: rt.env.EXPORT_TTL_DAYS,
+      timeoutMs: rt.env.EXPORT_TIMEOUT_MS,
+      connect: exportConnection(rt.env),
+      onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "export", id: ids.exportId }),
+    }),
     "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
   };
 }

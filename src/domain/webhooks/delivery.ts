@@ -1,0 +1,115 @@
+import { and, eq, isNotNull, sql } from "drizzle-orm";
+import type { Env } from "../../config/env.js";
+import type { Db } from "../../db/client.js";
+import type { WebhookStatus } from "../../db/schema.js";
+import type { Logger } from "../../lib/logger.js";
+import type { Producer } from "../../queue/producer.js";
+import { loadWebhookSubject, webhookTables, type WebhookResource } from "./resources.js";
+import { SIGNATURE_HEADER, signatureHeader, workspaceWebhookSecret } from "./signature.js";
+
+export interface WebhookSettings {
+  signingKey: string | undefined;
+  maxAttempts: number;
+  backoffMs: number;
+  timeoutMs: number;
+}
+
+export function webhookSettings(env: Pick<Env, "WEBHOOK_SIGNING_KEY" | "WEBHOOK_MAX_ATTEMPTS" | "WEBHOOK_BACKOFF_MS" | "WEBHOOK_TIMEOUT_MS">): WebhookSettings {
+  return { signingKey: env.WEBHOOK_SIGNING_KEY, maxAttempts: env.WEBHOOK_MAX_ATTEMPTS, backoffMs: env.WEBHOOK_BACKOFF_MS, timeoutMs: env.WEBHOOK_TIMEOUT_MS };
+}
+
+export interface WebhookTarget {
+  workspaceId: string;
+  resource: WebhookResource;
+  id: string;
+}
+
+/**
+ * Queues the delivery of a finished import (done, failed, cancelled, validated) or export (done, failed) to its
+ * callbackUrl, if it has one: the resource's webhook fields restart as pending. One job per resource and status, so
+ * a validated-then-done import announces both.
+ */
+export async function queueWebhook(deps: { db: Db; producer: Producer; log: Logger; settings: WebhookSettings }, target: WebhookTarget): Promise<void> {
+  const table = webhookTables[target.resource];
+  const [row] = await deps.db
+    .update(table)
+    .set({ webhookStatus: "pending", webhookAttempts: 0, webhookLastError: null })
+    .where(and(eq(table.id, target.id), eq(table.workspaceId, target.workspaceId), isNotNull(table.callbackUrl)))
+    .returning({ status: table.status });
+  if (!row) return;
+  try {
+    await deps.producer.enqueue(
+      "webhook.deliver",
+      { workspaceId: target.workspaceId, resource: target.resource, resourceId: target.id },
+      { jobId: `webhook-${target.resource}-${target.id}-${row.status}`, attempts: deps.settings.maxAttempts, backoffMs: deps.settings.backoffMs },
+    );
+  } catch (err) {
+    deps.log.warn({ resource: target.resource, id: target.id, err: (err as Error).message }, "could not queue the webhook");
+    await deps.db
+      .update(table)
+      .set({ webhookStatus: "failed", webhookLastError: "The delivery could not be queued (job queue unavailable)." })
+      .where(eq(table.id, target.id));
+  }
+}
+
+/** The JSON a receiver gets: the event, when it was sent, and the resource as the API shows it. */
+export function webhookBody(event: string, view: unknown, sentAt: Date): string {
+  return JSON.stringify({ event, sentAt: sentAt.toISOString(), data: view });
+}
+
+export class WebhookDeliveryError extends Error {}
+
+/**
+ * One delivery attempt: POST the signed body; record the attempt on the resource. Throws when the receiver did not
+ * answer 2xx so BullMQ retries with backoff; `lastAttempt` marks the resource's webhook failed instead of pending.
+ */
+export async function deliverWebhook(
+  deps: { db: Db; settings: WebhookSettings },
+  target: WebhookTarget,
+  attempt: { lastAttempt: boolean; deliveryId: string },
+): Promise<"delivered" | "skipped"> {
+  const subject = await loadWebhookSubject(deps.db, target.resource, target.workspaceId, target.id);
+  if (!subject?.callbackUrl) return "skipped";
+  if (!deps.settings.signingKey) {
+    await record(deps.db, target, "failed", "Webhooks are not configured on this server (WEBHOOK_SIGNING_KEY).");
+    return "skipped";
+  }
+  const now = new Date();
+  const event = `${target.resource}.${subject.status}`;
+  const body = webhookBody(event, subject.view, now);
+  const secret = workspaceWebhookSecret(deps.settings.signingKey, subject.workspaceId);
+  let problem: string | null = null;
+  try {
+    const res = await fetch(subject.callbackUrl, {
+      method: "POST",
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(deps.settings.timeoutMs),
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "Roster-Webhooks/1",
+        [SIGNATURE_HEADER]: signatureHeader(secret, body, Math.floor(now.getTime() / 1000)),
+        "roster-event": event,
+        "roster-delivery": attempt.deliveryId,
+      },
+    });
+    await res.body?.cancel().catch(() => {});
+    if (res.status < 200 || res.status >= 300) problem = `The receiver answered HTTP ${res.status}.`;
+  } catch (err) {
+    problem = `The request failed: ${(err as Error).message}`;
+  }
+  if (!problem) {
+    await record(deps.db, target, "delivered", null);
+    return "delivered";
+  }
+  await record(deps.db, target, attempt.lastAttempt ? "failed" : "pending", problem);
+  throw new WebhookDeliveryError(problem);
+}
+
+async function record(db: Db, target: WebhookTarget, status: WebhookStatus, error: string | null) {
+  const table = webhookTables[target.resource];
+  await db
+    .update(table)
+    .set({ webhookStatus: status, webhookAttempts: sql`${table.webhookAttempts} + 1`, webhookLastError: error })
+    .where(and(eq(table.id, target.id), eq(table.workspaceId, target.workspaceId)));
+}
