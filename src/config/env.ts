@@ -55,6 +55,10 @@ export const envSchema = z
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     /** How long a worker's job lock lasts without renewal before another worker takes the job over (stalled). */
     WORKER_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(30_000),
+    /** Times a job may stall (its worker died) before BullMQ fails it; the import then says failed and a start resumes it. */
+    WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(5),
+    /** Workers re-enqueue work Postgres shows as queued/running with no live job, at start and this often (0: only at start). */
+    RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
   })
   .superRefine((env, ctx) => {

@@ -4,12 +4,21 @@ import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { startMetricsServer } from "./metrics-server.js";
-import { buildProcessors } from "./processors/index.js";
+import { buildGaveUpHandlers, buildProcessors } from "./processors/index.js";
+import { startReconciler } from "./reconciler.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
-/** Starts a processor for every job kind on the runtime's queues. */
+/** Starts a processor for every job kind on the runtime's queues, and the reconciler that re-enqueues work whose job was lost. */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
-  return startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics });
+  const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics, onGaveUp: buildGaveUpHandlers(rt) });
+  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger }, rt.env.RECONCILE_INTERVAL_MS);
+  return {
+    workers: pool.workers,
+    async close() {
+      await reconciler.stop();
+      await pool.close();
+    },
+  };
 }
 
 if (isMain(import.meta.url)) {
