@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.all(spawned.map((s) => s.kill()));
   spawned = [];
 });
-let clients: Client[] = [];
+const clients: Client[] = [];
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.app.close()));
 });
