@@ -29,16 +29,18 @@ const RECONCILERS: Record<string, (deps: ReconcileDeps) => Promise<ReconcileResu
 };
 
 /** Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash between update and enqueue). */
-export async function reconcileAll(deps: ReconcileDeps): Promise<Record<string, ReconcileResult>> {
-  const out: Record<string, ReconcileResult> = {};
+export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult> }> {
+  const results: Record<string, ReconcileResult> = {};
+  let ok = true;
   for (const [name, reconcile] of Object.entries(RECONCILERS)) {
     try {
-      out[name] = await reconcile(deps);
+      results[name] = await reconcile(deps);
     } catch (err) {
+      ok = false;
       deps.log.warn({ reconciler: name, err: (err as Error).message }, "reconcile pass failed; will retry");
     }
   }
-  return out;
+  return { ok, results };
 }
 
 async function reconcileImports({ db, producer, log }: ReconcileDeps): Promise<ReconcileResult> {
@@ -63,9 +65,20 @@ async function reconcileImports({ db, producer, log }: ReconcileDeps): Promise<R
   return result;
 }
 
+/** The start pass is retried this often until it succeeds once (Redis or Postgres may still be coming up). */
+const START_RETRY_MS = 1_000;
+const START_ATTEMPTS = 30;
+
 /** Runs a pass now and then every `intervalMs` (0: only at start); stop() waits for a pass in flight. */
 export function startReconciler(deps: ReconcileDeps, intervalMs: number): { stop(): Promise<void> } {
-  let running: Promise<unknown> = reconcileAll(deps);
+  let stopped = false;
+  const startPass = async () => {
+    for (let i = 0; i < START_ATTEMPTS && !stopped; i++) {
+      if ((await reconcileAll(deps)).ok) return;
+      await new Promise((r) => setTimeout(r, START_RETRY_MS).unref());
+    }
+  };
+  let running: Promise<unknown> = startPass();
   let timer: NodeJS.Timeout | undefined;
   if (intervalMs > 0) {
     timer = setInterval(() => {
@@ -75,6 +88,7 @@ export function startReconciler(deps: ReconcileDeps, intervalMs: number): { stop
   }
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
       await running.catch(() => {});
     },

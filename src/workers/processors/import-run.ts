@@ -22,7 +22,8 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
     try {
       const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, metrics: deps.metrics }, payload, {
         signal: ctx.signal,
-        onProgress: (processed) => ctx.job.updateProgress({ processed }).catch(() => {}),
+        // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
+        onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
       });
       ctx.log.info({ outcome }, "import run ended");
       if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);
