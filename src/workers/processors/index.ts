@@ -14,6 +14,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       db: rt.db,
       storage: rt.storage,
       batchSize: rt.env.IMPORT_BATCH_SIZE,
+      batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
       metrics: rt.metrics,
       onFinished: (ids) => queueImportWebhook({ db: rt.db, producer: rt.producer, log: rt.logger, settings }, ids.workspaceId, ids.importId),
     }),
