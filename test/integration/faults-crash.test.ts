@@ -94,3 +94,34 @@ describe("workers killed with SIGKILL twice in a row mid-import", () => {
     await expectExactlyOnce(t.ctx, client, id, ROWS);
   }, 180_000);
 });
+
+describe("a worker sent SIGTERM during a batch", () => {
+  it("exits within its grace period with the checkpoint at the last committed batch; another worker resumes to an exact result", async () => {
+    const client = await newClient("Term");
+    const id = await startImport(client, "t");
+    const first = worker({ SHUTDOWN_TIMEOUT_MS: "5000" });
+    await first.waitFor(/workers started/, 30_000);
+    await waitForProcessed(t.ctx, id, 3_000);
+    const sentAt = Date.now();
+    first.child.kill("SIGTERM");
+    const exit = await first.exited(10_000);
+    expect(Date.now() - sentAt).toBeLessThan(5_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(first.stdout()).toContain("worker shutting down");
+    expect(first.stdout()).toContain('"outcome":"interrupted"');
+
+    // The run stopped after the batch in flight committed: the checkpoint is exactly the rows committed, in whole batches.
+    const s = await importState(t.ctx, id);
+    expect(s.status).toBe("processing");
+    expect(s.checkpointRow).toBe(s.processed);
+    expect(s.checkpointRow % 1_000).toBe(0);
+    expect(s.processed).toBeLessThan(ROWS);
+    const [people] = await t.ctx.db.$client`select count(*)::int as n from people where workspace_id = ${client.workspaceId}`;
+    expect(people?.n).toBe(s.processed);
+
+    const second = worker();
+    await second.waitFor(/workers started/, 30_000);
+    expect((await waitForImport(client, id, 90_000)).status).toBe("done");
+    await expectExactlyOnce(t.ctx, client, id, ROWS);
+  }, 120_000);
+});
