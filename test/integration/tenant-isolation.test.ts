@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
+import { dumpRedis } from "../helpers/redis-dump.js";
 
 const t = useTestContext();
 let a: Client;
@@ -103,5 +104,16 @@ describe("tenant isolation: every operation of the OpenAPI spec, called with wor
     const mapping = await b.request("PUT", `/v1/imports/${id}/mapping`, { payload: { identifier: "email", mapping: { email: "email" } } });
     expect(mapping.status).toBe(404);
     for (const action of ["start", "validate", "cancel"]) expect((await b.request("POST", `/v1/imports/${id}/${action}`)).status).toBe(404);
+  });
+
+  it("neither workspace's API key reaches the logs or the job data in Redis", async () => {
+    const logs = t.ctx.logs.join("");
+    expect(logs).toContain("import run ended");
+    const redis = await dumpRedis(t.ctx.redis, t.ctx.env.QUEUE_PREFIX);
+    expect(redis).toContain(a.workspaceId);
+    for (const key of [a.apiKey, b.apiKey]) {
+      expect(logs).not.toContain(key);
+      expect(redis).not.toContain(key);
+    }
   });
 });
