@@ -425,7 +425,17 @@ function redact(e: RowError, cells: string[] | undefined, secrets: Secrets): { v
   return { value, record: cells.map((c, i) => (secrets.indexes.has(i) && c !== "" ? REDACTED : c)) };
 }
 
-/** JSONB cannot hold NUL: the stored cells show it as \0, as error values do. */
+/** Longer than any cell that can be valid (100 labels of 255 characters; attributes 10,000): such cells are cut when stored. */
+const MAX_STORED_CELL = 32 * 1024;
+
+/**
+ * JSONB cannot hold NUL: the stored cells show it as \0, as error values do. A cell longer than any valid value
+ * (a 50 MB field) is cut, so one hostile row cannot put megabytes into the error report (it still fails when re-uploaded).
+ */
 function jsonSafe(cells: string[] | undefined): string[] | null {
-  return cells ? cells.map((c) => (c.includes("\u0000") ? c.replaceAll("\u0000", "\\0") : c)) : null;
+  if (!cells) return null;
+  return cells.map((c) => {
+    const cut = c.length > MAX_STORED_CELL ? c.slice(0, MAX_STORED_CELL) : c;
+    return cut.includes("\u0000") ? cut.replaceAll("\u0000", "\\0") : cut;
+  });
 }
