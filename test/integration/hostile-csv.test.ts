@@ -37,8 +37,8 @@ async function outcome(bytes: Buffer): Promise<Outcome> {
 }
 
 const counts = (created: number, failed = 0) => ({ total: created + failed, processed: created + failed, created, updated: 0, unchanged: 0, skipped: 0, failed });
-const done = (headers: string[], c: Record<string, number>, extra: Partial<{ encoding: string; delimiter: string; errors: string[] }> = {}) => ({
-  http: 201,
+const done = (headers: string[], c: Record<string, number>, extra: Partial<{ encoding: string; delimiter: string; errors: string[] }> = {}): Outcome => ({
+  http: 201 as const,
   status: "done",
   encoding: "utf-8",
   delimiter: ",",
