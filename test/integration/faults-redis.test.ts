@@ -122,6 +122,30 @@ describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes"
   }, 150_000);
 });
 
+describe("the API with Redis paused (SIGSTOP)", () => {
+  it("answers 503 within 2 s and the import stays draft, even when the job lands once Redis resumes", async () => {
+    const client = await newClient("Frozen");
+    const draft = await client.request("POST", "/v1/imports?identifier=email", { payload: contactsCsv(10, "f"), headers: { "content-type": "text/csv" } });
+    expect(draft.status).toBe(201);
+    redis.process().kill("SIGSTOP");
+    let res;
+    const began = Date.now();
+    try {
+      res = await client.request("POST", `/v1/imports/${draft.json.id}/start`);
+    } finally {
+      redis.process().kill("SIGCONT");
+    }
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(res.status).toBe(503);
+    expect(res.json.error.code).toBe("queue_unavailable");
+    // A job that reached Redis anyway finds a draft import and does nothing: the import only says queued with a job.
+    const w = worker({ RECONCILE_INTERVAL_MS: "0" });
+    await w.waitFor(/workers started/, 30_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await importState(t.ctx, draft.json.id)).toMatchObject({ status: "draft", processed: 0 });
+  }, 60_000);
+});
+
 describe("the API with Redis down", () => {
   it("answers 503 queue_unavailable within 2 s to start=true and to /start, and leaves no import saying queued", async () => {
     const client = await newClient("Down");
