@@ -12,6 +12,8 @@ export interface ReconcileDeps {
   db: Db;
   producer: Producer;
   log: Logger;
+  /** Overrides ENQUEUE_GRACE_MS (tests). */
+  graceMs?: number;
 }
 
 export interface ReconcileResult {
@@ -43,10 +45,10 @@ export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; 
   return { ok, results };
 }
 
-async function reconcileImports({ db, producer, log }: ReconcileDeps): Promise<ReconcileResult> {
+async function reconcileImports({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
   const result: ReconcileResult = { requeued: 0, failed: 0 };
   const queue = producer.queue("imports");
-  for (const imp of await findRunningImports(db, ENQUEUE_GRACE_MS)) {
+  for (const imp of await findRunningImports(db, graceMs)) {
     const job = await queue.getJob(importJobId(imp.id, imp.queuedAt));
     const state = job ? await job.getState() : "missing";
     if (LIVE_STATES.has(state)) continue;
