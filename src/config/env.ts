@@ -59,8 +59,18 @@ export const envSchema = z
     EXPORT_CLEANUP_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(60),
     DB_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
     DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
+    /**
+     * Client-side bound on one import batch (statements are also bounded by DB_STATEMENT_TIMEOUT_MS); a stuck batch fails
+     * and is retried from the checkpoint. Also the backstop for a connection that died between two statements of a batch:
+     * postgres.js then never settles the next query. A healthy batch takes seconds.
+     */
+    IMPORT_BATCH_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
     /** How long a worker's job lock lasts without renewal before another worker takes the job over (stalled). */
     WORKER_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(30_000),
+    /** Times a job may stall (its worker died) before BullMQ fails it; the import then says failed and a start resumes it. */
+    WORKER_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(5),
+    /** Workers re-enqueue work Postgres shows as queued/running with no live job, at start and this often (0: only at start). */
+    RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(60_000),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(25_000),
     /** A segment preview runs under this statement timeout; beyond it the client gets 422 preview_timeout. */
     SEGMENT_PREVIEW_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),

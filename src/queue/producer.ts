@@ -5,8 +5,8 @@ import { UnavailableError } from "../domain/errors.js";
 import { whenReady } from "./redis.js";
 import { JOBS, QUEUE_NAMES, parsePayload, type JobName, type JobPayload, type QueueName } from "./jobs.js";
 
-/** How long an enqueue may take before the caller is told the queue is unavailable. */
-const ENQUEUE_TIMEOUT_MS = 2_000;
+/** How long an enqueue may take before the caller is told the queue is unavailable: the API must answer 503 within 2 s. */
+const ENQUEUE_TIMEOUT_MS = 1_500;
 
 /** Finished jobs are trimmed: Postgres holds the durable record, Redis only what dashboards need. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {

@@ -5,13 +5,17 @@ import { createLogger } from "../lib/logger.js";
 import { ensureSchedules } from "../queue/schedules.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { startMetricsServer } from "./metrics-server.js";
-import { buildProcessors } from "./processors/index.js";
+import { buildGaveUpHandlers, buildProcessors } from "./processors/index.js";
+import { startReconciler } from "./reconciler.js";
 import { registerSchedules } from "./schedules.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
-/** Starts a processor for every job kind on the runtime's queues, and registers the recurring jobs. */
+/**
+ * Starts a processor for every job kind on the runtime's queues, registers the recurring jobs, and starts the
+ * reconciler that re-enqueues work whose job was lost.
+ */
 export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
-  const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics });
+  const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics, onGaveUp: buildGaveUpHandlers(rt) });
   try {
     await registerSchedules(rt.producer, rt.env, rt.logger);
     await ensureSchedules(rt.producer, rt.env);
@@ -19,7 +23,14 @@ export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
     await pool.close();
     throw err;
   }
-  return pool;
+  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger }, rt.env.RECONCILE_INTERVAL_MS);
+  return {
+    workers: pool.workers,
+    async close() {
+      await reconciler.stop();
+      await pool.close();
+    },
+  };
 }
 
 if (isMain(import.meta.url)) {

@@ -3,12 +3,16 @@ import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type QueueName } from "../queue/jobs.js";
+import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type JobPayload, type QueueName } from "../queue/jobs.js";
 import { createWorkerConnection } from "../queue/redis.js";
 import type { Processors } from "./types.js";
 
-/** Two crashes in a row must not fail an import: our processors resume from Postgres checkpoints. */
-const MAX_STALLED_COUNT = 5;
+
+/**
+ * Called when BullMQ will not run a job again, including when it fails a job that stalled too often without calling
+ * the processor at all: the owner of the job's durable state must say so (an import must not stay "processing").
+ */
+export type GaveUpHandlers = { [N in JobName]?: (payload: JobPayload<N>, reason: string) => Promise<void> };
 
 export interface WorkerPool {
   workers: Worker[];
@@ -41,11 +45,16 @@ export async function checkEvictionPolicy(redis: Redis, log: Logger): Promise<vo
   }
 }
 
+/** BullMQ will not retry: an unrecoverable error (a stalled-too-often job fails as one) or no attempts left. */
+function isFinalFailure(job: Job, err: Error): boolean {
+  return err.name === "UnrecoverableError" || Boolean(job.deferredFailure) || job.attemptsMade >= (job.opts.attempts ?? 1);
+}
+
 export async function startWorkers(
   env: Env,
   log: Logger,
   processors: Partial<Record<string, unknown>>,
-  opts: { queues?: readonly QueueName[]; metrics?: Metrics } = {},
+  opts: { queues?: readonly QueueName[]; metrics?: Metrics; onGaveUp?: GaveUpHandlers } = {},
 ): Promise<WorkerPool> {
   assertProcessorsComplete(processors);
   const connection = createWorkerConnection(env.REDIS_URL);
@@ -78,7 +87,8 @@ export async function startWorkers(
         // A job whose lock is not renewed for this long is stalled and handed to another worker; checked as often.
         lockDuration: env.WORKER_LOCK_MS,
         stalledInterval: env.WORKER_LOCK_MS,
-        maxStalledCount: MAX_STALLED_COUNT,
+        // Two crashes in a row must not fail an import (processors resume from Postgres checkpoints); default 5.
+        maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
       },
     );
     // Per attempt, from when this attempt started: a retried job is observed once per attempt.
@@ -92,7 +102,18 @@ export async function startWorkers(
       if (err instanceof DelayedError || err.name === "DelayedError") return;
       observe(job, "failed");
       log.warn({ queue: queueName, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, "job failed");
+      if (job && isFinalFailure(job, err)) void gaveUp(job, err.message);
     });
+    const gaveUp = async (job: Job, reason: string) => {
+      if (!isJobName(job.name)) return;
+      const handler = opts.onGaveUp?.[job.name] as ((p: unknown, r: string) => Promise<void>) | undefined;
+      if (!handler) return;
+      try {
+        await handler(parsePayload(job.name, job.data), reason);
+      } catch (e) {
+        log.error({ queue: queueName, jobId: job.id, err: (e as Error).message }, "could not record that a job gave up");
+      }
+    };
     worker.on("error", (err) => log.warn({ queue: queueName, err: err.message }, "worker error"));
     return worker;
   });

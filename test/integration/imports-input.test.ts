@@ -260,6 +260,50 @@ describe("upload limits", () => {
     }
   });
 
+  it("a raw text/csv body over UPLOAD_MAX_BYTES → 413, and the partial file is deleted", async () => {
+    const small = await buildApp({ ...t.ctx, env: { ...t.ctx.env, UPLOAD_MAX_BYTES: 1_000 } });
+    try {
+      const before = await uploadFiles();
+      const res = await small.inject({
+        method: "POST",
+        url: "/v1/imports",
+        payload: "email\n" + "x@example.com\n".repeat(500),
+        headers: { authorization: `Bearer ${client.apiKey}`, "content-type": "text/csv" },
+      });
+      expect(res.statusCode).toBe(413);
+      expect(res.json().error).toMatchObject({ code: "payload_too_large", details: { limitBytes: 1_000 } });
+      expect(await uploadFiles()).toEqual(before);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("too many multipart parts → 413 payload_too_large, and no file is kept", async () => {
+    const before = await uploadFiles();
+    const boundary = "----rosterparts";
+    const fields = Array.from({ length: 20 }, (_, i) => `--${boundary}\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nv\r\n`).join("");
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\nContent-Type: text/csv\r\n\r\nemail\nparts@x.io\r\n`),
+      Buffer.from(fields),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    const res = await client.request("POST", "/v1/imports", { payload: body, headers: { "content-type": `multipart/form-data; boundary=${boundary}` } });
+    expect(res.status).toBe(413);
+    expect(res.json.error.code).toBe("payload_too_large");
+    expect(await uploadFiles()).toEqual(before);
+  });
+
+  it("a second file part → 413 payload_too_large, and no file is kept", async () => {
+    const before = await uploadFiles();
+    const boundary = "----rosterfiles";
+    const part = (name: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${name}.csv"\r\nContent-Type: text/csv\r\n\r\nemail\ntwo@x.io\r\n`;
+    const body = Buffer.from(part("file") + part("file") + `--${boundary}--\r\n`);
+    const res = await client.request("POST", "/v1/imports", { payload: body, headers: { "content-type": `multipart/form-data; boundary=${boundary}` } });
+    expect(res.status).toBe(413);
+    expect(res.json.error.code).toBe("payload_too_large");
+    expect(await uploadFiles()).toEqual(before);
+  });
+
   it("a multipart file under the limit is accepted, with its filename", async () => {
     const boundary = "----rosterboundary2";
     const body = Buffer.concat([

@@ -67,22 +67,28 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     if (req.isMultipart()) {
       const fields: Record<string, unknown> = { ...query };
       let upload: StoredUpload | null = null;
-      for await (const part of req.parts()) {
-        if (part.type === "file") {
-          if (part.fieldname !== "file" || upload) {
-            part.file.resume();
-            continue;
+      try {
+        for await (const part of req.parts()) {
+          if (part.type === "file") {
+            if (part.fieldname !== "file" || upload) {
+              part.file.resume();
+              continue;
+            }
+            fields.filename ??= part.filename;
+            const stored = await storeUpload(deps.storage, req.workspaceId, part.file, max);
+            if (part.file.truncated) {
+              await deps.storage.delete(stored.key);
+              throw new PayloadTooLargeError(max);
+            }
+            upload = stored;
+          } else {
+            fields[part.fieldname] = part.value;
           }
-          fields.filename ??= part.filename;
-          const stored = await storeUpload(deps.storage, req.workspaceId, part.file, max);
-          if (part.file.truncated) {
-            await deps.storage.delete(stored.key);
-            throw new PayloadTooLargeError(max);
-          }
-          upload = stored;
-        } else {
-          fields[part.fieldname] = part.value;
         }
+      } catch (err) {
+        // A part after the file broke a limit (too many parts, a second file): the stored file is not kept.
+        if (upload) await deps.storage.delete(upload.key);
+        throw err;
       }
       if (!upload) throw new ValidationError("file_required", "Send the CSV in a multipart part named 'file'.");
       return { upload, fields };

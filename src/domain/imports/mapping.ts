@@ -93,23 +93,25 @@ function exportedAttribute(header: string, kind: ImportKind): MappingTarget | nu
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
   const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
   const used = new Set<string>();
-  const mapping: Record<string, MappingTarget> = {};
+  // A Map, then fromEntries: a column named "__proto__" or "constructor" is an own key like any other.
+  const mapping = new Map<string, MappingTarget>();
   // An error report uploaded again (fixed) starts with the report's own columns: they describe, they are not data.
   const report = ERROR_REPORT_COLUMNS.every((c, i) => headers[i] === c) ? ERROR_REPORT_COLUMNS.length : 0;
   for (const [index, header] of headers.entries()) {
     if (index < report) {
-      mapping[header] = "ignore";
+      mapping.set(header, "ignore");
       continue;
     }
-    const known = aliases[normaliseHeader(header)];
+    const normalised = normaliseHeader(header);
+    const known = Object.hasOwn(aliases, normalised) ? aliases[normalised] : undefined;
     const prefix = FALLBACK_PREFIX[kind];
     const key = attributeKey(header);
     const fallback: MappingTarget | null = prefix && key !== "" ? `${prefix}:${key}` : null;
     const target = [exportedAttribute(header, kind), known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
     if (target !== "ignore") used.add(target);
-    mapping[header] = target;
+    mapping.set(header, target);
   }
-  return mapping;
+  return Object.fromEntries(mapping);
 }
 
 const ATTRIBUTE_TYPES = ["string", "number", "boolean", "date"] as const;
@@ -200,7 +202,7 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
     }
   }
 
-  const mapping: Record<string, MappingTarget> = {};
+  const mapping = new Map<string, MappingTarget>();
   const columnOf = new Map<MappingTarget, string>();
   for (const column of input.headers) {
     const field = `mapping.${column}`;
@@ -210,7 +212,7 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
     if ("error" in parsed || rejection !== null) {
       problems.push({ field, reason: rejection ?? "Unknown target." });
       // Counted as ignored so the checks below do not pile on about the same column.
-      mapping[column] = "ignore";
+      mapping.set(column, "ignore");
       continue;
     }
     const target = formatTarget(parsed);
@@ -219,10 +221,10 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
       problems.push({ field, reason: `"${target}" is already mapped from column "${earlier}".` });
     }
     columnOf.set(target, earlier ?? column);
-    mapping[column] = target;
+    mapping.set(column, target);
   }
 
-  const targets = new Set(Object.values(mapping));
+  const targets = new Set(mapping.values());
   const segmentValue = columnOf.get("segment_value");
   if (segmentValue !== undefined && !targets.has("segment")) {
     problems.push({ field: `mapping.${segmentValue}`, reason: '"segment_value" needs a column mapped to "segment".' });
@@ -230,7 +232,7 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
   if (input.kind === "events" && !targets.has("event")) {
     problems.push({ field: "mapping", reason: 'An events import needs a column mapped to "event".' });
   }
-  return mapping;
+  return Object.fromEntries(mapping);
 }
 
 function checkIdentifier(

@@ -18,6 +18,10 @@ import { REDACTED, passwordColumns } from "./members/redact.js";
 export const MAX_STORED_ERRORS = 10_000;
 /** A batch also ends at this many bytes of CSV, so very wide or very long rows cannot swell a batch's memory. */
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/** Without a configured bound a batch may take this long; far above any healthy batch. */
+const DEFAULT_BATCH_TIMEOUT_MS = 5 * 60_000;
+/** How long cleanup (terminating a stuck backend, rolling back) may take before the run gives up on the connection. */
+const CLEANUP_TIMEOUT_MS = 5_000;
 /** Temp tables live in temp_buffers; the 8 MB default spills a 10k-row batch to disk. */
 const TEMP_BUFFERS = "128MB";
 
@@ -28,6 +32,11 @@ export interface ImportRunDeps {
   storage: Storage;
   log: Logger;
   batchSize: number;
+  /**
+   * Client-side bound on one batch (its statements are also bounded by statement_timeout): a batch that never returns
+   * (a lost connection, a hung server) fails the run, which is retried from the checkpoint, instead of holding the job forever.
+   */
+  batchTimeoutMs?: number;
   /** Where committed rows are counted (the worker process's registry); optional for callers that do not serve metrics. */
   metrics?: Metrics;
 }
@@ -84,15 +93,22 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   const secrets = secretColumns(imp.kind as ImportKind, imp.headers, mapping);
 
   const conn = await deps.db.$client.reserve();
+  let connectionLost = false;
   try {
-    await prepareConnection(conn, handler);
+    const backendPid = await prepareConnection(conn, handler);
+    const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
     let pending: Promise<void> | null = null;
     let batch = newBatch(imp.checkpointByte);
     let processed = imp.checkpointRow;
     const seen = new Map<string, number>();
     const flush = async (b: Batch) => {
       if (pending) await pending;
-      pending = commitBatch(conn, imp, batchCtx, handler, secrets, b, deps.log).then(async (counts) => {
+      const committed = bounded(commitBatch(conn, imp, batchCtx, handler, secrets, b, deps.log), batchTimeoutMs, async () => {
+        // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.
+        log.error({ batchTimeoutMs, backendPid }, "import batch did not finish in time; terminating its connection");
+        await bounded(deps.db.$client`select pg_terminate_backend(${backendPid})`, CLEANUP_TIMEOUT_MS).catch(() => {});
+      });
+      pending = committed.then(async (counts) => {
         if (deps.metrics && !imp.dryRun) recordImportRows(deps.metrics, imp.kind, counts);
         processed += b.rows;
         await ctl.onProgress?.(processed);
@@ -118,6 +134,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       if (pending) await pending;
     } catch (err) {
       if (pending) await (pending as Promise<void>).catch(() => {});
+      connectionLost = isConnectionLost(err);
       if (err instanceof CsvStructureError) {
         log.warn({ line: err.line }, "import file is malformed");
         return fail(deps.db, imp, err.message);
@@ -131,10 +148,44 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       throw err;
     }
   } finally {
-    await conn.unsafe("rollback").catch(() => {});
-    conn.release();
+    // postgres.js already moved a dead connection to its closed queue; releasing it would hand the pool a null socket
+    // (the next pooled query throws an uncaught TypeError and hangs). Left alone, the pool reconnects it on demand.
+    if (!connectionLost) {
+      await bounded(conn.unsafe("rollback"), CLEANUP_TIMEOUT_MS).catch(() => {});
+      conn.release();
+    }
   }
   return finish(deps.db, imp, createdSegmentId);
+}
+
+/** Postgres error codes for a backend that was terminated or is shutting down. */
+const TERMINATED_CODES = new Set(["57P01", "57P02", "57P03"]);
+
+/** The reserved connection is gone (terminated, network lost, or ended by us after a batch timeout). */
+function isConnectionLost(err: unknown): boolean {
+  if (err instanceof BatchTimeoutError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (code.startsWith("CONNECTION_") || TERMINATED_CODES.has(code) || code === "ECONNRESET" || code === "EPIPE");
+}
+
+export class BatchTimeoutError extends Error {
+  override name = "BatchTimeoutError";
+}
+
+/** Rejects with BatchTimeoutError when `p` has not settled within `ms` (after running `onTimeout`). */
+async function bounded<T>(p: Promise<T>, ms: number, onTimeout?: () => Promise<void>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void (onTimeout ?? (async () => {}))().finally(() => reject(new BatchTimeoutError(`The batch did not finish within ${ms} ms.`)));
+    }, ms);
+  });
+  p.catch(() => {});
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 class Interrupted extends Error {}
@@ -184,11 +235,13 @@ function duplicateError(row: number, column: string, key: string, laterRow: numb
   return rowError(row, column, key, "duplicate_in_file", `${later} has the same identifier; the later row wins and this one was skipped.`);
 }
 
-async function prepareConnection(conn: ReservedSql, handler: RowHandler): Promise<void> {
+/** Readies the reserved connection; returns its backend pid (to end it if a batch hangs). */
+async function prepareConnection(conn: ReservedSql, handler: RowHandler): Promise<number> {
   // temp_buffers can only change before the session first touches a temp table (of any import kind).
-  const [row] = await conn`select pg_my_temp_schema() <> 0 as t`;
+  const [row] = await conn`select pg_my_temp_schema() <> 0 as t, pg_backend_pid() as pid`;
   if (!row?.t) await conn.unsafe(`set temp_buffers = '${TEMP_BUFFERS}'`).catch(() => {});
   await handler.ensureStage(conn);
+  return Number(row?.pid);
 }
 
 /** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
@@ -241,7 +294,8 @@ async function commitBatch(
     log.debug({ importId: imp.id, rows: batch.rows, counts }, "batch committed");
     return counts;
   } catch (err) {
-    await conn.unsafe("rollback").catch(() => {});
+    // Nothing may be written to a dead connection: postgres.js would throw an uncaught TypeError on its null socket.
+    if (!isConnectionLost(err)) await conn.unsafe("rollback").catch(() => {});
     throw err;
   }
 }
@@ -371,7 +425,17 @@ function redact(e: RowError, cells: string[] | undefined, secrets: Secrets): { v
   return { value, record: cells.map((c, i) => (secrets.indexes.has(i) && c !== "" ? REDACTED : c)) };
 }
 
-/** JSONB cannot hold NUL: the stored cells show it as \0, as error values do. */
+/** Longer than any cell that can be valid (100 labels of 255 characters; attributes 10,000): such cells are cut when stored. */
+const MAX_STORED_CELL = 32 * 1024;
+
+/**
+ * JSONB cannot hold NUL: the stored cells show it as \0, as error values do. A cell longer than any valid value
+ * (a 50 MB field) is cut, so one hostile row cannot put megabytes into the error report (it still fails when re-uploaded).
+ */
 function jsonSafe(cells: string[] | undefined): string[] | null {
-  return cells ? cells.map((c) => (c.includes("\u0000") ? c.replaceAll("\u0000", "\\0") : c)) : null;
+  if (!cells) return null;
+  return cells.map((c) => {
+    const cut = c.length > MAX_STORED_CELL ? c.slice(0, MAX_STORED_CELL) : c;
+    return cut.includes("\u0000") ? cut.replaceAll("\u0000", "\\0") : cut;
+  });
 }

@@ -7,6 +7,7 @@ import type { Producer } from "../../queue/producer.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { validateMapping, type ImportKind } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
+import { importJobId } from "./recovery.js";
 
 export type ImportRow = typeof imports.$inferSelect;
 
@@ -138,7 +139,8 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
     .returning();
   if (!queued) throw new ConflictError("import_state_changed", "The import changed state meanwhile; fetch it and try again.");
   try {
-    await producer.enqueue("import.run", { workspaceId, importId: id }, { jobId: `import-${id}-${queued.fence}-${Date.now()}` });
+    // The job id derives from queued_at, so the reconciler can find the job (or see it is gone) after a Redis restart.
+    await producer.enqueue("import.run", { workspaceId, importId: id }, { jobId: importJobId(id, queued.queuedAt ?? new Date()) });
   } catch (err) {
     await db
       .update(imports)

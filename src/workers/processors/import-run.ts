@@ -13,6 +13,7 @@ export interface ImportProcessorDeps {
   db: Db;
   storage: Storage;
   batchSize: number;
+  batchTimeoutMs?: number;
   metrics?: Metrics;
   /** Called once the import reached a finished status (webhooks). */
   onFinished?: (ids: { workspaceId: string; importId: string }) => Promise<void>;
@@ -23,9 +24,10 @@ export interface ImportProcessorDeps {
 export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import.run"> {
   return async (payload, ctx) => {
     try {
-      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, metrics: deps.metrics }, payload, {
+      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
         signal: ctx.signal,
-        onProgress: (processed) => ctx.job.updateProgress({ processed }).catch(() => {}),
+        // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
+        onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
       });
       ctx.log.info({ outcome }, "import run ended");
       if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);

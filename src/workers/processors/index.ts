@@ -5,6 +5,8 @@ import type { Processors } from "../types.js";
 import { queueWebhook, webhookSettings } from "../../domain/webhooks/delivery.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRunProcessor } from "./export-run.js";
+import type { GaveUpHandlers } from "../worker-pool.js";
+import { failImportRun } from "../../domain/imports/recovery.js";
 import { importRunProcessor } from "./import-run.js";
 import { webhookDeliverProcessor } from "./webhook-deliver.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
@@ -19,6 +21,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       db: rt.db,
       storage: rt.storage,
       batchSize: rt.env.IMPORT_BATCH_SIZE,
+      batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
       metrics: rt.metrics,
       producer: rt.producer,
       onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId }),
@@ -42,4 +45,17 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
 /** One connection per export run, with the export's own statement timeout (a big COPY outlives the default). */
 export function exportConnection(env: Pick<Env, "DATABASE_URL" | "EXPORT_TIMEOUT_MS">): () => Sql {
   return () => createSql(env.DATABASE_URL, { max: 1, statementTimeoutMs: env.EXPORT_TIMEOUT_MS, applicationName: "roster-export" });
+}
+
+/** What each job kind records when BullMQ gives up on a job (e.g. it stalled more than WORKER_MAX_STALLED_COUNT times). */
+export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger">): GaveUpHandlers {
+  const settings = webhookSettings(rt.env);
+  return {
+    "import.run": async (ids, reason) => {
+      const reasonText = `The import stopped: ${reason}. Committed rows are kept; start it again to resume from the last committed batch.`;
+      if (await failImportRun(rt.db, ids, reasonText)) {
+        await queueWebhook({ db: rt.db, producer: rt.producer, log: rt.logger, settings }, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId });
+      }
+    },
+  };
 }

@@ -51,7 +51,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     const target = parseTarget(mapping[header] ?? "ignore");
     if (target.type === "ignore") return;
     if (target.type === "attribute") {
-      plans.push({ index, header, column: "attribute", attributeKey: target.key!, type: options.attributeTypes[target.key!] ?? "string" });
+      plans.push({ index, header, column: "attribute", attributeKey: target.key!, type: (Object.hasOwn(options.attributeTypes, target.key!) ? options.attributeTypes[target.key!] : undefined) ?? "string" });
     } else if ((CONTACT_STAGE_COLUMNS as readonly string[]).includes(target.type)) {
       plans.push({ index, header, column: target.type as StageColumn });
     }

@@ -1,0 +1,98 @@
+import type { Db } from "../db/client.js";
+import { failImportRun, findRunningImports, importJobId, rearmImport } from "../domain/imports/recovery.js";
+import type { Logger } from "../lib/logger.js";
+import type { Producer } from "../queue/producer.js";
+
+/** A run requested this recently may still be between its Postgres update and its enqueue (which times out at 2 s). */
+const ENQUEUE_GRACE_MS = 5_000;
+/** Job states in which BullMQ will still run (or is running) the job. */
+const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
+
+export interface ReconcileDeps {
+  db: Db;
+  producer: Producer;
+  log: Logger;
+  /** Overrides ENQUEUE_GRACE_MS (tests). */
+  graceMs?: number;
+}
+
+export interface ReconcileResult {
+  requeued: number;
+  failed: number;
+}
+
+/**
+ * One reconciler per kind of background work whose durable state lives in Postgres. Exports and segment recomputes
+ * add theirs here: find rows that say queued/running, look their job up by the id the producer derived from the row,
+ * and re-enqueue (or fail) those with no live job.
+ */
+const RECONCILERS: Record<string, (deps: ReconcileDeps) => Promise<ReconcileResult>> = {
+  imports: reconcileImports,
+};
+
+/** Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash between update and enqueue). */
+export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult> }> {
+  const results: Record<string, ReconcileResult> = {};
+  let ok = true;
+  for (const [name, reconcile] of Object.entries(RECONCILERS)) {
+    try {
+      results[name] = await reconcile(deps);
+    } catch (err) {
+      ok = false;
+      deps.log.warn({ reconciler: name, err: (err as Error).message }, "reconcile pass failed; will retry");
+    }
+  }
+  return { ok, results };
+}
+
+async function reconcileImports({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
+  const result: ReconcileResult = { requeued: 0, failed: 0 };
+  const queue = producer.queue("imports");
+  for (const imp of await findRunningImports(db, graceMs)) {
+    const job = await queue.getJob(importJobId(imp.id, imp.queuedAt));
+    const state = job ? await job.getState() : "missing";
+    if (LIVE_STATES.has(state)) continue;
+    const ids = { workspaceId: imp.workspaceId, importId: imp.id };
+    if (state === "failed") {
+      // BullMQ gave up (and the worker could not say so): show the reason; a start resumes from the checkpoint.
+      if (await failImportRun(db, ids, `The import stopped: ${job?.failedReason ?? "its job failed"}. Start it again to resume.`)) result.failed += 1;
+      continue;
+    }
+    const queuedAt = await rearmImport(db, imp);
+    if (!queuedAt) continue;
+    await producer.enqueue("import.run", ids, { jobId: importJobId(imp.id, queuedAt) });
+    log.warn({ importId: imp.id, workspaceId: imp.workspaceId, status: imp.status, jobState: state }, "import had no live job; re-enqueued");
+    result.requeued += 1;
+  }
+  return result;
+}
+
+/** The start pass is retried this often until it succeeds once (Redis or Postgres may still be coming up). */
+const START_RETRY_MS = 1_000;
+const START_ATTEMPTS = 30;
+
+/** Runs a pass now and then every `intervalMs` (0: only at start); stop() waits for a pass in flight. */
+export function startReconciler(deps: ReconcileDeps, intervalMs: number): { stop(): Promise<void> } {
+  let stopped = false;
+  const startPass = async () => {
+    for (let i = 0; i < START_ATTEMPTS && !stopped; i++) {
+      if ((await reconcileAll(deps)).ok) return;
+      await new Promise((r) => setTimeout(r, START_RETRY_MS).unref());
+    }
+  };
+  let running: Promise<unknown> = startPass();
+  let timer: NodeJS.Timeout | undefined;
+  if (intervalMs > 0) {
+    timer = setInterval(() => {
+      running = running.then(() => reconcileAll(deps));
+    }, intervalMs);
+    timer.unref();
+  }
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createClient, waitForImport, type Client } from "../helpers/api.js";
+import { useTestContext } from "../helpers/context.js";
+import { contactsCsv, expectExactlyOnce, importState, privateRedis, spawnWorker, waitForProcessed, type PrivateRedis } from "../helpers/faults.js";
+import { closedPort, type Spawned } from "../helpers/processes.js";
+
+// Every test here stops, restarts or pauses Redis: a redis-server of this file's own, never the shared one.
+let redis: PrivateRedis;
+const overrides: Record<string, string> = {};
+beforeAll(async () => {
+  redis = privateRedis(await closedPort());
+  await redis.start();
+  overrides.REDIS_URL = redis.url;
+});
+afterAll(async () => {
+  await redis?.kill();
+});
+const t = useTestContext(overrides);
+
+let spawned: Spawned[] = [];
+const clients: Client[] = [];
+afterEach(async () => {
+  await Promise.all(spawned.map((s) => s.kill()));
+  spawned = [];
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.app.close()));
+});
+
+function worker(env: Record<string, string> = {}): Spawned {
+  const w = spawnWorker(t.ctx, env);
+  spawned.push(w);
+  return w;
+}
+
+async function newClient(name: string): Promise<Client> {
+  const c = await createClient(t.ctx, undefined, name);
+  clients.push(c);
+  return c;
+}
+
+async function startImport(client: Client, csv: string): Promise<string> {
+  const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+  expect(created.status, created.body).toBe(201);
+  return created.json.id as string;
+}
+
+async function restartRedisEmpty(): Promise<void> {
+  await redis.kill();
+  await redis.start();
+}
+
+describe("Redis restarted empty mid-import", () => {
+  it("a running worker's periodic reconciler re-enqueues the import whose queued job was lost; both imports end exact", async () => {
+    const a = await newClient("RestartA");
+    const b = await newClient("RestartB");
+    // One import at a time: B waits in the queue behind A, so its job exists only in Redis when Redis is lost.
+    const w = worker({ IMPORT_CONCURRENCY: "1", RECONCILE_INTERVAL_MS: "1000" });
+    await w.waitFor(/workers started/, 30_000);
+    const idA = await startImport(a, contactsCsv(20_000, "a"));
+    await waitForProcessed(t.ctx, idA, 2_000);
+    const idB = await startImport(b, contactsCsv(3_000, "b"));
+    expect((await importState(t.ctx, idB)).status).toBe("queued");
+
+    await restartRedisEmpty();
+    const doneB = await waitForImport(b, idB, 60_000);
+    expect(doneB.status).toBe("done");
+    expect(w.stdout()).toContain("import had no live job; re-enqueued");
+    await expectExactlyOnce(t.ctx, b, idB, 3_000);
+    expect((await waitForImport(a, idA, 60_000)).status).toBe("done");
+    await expectExactlyOnce(t.ctx, a, idA, 20_000);
+  }, 120_000);
+
+  it("after a crash of worker and Redis together, a new worker's start pass re-enqueues the processing import; it resumes to an exact result", async () => {
+    const client = await newClient("Crash");
+    const id = await startImport(client, contactsCsv(20_000, "c"));
+    const first = worker({ RECONCILE_INTERVAL_MS: "0" });
+    await first.waitFor(/workers started/, 30_000);
+    await waitForProcessed(t.ctx, id, 3_000);
+    first.child.kill("SIGKILL");
+    await first.exited(10_000);
+    await restartRedisEmpty();
+    const atCrash = await importState(t.ctx, id);
+    expect(atCrash.status).toBe("processing");
+
+    const second = worker({ RECONCILE_INTERVAL_MS: "0" });
+    const done = await waitForImport(client, id, 90_000);
+    expect(done.status).toBe("done");
+    expect(second.stdout()).toContain("import had no live job; re-enqueued");
+    await expectExactlyOnce(t.ctx, client, id, 20_000);
+    const [row] = await t.ctx.db.$client`select attempts from imports where id = ${id}`;
+    expect(row?.attempts).toBe(2);
+  }, 120_000);
+});
+
+describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes", () => {
+  it("a second worker takes the job over; the fence stops the first; the result equals a single run", async () => {
+    const client = await newClient("Paused");
+    const rows = 40_000;
+    const id = await startImport(client, contactsCsv(rows, "p"));
+    const env = { IMPORT_BATCH_SIZE: "500", RECONCILE_INTERVAL_MS: "0" };
+    const first = worker(env);
+    await first.waitFor(/workers started/, 30_000);
+    await waitForProcessed(t.ctx, id, 2_000);
+    const second = worker(env);
+    await second.waitFor(/workers started/, 30_000);
+
+    redis.process().kill("SIGSTOP");
+    const pausedAt = (await importState(t.ctx, id)).processed;
+    await new Promise((r) => setTimeout(r, 7_000));
+    // The first worker kept committing batches to Postgres while Redis was frozen.
+    expect((await importState(t.ctx, id)).processed).toBeGreaterThan(pausedAt);
+    redis.process().kill("SIGCONT");
+
+    const done = await waitForImport(client, id, 90_000);
+    expect(done.status).toBe("done");
+    await expectExactlyOnce(t.ctx, client, id, rows);
+    const [row] = await t.ctx.db.$client`select attempts from imports where id = ${id}`;
+    // At least one takeover (the frozen lock can be seen as stalled by both workers in turn): each took a new fence.
+    expect(row?.attempts).toBeGreaterThanOrEqual(2);
+    expect(first.stdout() + second.stdout()).toContain("another run took this import over; stopping");
+  }, 150_000);
+});
+
+describe("the API with Redis paused (SIGSTOP)", () => {
+  it("answers 503 within 2 s and the import stays draft, even when the job lands once Redis resumes", async () => {
+    const client = await newClient("Frozen");
+    const draft = await client.request("POST", "/v1/imports?identifier=email", { payload: contactsCsv(10, "f"), headers: { "content-type": "text/csv" } });
+    expect(draft.status).toBe(201);
+    redis.process().kill("SIGSTOP");
+    let res;
+    const began = Date.now();
+    try {
+      res = await client.request("POST", `/v1/imports/${draft.json.id}/start`);
+    } finally {
+      redis.process().kill("SIGCONT");
+    }
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(res.status).toBe(503);
+    expect(res.json.error.code).toBe("queue_unavailable");
+    // A job that reached Redis anyway finds a draft import and does nothing: the import only says queued with a job.
+    const w = worker({ RECONCILE_INTERVAL_MS: "0" });
+    await w.waitFor(/workers started/, 30_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await importState(t.ctx, draft.json.id)).toMatchObject({ status: "draft", processed: 0 });
+  }, 60_000);
+});
+
+describe("the API with Redis down", () => {
+  it("answers 503 queue_unavailable within 2 s to start=true and to /start, and leaves no import saying queued", async () => {
+    const client = await newClient("Down");
+    const draft = await client.request("POST", "/v1/imports?identifier=email", { payload: contactsCsv(10, "x"), headers: { "content-type": "text/csv" } });
+    expect(draft.status).toBe(201);
+    await redis.kill();
+
+    let began = Date.now();
+    const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(10, "y"), headers: { "content-type": "text/csv" } });
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(created.status).toBe(503);
+    expect(created.json.error.code).toBe("queue_unavailable");
+
+    began = Date.now();
+    const started = await client.request("POST", `/v1/imports/${draft.json.id}/start`);
+    expect(Date.now() - began).toBeLessThan(2_000);
+    expect(started.status).toBe(503);
+    expect(started.json.error.code).toBe("queue_unavailable");
+
+    const statuses = await t.ctx.db.$client`select status, count(*)::int as n from imports where workspace_id = ${client.workspaceId} group by status`;
+    expect(statuses.map((r) => ({ status: r.status, n: r.n }))).toEqual([{ status: "draft", n: 2 }]);
+    await redis.start();
+  }, 30_000);
+});

@@ -1,0 +1,84 @@
+import { UnrecoverableError } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { importJobId } from "../../src/domain/imports/recovery.js";
+import { JOB_NAMES } from "../../src/queue/jobs.js";
+import { reconcileAll } from "../../src/workers/reconciler.js";
+import { startWorkers } from "../../src/workers/worker-pool.js";
+import { createClient, type Client } from "../helpers/api.js";
+import { useTestContext } from "../helpers/context.js";
+
+const t = useTestContext();
+let client: Client;
+beforeAll(async () => {
+  client = await createClient(t.ctx);
+});
+afterAll(async () => {
+  await client?.app.close();
+});
+
+const deps = () => ({ db: t.ctx.db, producer: t.ctx.producer, log: t.ctx.logger });
+
+/** A started import whose run was requested `agoMs` ago (older than the reconciler's enqueue grace). */
+async function queuedImport(agoMs = 10_000): Promise<{ id: string; queuedAt: Date }> {
+  const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: "email\nr@x.io\n", headers: { "content-type": "text/csv" } });
+  expect(created.status).toBe(201);
+  const id = created.json.id as string;
+  const [row] = await t.ctx.db.$client`select queued_at from imports where id = ${id}`;
+  const queuedAt = new Date(row!.queued_at as string);
+  await t.ctx.db.$client`update imports set queued_at = queued_at - make_interval(secs => ${agoMs / 1000}) where id = ${id}`;
+  // The job keeps the id derived from the original queued_at; move it to match, as if requested agoMs ago.
+  const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, queuedAt));
+  await job?.remove();
+  return { id, queuedAt: new Date(queuedAt.getTime() - agoMs) };
+}
+
+describe("reconciler", () => {
+  it("re-enqueues an import Postgres shows queued whose job does not exist, under a new deterministic job id", async () => {
+    const { id } = await queuedImport();
+    const res = await reconcileAll(deps());
+    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 } } });
+    const [row] = await t.ctx.db.$client`select status, queued_at from imports where id = ${id}`;
+    expect(row?.status).toBe("queued");
+    const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+    expect(job?.data).toEqual({ workspaceId: client.workspaceId, importId: id });
+    expect(await job?.getState()).toBe("waiting");
+    // A second pass finds the live job and leaves it alone.
+    expect((await reconcileAll(deps())).results.imports).toEqual({ requeued: 0, failed: 0 });
+    await job?.remove();
+    await t.ctx.db.$client`update imports set status = 'cancelled' where id = ${id}`;
+  });
+
+  it("leaves an import requested less than the grace ago alone (its enqueue may be in flight)", async () => {
+    const created = await client.request("POST", "/v1/imports?identifier=email", { payload: "email\ng@x.io\n", headers: { "content-type": "text/csv" } });
+    await t.ctx.db.$client`update imports set status = 'queued', queued_at = now() where id = ${created.json.id}`;
+    expect((await reconcileAll(deps())).results.imports).toEqual({ requeued: 0, failed: 0 });
+    await t.ctx.db.$client`update imports set status = 'cancelled' where id = ${created.json.id}`;
+  });
+
+  it("marks failed, with BullMQ's reason, an import whose job failed without the worker recording it", async () => {
+    const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: "email\nf@x.io\n", headers: { "content-type": "text/csv" } });
+    const id = created.json.id as string;
+    // A processor that gives up without touching the import (as a worker dying mid-handler would leave it).
+    const others = Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
+    const pool = await startWorkers(t.ctx.env, t.ctx.logger, {
+      ...others,
+      "import.run": async () => {
+        throw new UnrecoverableError("simulated unrecoverable failure");
+      },
+    });
+    try {
+      const [row] = await t.ctx.db.$client`select queued_at from imports where id = ${id}`;
+      const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+      const until = Date.now() + 10_000;
+      while ((await job!.getState()) !== "failed" && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await job!.getState()).toBe("failed");
+    } finally {
+      await pool.close();
+    }
+    expect((await t.ctx.db.$client`select status from imports where id = ${id}`)[0]?.status).toBe("queued");
+    const res = await reconcileAll({ ...deps(), graceMs: 0 });
+    expect(res.results.imports?.failed).toBe(1);
+    const [after] = await t.ctx.db.$client`select status, failure_reason from imports where id = ${id}`;
+    expect(after).toEqual({ status: "failed", failure_reason: "The import stopped: simulated unrecoverable failure. Start it again to resume." });
+  });
+});

@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
+import { useTestContext } from "../helpers/context.js";
+import type { WorkerPool } from "../../src/workers/worker-pool.js";
+import { dumpRedis } from "../helpers/redis-dump.js";
+
+const t = useTestContext();
+let a: Client;
+let b: Client;
+let workers: WorkerPool;
+/** Every string that identifies workspace A's data: none may appear in anything workspace B is answered. */
+const aSecrets: string[] = [];
+/** A's ids per collection (`imports`, `users`, …), found through A's own list routes. */
+const aIds = new Map<string, string>();
+let spec: any;
+
+/** Operations that are not workspace data: admin (its own token), health, docs. */
+const OUT_OF_SCOPE = (p: string) => !p.startsWith("/v1/") || p.startsWith("/v1/admin/");
+
+beforeAll(async () => {
+  workers = await startTestWorkers(t.ctx);
+  a = await createClient(t.ctx, undefined, "Tenant A");
+  b = await createClient(t.ctx, b?.app, "Tenant B");
+  const csv = ["email,first_name,labels", "alpha-only-a@tenant-a.example,Alphonse,SecretLabelA", "beta-only-a@tenant-a.example,Beatrix,SecretLabelA", "not-an-email,Bad,"].join("\n");
+  const done = await importAndWait(a, csv, { options: { createSegment: { name: "Tenant A segment" } } });
+  expect(done.status).toBe("done");
+  aSecrets.push(a.workspaceId, a.apiKey, done.id, "alpha-only-a@tenant-a.example", "beta-only-a@tenant-a.example", "SecretLabelA", "Tenant A segment");
+  aSecrets.push(...done.segmentIds);
+
+  const res = await a.app.inject({ method: "GET", url: "/openapi.json" });
+  spec = res.json();
+  // A's ids per collection, from A's own list routes, so collections added later are covered without editing this file.
+  for (const p of Object.keys(spec.paths)) {
+    const m = /^\/v1\/([a-z-]+)\/\{id\}/.exec(p);
+    if (!m || OUT_OF_SCOPE(p) || aIds.has(m[1]!)) continue;
+    const list = await a.request("GET", `/v1/${m[1]}`);
+    const first = list.json?.data?.[0]?.id;
+    if (typeof first === "string") {
+      aIds.set(m[1]!, first);
+      aSecrets.push(...list.json.data.map((r: { id: string }) => r.id));
+    }
+  }
+}, 60_000);
+afterAll(async () => {
+  await workers?.close();
+  await a?.app.close();
+});
+
+interface Operation {
+  method: string;
+  path: string;
+  url: string;
+}
+
+/** Every workspace operation of the OpenAPI spec, with A's ids in its path parameters. */
+function operations(): Operation[] {
+  const ops: Operation[] = [];
+  for (const [p, byMethod] of Object.entries<any>(spec.paths)) {
+    if (OUT_OF_SCOPE(p)) continue;
+    for (const method of Object.keys(byMethod)) {
+      const url = p.replace(/\{(\w+)\}/g, (_, name: string) => {
+        const collection = /^\/v1\/([a-z-]+)\//.exec(p)?.[1] ?? "";
+        const id = name === "id" ? aIds.get(collection) : undefined;
+        if (!id) throw new Error(`${method.toUpperCase()} ${p}: no id of workspace A for {${name}}; seed A with a ${collection} so isolation is checked`);
+        return id;
+      });
+      ops.push({ method: method.toUpperCase(), path: p, url });
+    }
+  }
+  return ops;
+}
+
+describe("tenant isolation: every operation of the OpenAPI spec, called with workspace B's key", () => {
+  it("covers the import routes (and every route added later)", () => {
+    const paths = operations().map((o) => `${o.method} ${o.path}`);
+    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start"]));
+  });
+
+  it("answers 404 for A's ids, never A's data, and changes nothing of A's", async () => {
+    const before = await t.ctx.db.$client`select id, status, updated_at, mapping from imports where workspace_id = ${a.workspaceId} order by id`;
+    const problems: string[] = [];
+    for (const op of operations()) {
+      const hasId = op.path.includes("{");
+      const payload = op.method === "GET" || op.method === "DELETE" ? undefined : {};
+      const res = await b.request(op.method as "GET", op.url, payload === undefined ? {} : { payload });
+      // Short numeric ids would match anywhere; A's emails, labels and uuids identify its data.
+      const leaked = aSecrets.filter((s) => s.length >= 8 && res.body.includes(s));
+      if (leaked.length) problems.push(`${op.method} ${op.path}: ${res.status} leaks ${leaked.join(", ")}`);
+      if (res.status >= 500) problems.push(`${op.method} ${op.path}: ${res.status}`);
+      // With A's id: 404 (a body that fails validation first may say 422/400/415, which reveals nothing either).
+      if (hasId && res.status !== 404 && !(payload !== undefined && [400, 415, 422].includes(res.status))) {
+        problems.push(`${op.method} ${op.path}: ${res.status} instead of 404`);
+      }
+      if (hasId && res.status === 404 && res.json?.error?.code !== "not_found") problems.push(`${op.method} ${op.path}: 404 without code not_found`);
+    }
+    expect(problems).toEqual([]);
+    const after = await t.ctx.db.$client`select id, status, updated_at, mapping from imports where workspace_id = ${a.workspaceId} order by id`;
+    expect(after).toEqual(before);
+    expect((await a.request("GET", `/v1/imports/${aIds.get("imports")}`)).status).toBe(200);
+  });
+
+  it("with B's key, A's ids answer 404 even for bodies that pass validation", async () => {
+    const id = aIds.get("imports")!;
+    const mapping = await b.request("PUT", `/v1/imports/${id}/mapping`, { payload: { identifier: "email", mapping: { email: "email" } } });
+    expect(mapping.status).toBe(404);
+    for (const action of ["start", "validate", "cancel"]) expect((await b.request("POST", `/v1/imports/${id}/${action}`)).status).toBe(404);
+  });
+
+  it("neither workspace's API key reaches the logs or the job data in Redis", async () => {
+    const logs = t.ctx.logs.join("");
+    expect(logs).toContain("import run ended");
+    const redis = await dumpRedis(t.ctx.redis, t.ctx.env.QUEUE_PREFIX);
+    expect(redis).toContain(a.workspaceId);
+    for (const key of [a.apiKey, b.apiKey]) {
+      expect(logs).not.toContain(key);
+      expect(redis).not.toContain(key);
+    }
+  });
+});
