@@ -1,4 +1,9 @@
+import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client.js";
+import { exports, segments } from "../db/schema.js";
+import { failExport } from "../domain/exports/run.js";
+import { exportJobId } from "../domain/exports/service.js";
+import { requestSegmentRecompute, segmentJobId, workspaceJobId } from "../domain/segments/triggers.js";
 import { failImportRun, findRunningImports, importJobId, rearmImport } from "../domain/imports/recovery.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queue/producer.js";
@@ -22,13 +27,69 @@ export interface ReconcileResult {
 }
 
 /**
- * One reconciler per kind of background work whose durable state lives in Postgres. Exports and segment recomputes
- * add theirs here: find rows that say queued/running, look their job up by the id the producer derived from the row,
- * and re-enqueue (or fail) those with no live job.
+ * One reconciler per kind of background work whose durable state lives in Postgres: find rows that say
+ * queued/running, look their job up by the id the producer derived from the row, and re-enqueue (or fail) those with
+ * no live job.
  */
 const RECONCILERS: Record<string, (deps: ReconcileDeps) => Promise<ReconcileResult>> = {
   imports: reconcileImports,
+  exports: reconcileExports,
+  segments: reconcileSegments,
 };
+
+const olderThan = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
+
+async function jobState(queue: ReturnType<Producer["queue"]>, id: string) {
+  const job = await queue.getJob(id);
+  return { job, state: job ? await job.getState() : "missing" };
+}
+
+async function reconcileExports({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
+  const result: ReconcileResult = { requeued: 0, failed: 0 };
+  const queue = producer.queue("exports");
+  const running = await db
+    .select({ id: exports.id, workspaceId: exports.workspaceId })
+    .from(exports)
+    .where(and(inArray(exports.status, ["queued", "processing"]), lt(exports.createdAt, olderThan(graceMs))));
+  for (const exp of running) {
+    const { job, state } = await jobState(queue, exportJobId(exp.id));
+    if (LIVE_STATES.has(state)) continue;
+    if (state === "failed") {
+      if (await failExport(db, exp.id, `The export stopped: ${job?.failedReason ?? "its job failed"}.`)) result.failed += 1;
+      continue;
+    }
+    // A finished job under this id would swallow the new one (same job id): the run is fenced, so a rerun is safe.
+    await job?.remove();
+    await producer.enqueue("export.run", { workspaceId: exp.workspaceId, exportId: exp.id }, { jobId: exportJobId(exp.id) });
+    log.warn({ exportId: exp.id, workspaceId: exp.workspaceId, jobState: state }, "export had no live job; re-enqueued");
+    result.requeued += 1;
+  }
+  return result;
+}
+
+async function reconcileSegments({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
+  const result: ReconcileResult = { requeued: 0, failed: 0 };
+  const queue = producer.queue("segments");
+  const computing = await db
+    .select({ id: segments.id, workspaceId: segments.workspaceId })
+    .from(segments)
+    .where(
+      and(
+        eq(segments.status, "computing"),
+        eq(segments.type, "dynamic"),
+        or(isNull(segments.recomputeRequestedAt), lt(segments.recomputeRequestedAt, olderThan(graceMs))),
+        lt(segments.updatedAt, olderThan(graceMs)),
+      ),
+    );
+  for (const seg of computing) {
+    const [own, workspace] = await Promise.all([jobState(queue, segmentJobId(seg.id)), jobState(queue, workspaceJobId(seg.workspaceId))]);
+    if (LIVE_STATES.has(own.state) || LIVE_STATES.has(workspace.state)) continue;
+    await requestSegmentRecompute(db, producer, seg.workspaceId, seg.id);
+    log.warn({ segmentId: seg.id, workspaceId: seg.workspaceId }, "segment was computing with no live job; recompute re-enqueued");
+    result.requeued += 1;
+  }
+  return result;
+}
 
 /** Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash between update and enqueue). */
 export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult> }> {

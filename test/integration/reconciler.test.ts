@@ -33,10 +33,40 @@ async function queuedImport(agoMs = 10_000): Promise<{ id: string; queuedAt: Dat
 }
 
 describe("reconciler", () => {
+  it("re-enqueues an export Postgres shows queued whose job was lost, under its deterministic job id", async () => {
+    const created = await client.request("POST", "/v1/exports", { payload: { kind: "users" } });
+    expect(created.status).toBe(202);
+    const id = created.json.id as string;
+    const queue = t.ctx.producer.queue("exports");
+    await (await queue.getJob(`export-${id}`))?.remove();
+    await t.ctx.db.$client`update exports set created_at = created_at - interval '10 seconds' where id = ${id}`;
+    expect((await reconcileAll(deps())).results.exports).toEqual({ requeued: 1, failed: 0 });
+    const job = await queue.getJob(`export-${id}`);
+    expect(job?.data).toEqual({ workspaceId: client.workspaceId, exportId: id });
+    expect(await job?.getState()).toBe("waiting");
+    expect((await reconcileAll(deps())).results.exports).toEqual({ requeued: 0, failed: 0 });
+    await job?.remove();
+    await t.ctx.db.$client`update exports set status = 'failed' where id = ${id}`;
+  });
+
+  it("re-enqueues the recompute of a dynamic segment left computing with no live job", async () => {
+    const created = await client.request("POST", "/v1/segments", { payload: { name: "Reconciled", type: "dynamic", conditions: { field: "email", op: "exists" } } });
+    expect(created.status).toBe(201);
+    const id = created.json.id as string;
+    const queue = t.ctx.producer.queue("segments");
+    await (await queue.getJob(`segment-recompute-${id}`))?.remove();
+    await t.ctx.db.$client`update segments set status = 'computing', updated_at = now() - interval '10 seconds', recompute_requested_at = now() - interval '10 seconds' where id = ${id}`;
+    expect((await reconcileAll(deps())).results.segments).toEqual({ requeued: 1, failed: 0 });
+    const job = await queue.getJob(`segment-recompute-${id}`);
+    expect(job?.data).toEqual({ workspaceId: client.workspaceId, segmentId: id });
+    await job?.remove();
+    await t.ctx.db.$client`update segments set status = 'ready' where id = ${id}`;
+  });
+
   it("re-enqueues an import Postgres shows queued whose job does not exist, under a new deterministic job id", async () => {
     const { id } = await queuedImport();
     const res = await reconcileAll(deps());
-    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 } } });
+    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 } } });
     const [row] = await t.ctx.db.$client`select status, queued_at from imports where id = ${id}`;
     expect(row?.status).toBe("queued");
     const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
