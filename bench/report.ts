@@ -23,7 +23,7 @@ const END = "<!-- bench:results:end -->";
 
 export function renderSections(header: string[], sections: Section[]): string {
   const out: string[] = [...header, ""];
-  for (const s of sections) {
+  for (const s of [...sections].sort((a, b) => a.title.localeCompare(b.title))) {
     out.push(`### ${s.title}`, "", "| measure | figure | baseline | ratio | target | met |", "|---|---|---|---|---|---|");
     for (const r of s.rows) {
       const met = r.figure === null ? "not measured" : r.met === undefined ? "" : r.met ? "yes" : "**no**";

@@ -7,6 +7,8 @@ import { writeContacts } from "./data.js";
 import { copyBaselineMs } from "./copy-baseline.js";
 import { createWorkspace, importFile, type ImportTiming } from "./client.js";
 import { benchEnqueue } from "./enqueue.js";
+import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
+import { benchExport, exportsAvailable } from "./exports.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
 import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
@@ -18,6 +20,8 @@ import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, peakRssM
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RSS_ROWS = Number(process.env.BENCH_RSS_ROWS ?? 5_000_000);
 const WORKER_METRICS_PORT = 3988;
+/** BENCH_SECTIONS=import,rss,enqueue runs a subset while developing; the full run measures all. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,rss,enqueue").split(","));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const secs = (ms: number) => `${fmt(ms / 1000, 1)} s`;
 
@@ -111,7 +115,7 @@ async function main(): Promise<void> {
   const copyMs = await copyBaselineMs(fresh);
   log(`COPY ${secs(copyMs)}`);
 
-  const api = startProcess("src/api/server.ts", benchEnv());
+  const api = startProcess("src/api/server.ts", benchEnv(), (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean));
   await waitForHttp(`${API_URL}/healthz`, api);
   let worker = await startWorker();
   const sections: Section[] = [];
@@ -140,6 +144,42 @@ async function main(): Promise<void> {
       ],
     });
 
+    if (SECTIONS.has("segments")) {
+      const title = "3. Recompute of 5 dynamic segments (POST /v1/segments/:id/recompute to ready) vs count(*) with the same predicate";
+      if (await segmentsAvailable(ws.apiKey)) {
+        log("seeding events");
+        const e0 = performance.now();
+        const events = await seedEvents(ws.id);
+        log(`${events} events in ${secs(performance.now() - e0)}; recomputing segments`);
+        const rows = await benchSegments(ws.apiKey, ws.id, ROWS, events);
+        results.segments = rows;
+        sections.push({ title, rows, notes: [`${fmt(events)} events (5 per person, inserted set-based by the bench, dated over the last 90 days) over ${fmt(ROWS)} people.`] });
+      } else {
+        sections.push({
+          title,
+          rows: [{ what: "5 segments over 1M people and 5M events", figure: null, baseline: "count(*)", target: "≤ 2× count" }],
+          notes: ["Not measured yet: this branch has no segments API (it lives on branch `segments`). bench/segments.ts measures it through the public API as soon as the routes exist."],
+        });
+      }
+    }
+
+    if (SECTIONS.has("export")) {
+      const title = "4. Export of all people (POST /v1/exports to done) vs COPY (SELECT …) TO STDOUT";
+      if (await exportsAvailable(ws.apiKey)) {
+        log("export");
+        const rows = await benchExport(ws.apiKey, ws.id);
+        results.export = rows;
+        sections.push({ title, rows, notes: ["Default user columns (native fields and labels); the baseline selects the same columns, labels aggregated per person."] });
+      } else {
+        sections.push({
+          title,
+          rows: [{ what: "export of 1M people", figure: null, baseline: "COPY TO", target: "≤ 1.5× COPY TO" }],
+          notes: ["Not measured yet: this branch has no exports API (it lives on branch `exports`). bench/exports.ts measures it through the public API as soon as the routes exist."],
+        });
+      }
+    }
+
+    if (SECTIONS.has("rss")) {
     await worker.stop();
     worker = await startWorker();
     const rssFile = await dataFile(RSS_ROWS);
@@ -164,7 +204,9 @@ async function main(): Promise<void> {
       ],
       notes: ["Flat means within 15% of the smaller run's peak."],
     });
+    }
 
+    if (SECTIONS.has("enqueue")) {
     await worker.stop();
     log("enqueue (API only; the worker is stopped so it does not compete for the 2 cores)");
     const enq = await benchEnqueue(ws.apiKey);
@@ -183,6 +225,7 @@ async function main(): Promise<void> {
       ],
       notes: [`Errors/timeouts: ${enq.fixedErrors}; non-2xx answers: ${enq.non2xx}. Duration ${process.env.BENCH_ENQUEUE_SECONDS ?? 10} s each.`],
     });
+    }
   } finally {
     await worker.stop();
     await api.stop();

@@ -33,6 +33,12 @@ export async function freshDatabase(): Promise<void> {
     if (process.env.BENCH_LOG_STATEMENTS_MS) {
       await admin.unsafe(`alter database ${DB_NAME} set log_min_duration_statement = ${Number(process.env.BENCH_LOG_STATEMENTS_MS)}`);
     }
+    if (process.env.BENCH_AUTO_EXPLAIN_MS) {
+      // EXPLAIN ANALYZE of every slow statement, in the server log, for this database only.
+      await admin.unsafe(`alter database ${DB_NAME} set session_preload_libraries = 'auto_explain'`);
+      await admin.unsafe(`alter database ${DB_NAME} set auto_explain.log_min_duration = ${Number(process.env.BENCH_AUTO_EXPLAIN_MS)}`);
+      await admin.unsafe(`alter database ${DB_NAME} set auto_explain.log_analyze = on`);
+    }
   } finally {
     await admin.end();
   }
