@@ -37,8 +37,7 @@ export function renderSections(header: string[], sections: Section[]): string {
 }
 
 /** Replaces the generated block of BENCHMARKS.md (between the markers), leaving the hand-written analysis alone. */
-export async function writeBenchmarksMd(block: string): Promise<string> {
-  const file = path.join(ROOT, "BENCHMARKS.md");
+export async function writeBenchmarksMd(block: string, file = path.join(ROOT, "BENCHMARKS.md")): Promise<string> {
   let text: string;
   try {
     text = await readFile(file, "utf8");

@@ -233,7 +233,9 @@ async function main(): Promise<void> {
   const totalMs = performance.now() - started;
   header.push(`- Whole run: ${secs(totalMs)}; load average at the end: ${os.loadavg().map((l) => fmt(l, 2)).join(" / ")}`);
   await writeFile(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
-  const file = await writeBenchmarksMd(renderSections(header, sections));
+  // A run against another checkout (BENCH_APP_ROOT) is a trial: its figures stay out of this branch's BENCHMARKS.md.
+  const target = process.env.BENCH_APP_ROOT ? path.join(OUT, "BENCHMARKS-trial.md") : undefined;
+  const file = await writeBenchmarksMd(renderSections(header, sections), target);
   log(`done in ${secs(totalMs)}; results in ${file}`);
 }
 

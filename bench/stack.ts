@@ -9,6 +9,8 @@ import { runMigrations } from "../src/db/migrate.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const OUT = path.join(ROOT, "bench", ".out");
+/** The checkout whose API, worker and migrations are measured: this one, or another branch's (BENCH_APP_ROOT). */
+export const APP_ROOT = path.resolve(process.env.BENCH_APP_ROOT ?? ROOT);
 const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
 export const DB_NAME = process.env.BENCH_DB ?? "roster_bench";
 export const DATABASE_URL = `${PG_BASE}/${DB_NAME}`;
@@ -42,7 +44,7 @@ export async function freshDatabase(): Promise<void> {
   } finally {
     await admin.end();
   }
-  await runMigrations(DATABASE_URL);
+  await runMigrations(DATABASE_URL, path.join(APP_ROOT, "drizzle"));
 }
 
 export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -74,7 +76,7 @@ export interface Proc {
 
 /** Starts `node --import tsx <entry>` as its own process (one pid: /proc/<pid>/status is the process itself). */
 export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Proc {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(ROOT, entry)], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(APP_ROOT, entry)], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const keep = (b: Buffer) => {
     out = (out + b.toString()).slice(-20_000);

@@ -61,10 +61,11 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 1. Who is who: resolve each row's person by the identifier.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
+  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join.
   const m = MATCH[ctx.identifier];
   await q(
     `update ${CONTACT_STAGE_TABLE} s set person_id = f.id
-     from ${CONTACT_STAGE_TABLE} o cross join lateral (select p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")}) f
+     from ${CONTACT_STAGE_TABLE} o cross join lateral (select p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) f
      where s.row = o.row`,
     [ws],
   );
@@ -122,7 +123,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const superseded = await q(
     `update ${CONTACT_STAGE_TABLE} s set prev_row = ip.row, prev_outcome = ip.outcome
      from ${CONTACT_STAGE_TABLE} o cross join lateral (
-       select ip.row, ip.outcome from import_people ip where ip.import_id = $1 and ip.person_id = o.person_id) ip
+       select ip.row, ip.outcome from import_people ip where ip.import_id = $1 and ip.person_id = o.person_id offset 0) ip
      where s.row = o.row and o.person_id is not null and ${ACTIVE}
      returning ip.row as row, ip.outcome as outcome, s.key as key`,
     [imp],
@@ -158,7 +159,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null and s.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
        || coalesce(array(select 'attributes.' || e.key from jsonb_each(s.attributes) e
                          where p.attributes -> e.key is distinct from e.value order by e.key), '{}')
-     from ${CONTACT_STAGE_TABLE} o cross join lateral (select * from people p where p.id = o.person_id) p
+     from ${CONTACT_STAGE_TABLE} o cross join lateral (select * from people p where p.id = o.person_id offset 0) p
      where s.row = o.row and o.person_id is not null and ${ACTIVE}`,
   );
 
