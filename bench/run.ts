@@ -10,7 +10,7 @@ import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
-import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
+import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
 /**
  * `npm run bench`: generates deterministic data under bench/.out, measures each figure beside its baseline on
@@ -244,7 +244,15 @@ async function main(): Promise<void> {
   log(`done in ${secs(totalMs)}; results in ${file}`);
 }
 
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killStarted();
+    process.exit(130);
+  });
+}
+
 main().catch((err: unknown) => {
   console.error(err);
+  killStarted();
   process.exit(1);
 });

@@ -67,6 +67,13 @@ export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   };
 }
 
+const live = new Set<ChildProcess>();
+
+/** Kills the API and worker processes this bench started (on Ctrl-C or a failed run), so none is left behind. */
+export function killStarted(): void {
+  for (const child of live) child.kill("SIGKILL");
+}
+
 export interface Proc {
   child: ChildProcess;
   pid: number;
@@ -84,6 +91,8 @@ export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: st
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  live.add(child);
+  child.once("exit", () => live.delete(child));
   return {
     child,
     pid: child.pid!,
