@@ -158,7 +158,7 @@ async function main(): Promise<void> {
         log(`${events} events in ${secs(performance.now() - e0)}; recomputing segments`);
         const rows = await benchSegments(ws.apiKey, ws.id, ROWS, events);
         results.segments = rows;
-        sections.push({ title, rows, notes: [`${fmt(events)} events (5 per person, inserted set-based by the bench, dated over the last 90 days) over ${fmt(ROWS)} people.`] });
+        sections.push({ title, rows, notes: [`${fmt(events)} events in the workspace (5 per person inserted set-based by the bench, dated over the last 90 days, plus the imports' person events) over ${fmt(ROWS)} people.`] });
       } else {
         sections.push({
           title,
