@@ -59,8 +59,16 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   await q(`analyze ${CONTACT_STAGE_TABLE}`);
 
   // 1. Who is who: resolve each row's person by the identifier.
+  // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
+  // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
+  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join.
   const m = MATCH[ctx.identifier];
-  await q(`update ${CONTACT_STAGE_TABLE} s set person_id = p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage}`, [ws]);
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set person_id = f.id
+     from ${CONTACT_STAGE_TABLE} o cross join lateral (select p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) f
+     where s.row = o.row`,
+    [ws],
+  );
 
   // 2. Checks only the database can make, before anything is written.
   await q(
@@ -114,14 +122,19 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 3. Rows that repeat a person an earlier batch of this file already handled: this later row wins.
   const superseded = await q(
     `update ${CONTACT_STAGE_TABLE} s set prev_row = ip.row, prev_outcome = ip.outcome
-     from import_people ip where ip.import_id = $1 and ip.person_id = s.person_id and ${ACTIVE}
+     from ${CONTACT_STAGE_TABLE} o cross join lateral (
+       select ip.row, ip.outcome from import_people ip where ip.import_id = $1 and ip.person_id = o.person_id offset 0) ip
+     where s.row = o.row and o.person_id is not null and ${ACTIVE}
      returning ip.row as row, ip.outcome as outcome, s.key as key`,
     [imp],
   );
 
   // 4. Lock the existing people this batch touches, in id order, so concurrent imports cannot deadlock.
+  // The ids are sorted first and each person is locked by its primary key in that order (no hash over people).
   await q(
-    `select p.id from people p join ${CONTACT_STAGE_TABLE} s on s.person_id = p.id where ${ACTIVE} order by p.id for update of p`,
+    `select l.id from (
+       select s.person_id from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.person_id is not null order by s.person_id) s
+     cross join lateral (select p.id from people p where p.id = s.person_id for update) l`,
   );
 
   // 5. New people: ids drawn from the people sequence first (no join back on the key), then inserted in key order.
@@ -146,7 +159,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null and s.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
        || coalesce(array(select 'attributes.' || e.key from jsonb_each(s.attributes) e
                          where p.attributes -> e.key is distinct from e.value order by e.key), '{}')
-     from people p where p.id = s.person_id and ${ACTIVE}`,
+     from ${CONTACT_STAGE_TABLE} o cross join lateral (select * from people p where p.id = o.person_id offset 0) p
+     where s.row = o.row and o.person_id is not null and ${ACTIVE}`,
   );
 
   await writeLabels(q, ctx);

@@ -1,0 +1,64 @@
+import { createWriteStream } from "node:fs";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { API_URL, OUT, benchSql } from "./stack.js";
+import type { Row } from "./report.js";
+
+/**
+ * Section 4: export of every person through the public API (POST /v1/exports, default columns), beside
+ * `COPY (SELECT the same columns) TO STDOUT` streamed to a file. Needs the exports routes (branch `exports`).
+ */
+
+export async function exportsAvailable(apiKey: string): Promise<boolean> {
+  const res = await fetch(`${API_URL}/v1/exports`, { headers: { authorization: `Bearer ${apiKey}` } });
+  return res.status === 200;
+}
+
+/** COPY takes no bind parameters: the workspace id (a uuid the API returned, checked below) is inlined. */
+const copySql = (workspaceId: string) => `
+  copy (
+    select p.id, p.email, p.external_id, p.username, p.first_name, p.last_name, p.name, p.company_id, p.created_at, p.updated_at,
+      (select string_agg(l.name, ':' order by l.name) from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id) as labels
+    from people p where p.workspace_id = '${workspaceId}' order by p.id
+  ) to stdout (format csv, header)`;
+
+export async function benchExport(apiKey: string, workspaceId: string): Promise<Row[]> {
+  const t0 = performance.now();
+  const res = await fetch(`${API_URL}/v1/exports`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ kind: "users" }),
+  });
+  const created = (await res.json()) as { id?: string };
+  if (res.status !== 202 || !created.id) throw new Error(`export: ${res.status} ${JSON.stringify(created)}`);
+  let exp: { status: string; rowCount: number; sizeBytes: number };
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    exp = (await (await fetch(`${API_URL}/v1/exports/${created.id}`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as typeof exp;
+    if (exp.status === "done") break;
+    if (exp.status === "failed" || exp.status === "expired") throw new Error(`export ${created.id} ${exp.status}`);
+  }
+  const ms = performance.now() - t0;
+
+  const sql = benchSql();
+  let copyMs: number;
+  try {
+    const c0 = performance.now();
+    if (!/^[0-9a-f-]{36}$/.test(workspaceId)) throw new Error(`not a uuid: ${workspaceId}`);
+    const readable = await sql.unsafe(copySql(workspaceId)).readable();
+    await pipeline(readable, createWriteStream(path.join(OUT, "export-baseline.csv")));
+    copyMs = performance.now() - c0;
+  } finally {
+    await sql.end();
+  }
+  return [
+    {
+      what: `export of ${exp.rowCount.toLocaleString("en-US")} people (${(exp.sizeBytes / 1024 ** 2).toFixed(0)} MB), POST to done`,
+      figure: `${(ms / 1000).toFixed(1)} s`,
+      baseline: `COPY TO ${(copyMs / 1000).toFixed(1)} s`,
+      ratio: ms / copyMs,
+      target: "≤ 1.5× COPY TO",
+      met: ms / copyMs <= 1.5,
+    },
+  ];
+}

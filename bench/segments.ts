@@ -1,0 +1,125 @@
+import { API_URL, benchSql } from "./stack.js";
+import type { Row } from "./report.js";
+
+/**
+ * Section 3: recompute of five representative dynamic segments through the public API, each beside a plain
+ * `select count(*)` with the same predicate written by hand. Needs the segments routes (branch `segments`);
+ * without them the section says "not measured yet".
+ */
+
+export const EVENTS_PER_PERSON = 5;
+const EVENT_NAMES = ["Clicked Upgrade", "Viewed Page", "Opened Email", "Signed In"];
+
+/** 5 events per person, set-based and deterministic (names and ages from the person id), dated relative to now. */
+export async function seedEvents(workspaceId: string): Promise<number> {
+  const sql = benchSql();
+  try {
+    const [r] = await sql.unsafe(
+      `insert into events (workspace_id, person_id, name, occurred_at, properties)
+       select p.workspace_id, p.id, ($2::text[])[1 + ((p.id * 7 + g) % 4)::int],
+              now() - make_interval(days => ((p.id * 13 + g * 7) % 90)::int, secs => ((p.id + g) % 86400)::int), '{}'::jsonb
+       from people p, generate_series(1, ${EVENTS_PER_PERSON}) g
+       where p.workspace_id = $1
+       order by p.id, g`,
+      [workspaceId, EVENT_NAMES],
+    );
+    void r;
+    await sql.unsafe(`analyze events`);
+    const [c] = await sql`select count(*)::int as n from events where workspace_id = ${workspaceId}`;
+    return c!.n as number;
+  } finally {
+    await sql.end();
+  }
+}
+
+interface SegmentCase {
+  name: string;
+  conditions: (ids: Record<string, string>) => unknown;
+  /** The same predicate over `people p` as hand-written SQL ($1 = workspace id). */
+  countSql: string;
+}
+
+const VIP = `exists (select 1 from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id and l.workspace_id = $1 and l.name = 'vip')`;
+const BETA = VIP.replace("'vip'", "'beta'");
+const CASES: SegmentCase[] = [
+  { name: "attribute: plan = pro", conditions: () => ({ field: "attributes.plan", op: "eq", value: "pro" }), countSql: `p.attributes ->> 'plan' = 'pro'` },
+  { name: "label: has vip", conditions: () => ({ label: "vip", op: "has" }), countSql: VIP },
+  {
+    // The seeded names cycle through 4 per person over 5 events: a name occurs once or twice, so "≥ 2" selects.
+    name: "event count in window: Clicked Upgrade ≥ 2 times in 30 days",
+    conditions: () => ({ event: "Clicked Upgrade", op: "performed", count: { op: "gte", value: 2 }, within: { amount: 30, unit: "day" } }),
+    countSql: `(select count(*) from events e where e.person_id = p.id and e.workspace_id = $1 and e.name = 'Clicked Upgrade' and e.occurred_at >= now() - interval '30 days') >= 2`,
+  },
+  {
+    name: "nested group: (city Berlin or beta) and not plan free",
+    conditions: () => ({ all: [{ any: [{ field: "attributes.city", op: "eq", value: "Berlin" }, { label: "beta", op: "has" }] }, { not: { field: "attributes.plan", op: "eq", value: "free" } }] }),
+    countSql: `(p.attributes ->> 'city' = 'Berlin' or ${BETA}) and not coalesce(p.attributes ->> 'plan' = 'free', false)`,
+  },
+  {
+    name: "segment in segment: in 'plan = pro' and has vip",
+    conditions: (ids) => ({ all: [{ segment: ids.first, op: "in" }, { label: "vip", op: "has" }] }),
+    countSql: `p.attributes ->> 'plan' = 'pro' and ${VIP}`,
+  },
+];
+
+async function api(apiKey: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${API_URL}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/** True when the running API has the segments routes (404 route_not_found otherwise). */
+export async function segmentsAvailable(apiKey: string): Promise<boolean> {
+  return (await api(apiKey, "GET", "/v1/segments")).status === 200;
+}
+
+async function waitReady(apiKey: string, id: string, after: string | null): Promise<Record<string, unknown>> {
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const { json } = await api(apiKey, "GET", `/v1/segments/${id}`);
+    if (json.status === "failed") throw new Error(`segment ${id} failed: ${JSON.stringify(json)}`);
+    if (json.status === "ready" && json.lastComputedAt && json.lastComputedAt !== after) return json;
+  }
+}
+
+export async function benchSegments(apiKey: string, workspaceId: string, people: number, events: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const ids: Record<string, string> = {};
+  const sql = benchSql();
+  try {
+    for (const [i, c] of CASES.entries()) {
+      const created = await api(apiKey, "POST", "/v1/segments", { name: `bench ${i + 1}`, type: "dynamic", conditions: c.conditions(ids) });
+      if (created.status !== 201) throw new Error(`create segment: ${created.status} ${JSON.stringify(created.json)}`);
+      const id = created.json.id as string;
+      if (i === 0) ids.first = id;
+      const first = await waitReady(apiKey, id, null);
+      // The measured run: a recompute over a segment whose members are already there (the nightly case).
+      const t0 = performance.now();
+      const req = await api(apiKey, "POST", `/v1/segments/${id}/recompute`);
+      if (req.status !== 202) throw new Error(`recompute: ${req.status} ${JSON.stringify(req.json)}`);
+      const done = await waitReady(apiKey, id, first.lastComputedAt as string);
+      const ms = performance.now() - t0;
+      const c0 = performance.now();
+      const [cnt] = await sql.unsafe(`select count(*)::int as n from people p where p.workspace_id = $1 and (${c.countSql})`, [workspaceId]);
+      const countMs = performance.now() - c0;
+      const same = Number(done.memberCount) === cnt!.n;
+      rows.push({
+        what: `${c.name} (${Number(done.memberCount).toLocaleString("en-US")} members${same ? "" : `; count query says ${cnt!.n}: MISMATCH`})`,
+        figure: `${(ms / 1000).toFixed(2)} s`,
+        baseline: `count(*) ${(countMs / 1000).toFixed(2)} s`,
+        ratio: ms / countMs,
+        target: "≤ 2× count",
+        met: ms / countMs <= 2 && same,
+      });
+    }
+  } finally {
+    await sql.end();
+  }
+  void people;
+  void events;
+  return rows;
+}

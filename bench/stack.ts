@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+import { runMigrations } from "../src/db/migrate.js";
+
+/** The bench's own database, queue prefix, storage and ports: it never touches a developer's or a test's data. */
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+export const OUT = path.join(ROOT, "bench", ".out");
+/** The checkout whose API, worker and migrations are measured: this one, or another branch's (BENCH_APP_ROOT). */
+export const APP_ROOT = path.resolve(process.env.BENCH_APP_ROOT ?? ROOT);
+const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
+export const DB_NAME = process.env.BENCH_DB ?? "roster_bench";
+export const DATABASE_URL = `${PG_BASE}/${DB_NAME}`;
+export const ADMIN_TOKEN = "bench-admin-token-0123456789";
+const PORT = Number(process.env.BENCH_PORT ?? 3987);
+export const API_URL = `http://127.0.0.1:${PORT}`;
+
+export function adminSql(): postgres.Sql {
+  return postgres(`${PG_BASE}/postgres`, { max: 1, onnotice: () => {} });
+}
+
+export function benchSql(): postgres.Sql {
+  return postgres(DATABASE_URL, { max: 2, onnotice: () => {} });
+}
+
+/** Drops and recreates roster_bench, migrated; the slow-statement log is on for this database only. */
+export async function freshDatabase(): Promise<void> {
+  const admin = adminSql();
+  try {
+    await admin.unsafe(`drop database if exists ${DB_NAME} with (force)`);
+    await admin.unsafe(`create database ${DB_NAME}`);
+    if (process.env.BENCH_LOG_STATEMENTS_MS) {
+      await admin.unsafe(`alter database ${DB_NAME} set log_min_duration_statement = ${Number(process.env.BENCH_LOG_STATEMENTS_MS)}`);
+    }
+    if (process.env.BENCH_AUTO_EXPLAIN_MS) {
+      // EXPLAIN ANALYZE of every slow statement, in the server log, for this database only.
+      await admin.unsafe(`alter database ${DB_NAME} set session_preload_libraries = 'auto_explain'`);
+      await admin.unsafe(`alter database ${DB_NAME} set auto_explain.log_min_duration = ${Number(process.env.BENCH_AUTO_EXPLAIN_MS)}`);
+      await admin.unsafe(`alter database ${DB_NAME} set auto_explain.log_analyze = on`);
+    }
+  } finally {
+    await admin.end();
+  }
+  await runMigrations(DATABASE_URL, path.join(APP_ROOT, "drizzle"));
+}
+
+export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NODE_ENV: "production",
+    DATABASE_URL,
+    REDIS_URL: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
+    QUEUE_PREFIX: "{roster_bench}",
+    STORAGE_DRIVER: "local",
+    STORAGE_DIR: path.join(OUT, "storage"),
+    PORT: String(PORT),
+    HOST: "127.0.0.1",
+    ADMIN_TOKEN,
+    LOG_LEVEL: "warn",
+    // The enqueue bench sends 1,000 requests/s from one workspace: the per-workspace limit would answer 429.
+    RATE_LIMIT_MAX: "0",
+    IMPORT_CONCURRENCY: "1",
+    ...extra,
+  };
+}
+
+const live = new Set<ChildProcess>();
+
+/** Kills the API and worker processes this bench started (on Ctrl-C or a failed run), so none is left behind. */
+export function killStarted(): void {
+  for (const child of live) child.kill("SIGKILL");
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts `node --import tsx <entry>` as its own process (one pid: /proc/<pid>/status is the process itself). */
+export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Proc {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(APP_ROOT, entry)], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const keep = (b: Buffer) => {
+    out = (out + b.toString()).slice(-20_000);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Peak resident set size (VmHWM) of a live process, in MB. */
+export async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  if (!m) throw new Error(`no VmHWM for pid ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (proc.child.exitCode !== null) throw new Error(`process exited: ${proc.output()}`);
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not answer in ${timeoutMs} ms: ${proc.output()}`);
+}
+
+export async function cleanStorage(): Promise<void> {
+  await rm(path.join(OUT, "storage"), { recursive: true, force: true });
+}
