@@ -63,3 +63,24 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
 export function emptyCounts(): Record<Outcome, number> {
   return { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
 }
+
+/** A batch writer's query runner over its reserved connection. */
+export type StageQuery = (text: string, params?: unknown[]) => Promise<readonly Record<string, unknown>[]>;
+
+/**
+ * What every kind's staging table ends a batch with: the count per outcome and the row errors, in row order.
+ * (Every stage table has `outcome` and `err_*` columns for this.)
+ */
+export async function readStageOutcome(q: StageQuery, table: string): Promise<{ counts: Record<Outcome, number>; errors: RowError[] }> {
+  const counts = emptyCounts();
+  for (const r of await q(`select outcome, count(*)::int as n from ${table} group by outcome`)) counts[r.outcome as Outcome] = r.n as number;
+  const errs = await q(`select row, err_column, err_value, err_code, err_message from ${table} where err_code is not null order by row`);
+  const errors = errs.map((e) => ({
+    row: Number(e.row),
+    column: e.err_column as string | null,
+    value: e.err_value as string | null,
+    code: e.err_code as string,
+    message: e.err_message as string,
+  }));
+  return { counts, errors };
+}

@@ -1,7 +1,6 @@
 import type { ReservedSql } from "postgres";
 import type { Identifier } from "../targets.js";
-import type { BatchContext, BatchResult, Outcome, StagedRow } from "../handler.js";
-import type { RowError } from "../rows.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type StageQuery, type StagedRow } from "../handler.js";
 import { CONTACT_STAGE_COLUMNS } from "./validate.js";
 import { copyRows } from "../copy.js";
 
@@ -203,19 +202,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     [imp],
   );
 
-  const counted = await q(`select outcome, count(*)::int as n from ${CONTACT_STAGE_TABLE} group by outcome`);
-  const counts: Record<Outcome, number> = { created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
-  for (const r of counted) counts[r.outcome as Outcome] = r.n as number;
-  const errs = await q(
-    `select row, err_column, err_value, err_code, err_message from ${CONTACT_STAGE_TABLE} where err_code is not null order by row`,
-  );
-  const errors: RowError[] = errs.map((e) => ({
-    row: Number(e.row),
-    column: e.err_column as string | null,
-    value: e.err_value as string | null,
-    code: e.err_code as string,
-    message: e.err_message as string,
-  }));
+  const { counts, errors } = await readStageOutcome(q, CONTACT_STAGE_TABLE);
   return {
     counts,
     errors,
@@ -223,7 +210,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   };
 }
 
-type Query = (text: string, params?: unknown[]) => Promise<readonly Record<string, unknown>[]>;
+type Query = StageQuery;
 
 /** Labels by exact, case-sensitive name (created as needed) and by id; `replace` drops labels the row does not list. */
 async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {

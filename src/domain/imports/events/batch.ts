@@ -1,7 +1,6 @@
 import type { ReservedSql } from "postgres";
 import { copyRows } from "../copy.js";
-import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type StagedRow } from "../handler.js";
-import type { RowError } from "../rows.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type StagedRow } from "../handler.js";
 import { IDENTIFIERS } from "../targets.js";
 import { EVENT_STAGE_COLUMNS } from "./validate.js";
 
@@ -104,15 +103,6 @@ export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows
     [ctx.importId],
   );
 
-  const counts = emptyCounts();
-  for (const r of await q(`select outcome, count(*)::int as n from ${T} group by outcome`)) counts[r.outcome as Outcome] = r.n as number;
-  const errs = await q(`select row, err_column, err_value, err_code, err_message from ${T} where err_code is not null order by row`);
-  const errors: RowError[] = errs.map((e) => ({
-    row: Number(e.row),
-    column: e.err_column as string | null,
-    value: e.err_value as string | null,
-    code: e.err_code as string,
-    message: e.err_message as string,
-  }));
+  const { counts, errors } = await readStageOutcome(q, T);
   return { counts, errors, superseded: [] };
 }
