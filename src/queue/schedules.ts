@@ -1,14 +1,30 @@
 import type { Env } from "../config/env.js";
+import type { Logger } from "../lib/logger.js";
 import type { Producer } from "./producer.js";
 
-/** Scheduler ids are fixed: upserting the same id again updates it, so every worker start may call this. */
+/**
+ * Scheduler ids are fixed: BullMQ's upsertJobScheduler replaces the schedule (and its next job) under the same id,
+ * so every worker process may register at start, N processes make one schedule each, and a changed setting applies.
+ */
+export const NIGHTLY_REFRESH_SCHEDULER_ID = "segments-nightly-refresh";
 export const EXPORT_CLEANUP_SCHEDULER_ID = "export-cleanup";
 
-/** Registers the recurring jobs (idempotent). */
-export async function ensureSchedules(producer: Producer, env: Pick<Env, "EXPORT_CLEANUP_INTERVAL_MINUTES">): Promise<void> {
+type ScheduleEnv = Pick<Env, "SEGMENT_REFRESH_CRON" | "SEGMENT_REFRESH_TZ" | "EXPORT_CLEANUP_INTERVAL_MINUTES">;
+
+/** Registers every recurring job: the nightly segment refresh and the export cleanup (idempotent). */
+export async function registerSchedules(producer: Pick<Producer, "queue">, env: ScheduleEnv, log: Logger): Promise<void> {
+  await producer.queue("segments").upsertJobScheduler(
+    NIGHTLY_REFRESH_SCHEDULER_ID,
+    { pattern: env.SEGMENT_REFRESH_CRON, tz: env.SEGMENT_REFRESH_TZ },
+    { name: "segments.refresh_all", data: {}, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  );
   await producer.queue("exports").upsertJobScheduler(
     EXPORT_CLEANUP_SCHEDULER_ID,
     { every: env.EXPORT_CLEANUP_INTERVAL_MINUTES * 60_000 },
     { name: "export.cleanup", data: {}, opts: { attempts: 3, backoff: { type: "exponential", delay: 10_000 } } },
+  );
+  log.info(
+    { segmentRefresh: { cron: env.SEGMENT_REFRESH_CRON, tz: env.SEGMENT_REFRESH_TZ }, exportCleanupMinutes: env.EXPORT_CLEANUP_INTERVAL_MINUTES },
+    "recurring jobs scheduled",
   );
 }

@@ -2,12 +2,11 @@ import closeWithGrace from "close-with-grace";
 import { loadEnv } from "../config/env.js";
 import { isMain } from "../lib/is-main.js";
 import { createLogger } from "../lib/logger.js";
-import { ensureSchedules } from "../queue/schedules.js";
+import { registerSchedules } from "../queue/schedules.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { startMetricsServer } from "./metrics-server.js";
 import { buildGaveUpHandlers, buildProcessors } from "./processors/index.js";
 import { startReconciler } from "./reconciler.js";
-import { registerSchedules } from "./schedules.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
 /**
@@ -18,7 +17,6 @@ export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
   const pool = await startWorkers(rt.env, rt.logger, buildProcessors(rt), { metrics: rt.metrics, onGaveUp: buildGaveUpHandlers(rt) });
   try {
     await registerSchedules(rt.producer, rt.env, rt.logger);
-    await ensureSchedules(rt.producer, rt.env);
   } catch (err) {
     await pool.close();
     throw err;

@@ -15,7 +15,7 @@ import { runExport } from "../../src/domain/exports/run.js";
 import { exportConnection } from "../../src/workers/processors/index.js";
 import { buildProcessors } from "../../src/workers/processors/index.js";
 import { startWorkers } from "../../src/workers/worker-pool.js";
-import { EXPORT_CLEANUP_SCHEDULER_ID, ensureSchedules } from "../../src/queue/schedules.js";
+import { EXPORT_CLEANUP_SCHEDULER_ID, registerSchedules } from "../../src/queue/schedules.js";
 import { neutraliseCell, neutraliseSql } from "../../src/lib/spreadsheet-safe.js";
 import type { Storage } from "../../src/storage/storage.js";
 
@@ -259,7 +259,7 @@ describe("expiry", () => {
     const workers = await startTestWorkers(t.ctx);
     try {
       // Registering again (another worker starting) keeps one scheduler.
-      await ensureSchedules(t.ctx.producer, t.ctx.env);
+      await registerSchedules(t.ctx.producer, t.ctx.env, t.ctx.logger);
       const schedulers = await t.ctx.producer.queue("exports").getJobSchedulers();
       expect(schedulers.map((s) => [s.key, s.name, s.every])).toEqual([[EXPORT_CLEANUP_SCHEDULER_ID, "export.cleanup", 60 * 60_000]]);
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { recomputeWorkspace } from "../../src/domain/segments/recompute.js";
-import { NIGHTLY_REFRESH_SCHEDULER_ID } from "../../src/workers/schedules.js";
+import { NIGHTLY_REFRESH_SCHEDULER_ID } from "../../src/queue/schedules.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
@@ -122,7 +122,7 @@ describe("nightly refresh scheduler", () => {
       LOG_LEVEL: "info",
     };
     procs.push(spawnTs("src/workers/main.ts", env), spawnTs("src/workers/main.ts", env));
-    await Promise.all(procs.map((p) => p.waitFor(/nightly segment refresh scheduled/, 60_000)));
+    await Promise.all(procs.map((p) => p.waitFor(/recurring jobs scheduled/, 60_000)));
     // The in-process workers of this file registered it too: three registrations in all.
     const queue = t.ctx.producer.queue("segments");
     const schedulers = await queue.getJobSchedulers();
