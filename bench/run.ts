@@ -10,7 +10,7 @@ import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
-import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
+import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
 /**
  * `npm run bench`: generates deterministic data under bench/.out, measures each figure beside its baseline on
@@ -19,7 +19,7 @@ import { API_URL, OUT, benchEnv, benchSql, cleanStorage, freshDatabase, killStar
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RSS_ROWS = Number(process.env.BENCH_RSS_ROWS ?? 5_000_000);
-const WORKER_METRICS_PORT = 3988;
+const WORKER_METRICS_PORT = Number(process.env.BENCH_WORKER_METRICS_PORT ?? 3988);
 /** BENCH_SECTIONS=import,rss,enqueue runs a subset while developing; the full run measures all. */
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,rss,enqueue").split(","));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
@@ -44,7 +44,7 @@ async function clearQueues(): Promise<void> {
   try {
     let cursor = "0";
     do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", "{roster_bench}:*", "COUNT", 1000);
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${QUEUE_PREFIX}:*`, "COUNT", 1000);
       cursor = next;
       if (keys.length) await redis.del(...keys);
     } while (cursor !== "0");
@@ -110,6 +110,8 @@ async function main(): Promise<void> {
   const fresh = await dataFile(ROWS);
   const changed = await dataFile(ROWS, 10);
 
+  log("npm run build (the API and worker run from dist/, as in the image)");
+  await buildApp();
   log("fresh database roster_bench, queues and storage");
   await freshDatabase();
   await clearQueues();

@@ -14,6 +14,9 @@ export const APP_ROOT = path.resolve(process.env.BENCH_APP_ROOT ?? ROOT);
 const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
 export const DB_NAME = process.env.BENCH_DB ?? "roster_bench";
 export const DATABASE_URL = `${PG_BASE}/${DB_NAME}`;
+/** Queue prefix and storage follow the database name, so two benches with different BENCH_DB never share state. */
+export const QUEUE_PREFIX = `{${DB_NAME}}`;
+const STORAGE_DIR = path.join(OUT, DB_NAME === "roster_bench" ? "storage" : `storage-${DB_NAME}`);
 export const ADMIN_TOKEN = "bench-admin-token-0123456789";
 const PORT = Number(process.env.BENCH_PORT ?? 3987);
 export const API_URL = `http://127.0.0.1:${PORT}`;
@@ -53,9 +56,9 @@ export function benchEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     NODE_ENV: "production",
     DATABASE_URL,
     REDIS_URL: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
-    QUEUE_PREFIX: "{roster_bench}",
+    QUEUE_PREFIX: QUEUE_PREFIX,
     STORAGE_DRIVER: "local",
-    STORAGE_DIR: path.join(OUT, "storage"),
+    STORAGE_DIR: STORAGE_DIR,
     PORT: String(PORT),
     HOST: "127.0.0.1",
     ADMIN_TOKEN,
@@ -81,9 +84,23 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** Starts `node --import tsx <entry>` as its own process (one pid: /proc/<pid>/status is the process itself). */
+/**
+ * Compiles the measured checkout to dist/ (`npm run build`), as the Docker image does: the bench measures the
+ * processes production runs (`node dist/…`), not the tsx development loader (which adds ~25 MB and start-up work).
+ */
+export async function buildApp(): Promise<void> {
+  const child = spawn("npm", ["run", "build"], { cwd: APP_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`npm run build failed in ${APP_ROOT}:\n${out}`);
+}
+
+/** Starts `node dist/<entry>.js` (src/x/y.ts → dist/x/y.js) as its own process (one pid: /proc/<pid>/status is the process itself). */
 export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Proc {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", path.join(APP_ROOT, entry)], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const built = entry.replace(/^src\//, "dist/").replace(/\.ts$/, ".js");
+  const child = spawn(process.execPath, [...nodeArgs, path.join(APP_ROOT, built)], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const keep = (b: Buffer) => {
     out = (out + b.toString()).slice(-20_000);
@@ -131,5 +148,5 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
 }
 
 export async function cleanStorage(): Promise<void> {
-  await rm(path.join(OUT, "storage"), { recursive: true, force: true });
+  await rm(STORAGE_DIR, { recursive: true, force: true });
 }
