@@ -45,10 +45,14 @@ describe("re-imports count exactly what changed", () => {
     expect(after).toEqual(before);
   });
 
-  it("two rows changed (a field, a label), one new: exact updated / unchanged / created, events name the changes", async () => {
-    const changed = BASE.replace("b@x.io,Bob,free,", "b@x.io,Bobby,free,").replace("d@x.io,Dee,pro,", "d@x.io,Dee,pro,Gold") + "\nf@x.io,Fay,pro,";
+  it("three rows changed (a field, an attribute, a label), one new: exact updated / unchanged / created, events name the changes", async () => {
+    const changed =
+      BASE.replace("b@x.io,Bob,free,", "b@x.io,Bobby,free,").replace("c@x.io,Cid,free,", "c@x.io,Cid,pro,").replace("d@x.io,Dee,pro,", "d@x.io,Dee,pro,Gold") +
+      "\nf@x.io,Fay,pro,";
     const done = await importAndWait(client, changed);
-    expect(done.counts).toEqual({ total: 6, processed: 6, created: 1, updated: 2, unchanged: 3, skipped: 0, failed: 0 });
+    expect(done.counts).toEqual({ total: 6, processed: 6, created: 1, updated: 3, unchanged: 2, skipped: 0, failed: 0 });
+    const [created] = await q(client, `select e.properties->'changed' as changed from events e where e.name = 'person.created' and e.import_id = '${done.id}'`);
+    expect(created?.changed).toEqual(["email", "first_name", "attributes.plan"]);
     const updates = await q(
       client,
       `select p.email, e.properties->'changed' as changed from events e join people p on p.id = e.person_id
@@ -56,6 +60,7 @@ describe("re-imports count exactly what changed", () => {
     );
     expect(updates.map((u) => [u.email, u.changed])).toEqual([
       ["b@x.io", ["first_name"]],
+      ["c@x.io", ["attributes.plan"]],
       ["d@x.io", ["labels"]],
     ]);
     const labels = await q(client, `select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id where p.email = 'd@x.io' and p.workspace_id = $ws`);

@@ -1,8 +1,5 @@
 import type { ReservedSql } from "postgres";
 
-/** Rows are joined into chunks of about this size per write: far fewer writes than one per row. */
-const CHUNK_BYTES = 256 * 1024;
-
 /** Escapes a value for COPY's text format; null becomes \N. */
 export function copyText(v: string | number | null | undefined): string {
   if (v === null || v === undefined) return "\\N";
@@ -32,17 +29,12 @@ export async function copyRows(conn: ReservedSql, table: string, columns: readon
     });
   });
   done.catch(() => {});
-  let chunk = "";
-  for (const row of rows) {
-    chunk += row.map(copyText).join("\t") + "\n";
-    if (chunk.length >= CHUNK_BYTES) {
-      if (failure) throw failure;
-      if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once("drain", r)), done]);
-      chunk = "";
-    }
-  }
+  // The whole batch is one string written at once (a batch is bounded in rows and bytes): written in pieces, each
+  // wait for "drain" let the parser of the next batch hold the event loop while PostgreSQL sat idle mid-COPY.
+  let text = "";
+  for (const row of rows) text += row.map(copyText).join("\t") + "\n";
   if (failure) throw failure;
-  if (chunk) stream.write(chunk);
+  stream.write(text);
   stream.end();
   await done;
 }

@@ -240,6 +240,10 @@ async function prepareConnection(conn: ReservedSql, handler: RowHandler): Promis
   // temp_buffers can only change before the session first touches a temp table (of any import kind).
   const [row] = await conn`select pg_my_temp_schema() <> 0 as t, pg_backend_pid() as pid`;
   if (!row?.t) await conn.unsafe(`set temp_buffers = '${TEMP_BUFFERS}'`).catch(() => {});
+  // JIT compiles a batch statement for ~1 s (the LATERAL probes' cost estimates pass jit_above_cost) to run it in
+  // 0.3 s: the batches are short, many and alike, so this session runs them interpreted. (Session-local: the pooled
+  // connection goes back with jit off, which suits the service's other short statements too.)
+  await conn.unsafe("set jit = off");
   await handler.ensureStage(conn);
   return Number(row?.pid);
 }

@@ -42,11 +42,22 @@ const UNIQUE_FIELDS: { field: Identifier; people: string; stage: string; label: 
 ];
 const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const;
 
-const ACTIVE = "s.outcome is null and s.err_code is null";
+/** A row still in play: no check failed or skipped it. */
+const ACTIVE = "s.err_code is null";
 
 export async function ensureContactStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
 }
+
+/** Connections whose staging table has statistics: every batch of an import has the same shape, so once is enough. */
+const analysed = new WeakSet<ReservedSql>();
+
+/** Which fields of staged row `r` differ from the person `p` (a non-empty cell that differs; empty cells change nothing). */
+const diff = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null and ${r}.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
+  || coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}')`;
+/** What creating staged row `r` sets: every non-empty field and attribute. */
+const creation = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null then '${f}' end`).join(", ")}], null)
+  || coalesce(array(select 'attributes.' || k from jsonb_object_keys(${r}.attributes) k order by k), '{}')`;
 
 export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, rows: StagedRow[]): Promise<BatchResult> {
   const ws = ctx.workspaceId;
@@ -54,22 +65,35 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
 
   await copyRows(conn, CONTACT_STAGE_TABLE, ["row", "key", ...CONTACT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
-  // A temp table has no statistics until analysed: without them the joins below plan as nested loops.
-  await q(`analyze ${CONTACT_STAGE_TABLE}`);
+  // A temp table has no statistics until analysed: without them the joins below plan as nested loops. The statistics
+  // outlive `on commit delete rows`, and every batch looks alike, so the first batch of a connection analyses.
+  if (!analysed.has(conn)) {
+    await q(`analyze ${CONTACT_STAGE_TABLE}`);
+    analysed.add(conn);
+  }
 
-  // 1. Who is who: resolve each row's person by the identifier.
+  // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
+  //    is none, what the row would change, and the ledger's earlier row of this file for the same person.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
-  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join.
+  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join. The diff is taken without a
+  // lock: rows found unchanged write nothing to the person, and rows that change are read again under the lock (4).
   const m = MATCH[ctx.identifier];
   await q(
-    `update ${CONTACT_STAGE_TABLE} s set person_id = f.id
-     from ${CONTACT_STAGE_TABLE} o cross join lateral (select p.id from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) f
+    `update ${CONTACT_STAGE_TABLE} s set
+       person_id = coalesce(p.id, nextval(pg_get_serial_sequence('people', 'id'))),
+       outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
+       changed = c.changed,
+       prev_row = ip.row, prev_outcome = ip.outcome
+     from ${CONTACT_STAGE_TABLE} o
+       left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
+       left join lateral (select ip.row, ip.outcome from import_people ip where ip.import_id = $2 and ip.person_id = p.id offset 0) ip on true
+       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o")} end as changed) c
      where s.row = o.row`,
-    [ws],
+    [ws, imp],
   );
 
-  // 2. Checks only the database can make, before anything is written.
+  // 2. Checks only the database can make, before anything is written. A failed or skipped row keeps its error.
   await q(
     `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'unknown_label_id', err_column = $2, err_value = s.label_ids,
        err_message = 'A label id in this row does not exist in the workspace.'
@@ -89,14 +113,14 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     await q(
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'skipped', err_code = 'already_exists', err_column = $1, err_value = s.key,
          err_message = 'A person with this identifier exists; create_only leaves them as they are.'
-       where ${ACTIVE} and s.person_id is not null`,
+       where ${ACTIVE} and s.outcome <> 'created'`,
       [ctx.headerOf[ctx.identifier] ?? ctx.identifier],
     );
   } else if (ctx.options.mode === "update_only") {
     await q(
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'skipped', err_code = 'not_found', err_column = $1, err_value = s.key,
          err_message = 'No person has this identifier; update_only creates no one.'
-       where ${ACTIVE} and s.person_id is null`,
+       where ${ACTIVE} and s.outcome = 'created'`,
       [ctx.headerOf[ctx.identifier] ?? ctx.identifier],
     );
   }
@@ -107,101 +131,82 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${u.field},
          err_message = 'Another person already has this ${u.label}.'
        where ${ACTIVE} and s.${u.field} is not null and (
-         exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id is distinct from s.person_id)
+         exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id <> s.person_id)
          or s.row in (
            -- Two rows of this batch for different people with the same value: the first keeps it.
            select w.row from (
              select o.row, o.key, first_value(o.key) over (partition by ${u.stage.replaceAll("s.", "o.")} order by o.row) as first_key
-             from ${CONTACT_STAGE_TABLE} o where o.outcome is null and o.err_code is null and o.${u.field} is not null) w
+             from ${CONTACT_STAGE_TABLE} o where o.err_code is null and o.${u.field} is not null) w
            where w.key <> w.first_key))`,
       [ws, ctx.headerOf[u.field]],
     );
   }
 
-  // 3. Rows that repeat a person an earlier batch of this file already handled: this later row wins.
-  const superseded = await q(
-    `update ${CONTACT_STAGE_TABLE} s set prev_row = ip.row, prev_outcome = ip.outcome
-     from ${CONTACT_STAGE_TABLE} o cross join lateral (
-       select ip.row, ip.outcome from import_people ip where ip.import_id = $1 and ip.person_id = o.person_id offset 0) ip
-     where s.row = o.row and o.person_id is not null and ${ACTIVE}
-     returning ip.row as row, ip.outcome as outcome, s.key as key`,
-    [imp],
-  );
-
-  // 4. Lock the existing people this batch touches, in id order, so concurrent imports cannot deadlock.
-  // The ids are sorted first and each person is locked by its primary key in that order (no hash over people).
-  await q(
-    `select l.id from (
-       select s.person_id from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.person_id is not null order by s.person_id) s
-     cross join lateral (select p.id from people p where p.id = s.person_id for update) l`,
-  );
-
-  // 5. New people: ids drawn from the people sequence first (no join back on the key), then inserted in key order.
-  await q(
-    `update ${CONTACT_STAGE_TABLE} s set person_id = nextval(pg_get_serial_sequence('people', 'id')), outcome = 'created',
-       changed = array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null then '${f}' end`).join(", ")}], null)
-         || coalesce(array(select 'attributes.' || k from jsonb_object_keys(s.attributes) k order by k), '{}')
-     where ${ACTIVE} and s.person_id is null`,
-  );
+  // 3. New people, inserted in key order (their ids were drawn in step 1, so nothing joins back on the key).
   await q(
     `insert into people (id, workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes)
      overriding system value
      select s.person_id, $1, s.email, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
-     from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and s.err_code is null
+     from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and ${ACTIVE}
      order by s.key`,
     [ws],
-  );
-
-  // 6. What each existing person's row would change (a non-empty cell that differs; empty cells change nothing).
-  await q(
-    `update ${CONTACT_STAGE_TABLE} s set changed =
-       array_remove(array[${FIELDS.map((f) => `case when s.${f} is not null and s.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
-       || coalesce(array(select 'attributes.' || e.key from jsonb_each(s.attributes) e
-                         where p.attributes -> e.key is distinct from e.value order by e.key), '{}')
-     from ${CONTACT_STAGE_TABLE} o cross join lateral (select * from people p where p.id = o.person_id offset 0) p
-     where s.row = o.row and o.person_id is not null and ${ACTIVE}`,
   );
 
   await writeLabels(q, ctx);
   await writeSegmentColumn(q, ctx);
 
-  // 7. Classify existing people and write the changed ones.
+  // 4. Lock the existing people this batch changes, in id order, so concurrent imports cannot deadlock; then read them
+  //    again under the lock, so the update and its event name exactly what changes. Unchanged people are not locked:
+  //    nothing is written to them, so the batch orders before any concurrent change to them.
   await q(
-    `update ${CONTACT_STAGE_TABLE} s set outcome = case when cardinality(s.changed) > 0 then 'updated' else 'unchanged' end
-     where ${ACTIVE} and s.person_id is not null`,
+    `select l.id from (
+       select s.person_id from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.outcome = 'updated' order by s.person_id) s
+     cross join lateral (select p.id from people p where p.id = s.person_id for update) l`,
+  );
+  await q(
+    `update ${CONTACT_STAGE_TABLE} s set changed = c.changed,
+       outcome = case when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end
+     from ${CONTACT_STAGE_TABLE} o
+       cross join lateral (select * from people p where p.id = o.person_id offset 0) p
+       cross join lateral (select ${diff("o")}
+         || array(select x from unnest(o.changed) x where x in ('labels', 'segments')) as changed) c
+     where s.row = o.row and o.outcome = 'updated' and o.err_code is null`,
   );
   await q(
     `update people p set
        ${FIELDS.map((f) => `${f} = coalesce(s.${f}, p.${f})`).join(", ")},
        attributes = case when s.attributes is null then p.attributes else p.attributes || s.attributes end,
        updated_at = now()
-     from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated'`,
+     from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,
   );
   // A row repeating a person this file created still counts as a creation: the earlier row is the one skipped.
-  await q(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged')`);
+  await q(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged') and ${ACTIVE}`);
 
-  // 8. One event per created or updated person; (import_id, import_row) is unique, so a replay adds nothing.
+  // 5. One event per created or updated person; (import_id, import_row) is unique, so a replay adds nothing.
   await q(
     `insert into events (workspace_id, person_id, name, properties, import_id, import_row)
      select $1, s.person_id,
        case when s.outcome = 'created' and s.prev_row is null then 'person.created' else 'person.updated' end,
        jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2::uuid, s.row
-     from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and cardinality(s.changed) > 0
+     from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and ${ACTIVE} and cardinality(s.changed) > 0
      order by s.row
      on conflict (import_id, import_row) where import_id is not null do nothing`,
     [ws, imp],
   );
 
-  // 9. The ledger: which row of this file last touched each person.
+  // 6. The ledger: which row of this file last touched each person.
   await q(
     `insert into import_people (import_id, person_id, row, outcome)
      select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
-     where s.person_id is not null and s.outcome in ('created', 'updated', 'unchanged')
+     where ${ACTIVE} and s.outcome in ('created', 'updated', 'unchanged')
      order by s.person_id
      on conflict (import_id, person_id) do update set row = excluded.row, outcome = excluded.outcome`,
     [imp],
   );
 
+  const superseded = await q(
+    `select s.prev_row as row, s.prev_outcome as outcome, s.key from ${CONTACT_STAGE_TABLE} s where s.prev_row is not null and ${ACTIVE}`,
+  );
   const { counts, errors } = await readStageOutcome(q, CONTACT_STAGE_TABLE);
   return {
     counts,
@@ -216,7 +221,7 @@ type Query = StageQuery;
 async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
   if (!ctx.headerOf.labels && !ctx.headerOf.label_ids) return;
   const ws = ctx.workspaceId;
-  const active = "s.person_id is not null and s.err_code is null and (s.outcome is null or s.outcome = 'created')";
+  const active = "s.err_code is null";
   await q(
     `insert into labels (workspace_id, name)
      select distinct $1::uuid, n from ${CONTACT_STAGE_TABLE} s, unnest(string_to_array(s.labels, ':')) n
@@ -248,9 +253,9 @@ async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
        select $1, person_id, label_id from want order by person_id, label_id
        on conflict do nothing returning person_id)
      ${replaced}
-     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{labels}'
+     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{labels}', outcome = 'updated'
      where s.person_id in (select person_id from added union select person_id from removed)
-       and not ('labels' = any(s.changed)) and s.outcome is null`,
+       and not ('labels' = any(s.changed)) and s.outcome in ('updated', 'unchanged')`,
     [ws],
   );
 }
@@ -259,7 +264,7 @@ async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
 async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<void> {
   if (!ctx.headerOf.segment) return;
   const ws = ctx.workspaceId;
-  const active = "s.person_id is not null and s.err_code is null and (s.outcome is null or s.outcome = 'created')";
+  const active = "s.err_code is null";
   await q(
     `insert into segments (workspace_id, name, type)
      select distinct $1::uuid, s.segment, 'static' from ${CONTACT_STAGE_TABLE} s where ${active} and s.segment is not null order by 2
@@ -276,8 +281,8 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
        on conflict (segment_id, person_id) do update set value = excluded.value
          where segment_memberships.value is distinct from excluded.value
        returning person_id)
-     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}'
-     where s.person_id in (select person_id from joined) and s.outcome is null`,
+     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}', outcome = 'updated'
+     where s.person_id in (select person_id from joined) and s.outcome in ('updated', 'unchanged')`,
     [ws],
   );
 }
