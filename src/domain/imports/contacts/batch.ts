@@ -52,9 +52,13 @@ export async function ensureContactStage(conn: ReservedSql): Promise<void> {
 /** Connections whose staging table has statistics: every batch of an import has the same shape, so once is enough. */
 const analysed = new WeakSet<ReservedSql>();
 
-/** Which fields of staged row `r` differ from the person `p` (a non-empty cell that differs; empty cells change nothing). */
+/**
+ * Which fields of staged row `r` differ from the person `p` (a non-empty cell that differs; empty cells change nothing).
+ * Attribute values are scalars (cells), so containment (`@>`, one cheap call) proves most rows change no attribute.
+ */
 const diff = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null and ${r}.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
-  || coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}')`;
+  || case when ${r}.attributes is null or p.attributes @> ${r}.attributes then '{}'
+     else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}') end`;
 /** What creating staged row `r` sets: every non-empty field and attribute. */
 const creation = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null then '${f}' end`).join(", ")}], null)
   || coalesce(array(select 'attributes.' || k from jsonb_object_keys(${r}.attributes) k order by k), '{}')`;
@@ -76,7 +80,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   //    is none, what the row would change, and the ledger's earlier row of this file for the same person.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
-  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join. The diff is taken without a
+  // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
+  // inlining it twice: once for `outcome`, once for `changed`). The diff is taken without a
   // lock: rows found unchanged write nothing to the person, and rows that change are read again under the lock (4).
   const m = MATCH[ctx.identifier];
   await q(
@@ -88,7 +93,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
      from ${CONTACT_STAGE_TABLE} o
        left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
        left join lateral (select ip.row, ip.outcome from import_people ip where ip.import_id = $2 and ip.person_id = p.id offset 0) ip on true
-       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o")} end as changed) c
+       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o")} end as changed offset 0) c
      where s.row = o.row`,
     [ws, imp],
   );
