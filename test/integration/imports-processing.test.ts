@@ -150,6 +150,18 @@ describe("modes and options", () => {
     expect(done.counts).toMatchObject({ created: 1, failed: 1 });
     expect(done.errors).toEqual([expect.objectContaining({ row: 1, column: "external_id", value: "ext-1", code: "conflict" })]);
   });
+
+  it("an existing person taking another's unique value fails; the holder, repeating their own value, does not", async () => {
+    // holder@x.io holds ext-1 (above); fine@x.io holds ext-2 and now asks for ext-1, after a row repeating the holder.
+    const done = await importAndWait(client, "email,external_id,first_name\nfine@x.io,ext-1,Fine\nholder@x.io,ext-1,Holder");
+    expect(done.counts).toMatchObject({ updated: 1, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 1, column: "external_id", value: "ext-1", code: "conflict" })]);
+    const rows = await q(client, `select email, external_id, first_name from people where workspace_id = $ws and email in ('fine@x.io', 'holder@x.io') order by 1`);
+    expect(rows).toEqual([
+      { email: "fine@x.io", external_id: "ext-2", first_name: null },
+      { email: "holder@x.io", external_id: "ext-1", first_name: "Holder" },
+    ]);
+  });
 });
 
 describe("dry run (validate)", () => {

@@ -130,12 +130,13 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     );
   }
   // Another person (in the database, or an earlier row of this batch) already holds a unique field of this row.
+  // Only rows that set the field are checked: a person keeping their own value cannot clash (the index is unique).
   for (const u of UNIQUE_FIELDS) {
     if (u.field === ctx.identifier || !ctx.headerOf[u.field]) continue;
     await q(
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${u.field},
          err_message = 'Another person already has this ${u.label}.'
-       where ${ACTIVE} and s.${u.field} is not null and (
+       where ${ACTIVE} and s.${u.field} is not null and (s.outcome = 'created' or '${u.field}' = any(s.changed)) and (
          exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id <> s.person_id)
          or s.row in (
            -- Two rows of this batch for different people with the same value: the first keeps it.
