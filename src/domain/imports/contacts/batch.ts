@@ -77,7 +77,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   }
 
   // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
-  //    is none, what the row would change, and the ledger's earlier row of this file for the same person.
+  //    is none (the sequence is looked up once, not per row), what the row would change, and the ledger's earlier row
+  //    of this file for the same person.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
@@ -86,7 +87,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const m = MATCH[ctx.identifier];
   await q(
     `update ${CONTACT_STAGE_TABLE} s set
-       person_id = coalesce(p.id, nextval(pg_get_serial_sequence('people', 'id'))),
+       person_id = coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass))),
        outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
        changed = c.changed,
        prev_row = ip.row, prev_outcome = ip.outcome
