@@ -10,7 +10,7 @@ import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
-import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
+import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, cpuMark, cpuSince, type CpuMark, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
 /**
  * `npm run bench`: generates deterministic data under bench/.out, measures each figure beside its baseline on
@@ -83,7 +83,14 @@ async function machine(): Promise<string[]> {
   ];
 }
 
-function importRows(label: string, t: ImportTiming, rows: number, copyMs: number, target: number | null): Section["rows"] {
+/** Runs one import and the CPU the worker and PostgreSQL spent on it. */
+async function measuredImport(apiKey: string, file: string, workerPid: number): Promise<ImportTiming & { cpu: CpuMark }> {
+  const m0 = await cpuMark(workerPid);
+  const t = await importFile(apiKey, file);
+  return { ...t, cpu: await cpuSince(m0, workerPid) };
+}
+
+function importRows(label: string, t: ImportTiming & { cpu: CpuMark }, rows: number, copyMs: number, target: number | null, copyCpu: CpuMark): Section["rows"] {
   const ratio = t.totalMs / copyMs;
   return [
     {
@@ -99,6 +106,13 @@ function importRows(label: string, t: ImportTiming, rows: number, copyMs: number
       figure: `${secs(t.workerMs)} (${fmt(rows / (t.workerMs / 1000))} rows/s); upload ${secs(t.uploadMs)}`,
       baseline: `COPY ${secs(copyMs)}`,
       ratio: t.workerMs / copyMs,
+      target: "",
+    },
+    {
+      what: `${label}: CPU used (worker process; all PostgreSQL processes)`,
+      figure: `worker ${secs(t.cpu.process * 1000)}; PostgreSQL ${secs(t.cpu.postgres * 1000)}`,
+      baseline: `COPY: PostgreSQL ${secs(copyCpu.postgres * 1000)}`,
+      ratio: t.cpu.postgres / copyCpu.postgres,
       target: "",
     },
   ];
@@ -119,31 +133,33 @@ async function main(): Promise<void> {
   const header = await machine();
 
   log("COPY baseline");
+  const copyMark = await cpuMark(null);
   const copyMs = await copyBaselineMs(fresh);
-  log(`COPY ${secs(copyMs)}`);
+  const copyCpu = await cpuSince(copyMark, null);
+  log(`COPY ${secs(copyMs)} (PostgreSQL CPU ${secs(copyCpu.postgres * 1000)})`);
 
   const api = startProcess("src/api/server.ts", benchEnv(), (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean));
   await waitForHttp(`${API_URL}/healthz`, api);
   let worker = await startWorker();
   const sections: Section[] = [];
-  const results: Record<string, unknown> = { rows: ROWS, copyMs };
+  const results: Record<string, unknown> = { rows: ROWS, copyMs, copyCpu };
   try {
     const ws = await createWorkspace("bench");
     log(`import fresh ${ROWS}`);
-    const tFresh = await importFile(ws.apiKey, fresh);
-    log(`fresh ${secs(tFresh.totalMs)} ${JSON.stringify(tFresh.counts)}`);
-    const tAgain = await importFile(ws.apiKey, fresh);
-    log(`again ${secs(tAgain.totalMs)} ${JSON.stringify(tAgain.counts)}`);
-    const tChanged = await importFile(ws.apiKey, changed);
-    log(`changed ${secs(tChanged.totalMs)} ${JSON.stringify(tChanged.counts)}`);
+    const tFresh = await measuredImport(ws.apiKey, fresh, worker.pid);
+    log(`fresh ${secs(tFresh.totalMs)} ${JSON.stringify(tFresh.counts)} cpu ${JSON.stringify(tFresh.cpu)}`);
+    const tAgain = await measuredImport(ws.apiKey, fresh, worker.pid);
+    log(`again ${secs(tAgain.totalMs)} ${JSON.stringify(tAgain.counts)} cpu ${JSON.stringify(tAgain.cpu)}`);
+    const tChanged = await measuredImport(ws.apiKey, changed, worker.pid);
+    log(`changed ${secs(tChanged.totalMs)} ${JSON.stringify(tChanged.counts)} cpu ${JSON.stringify(tChanged.cpu)}`);
     const rss1 = await peakRssMb(worker.pid);
     Object.assign(results, { tFresh, tAgain, tChanged, rss1 });
     sections.push({
       title: "1. Import of contacts through the API and one worker",
       rows: [
-        ...importRows("fresh (all created)", tFresh, ROWS, copyMs, 1.5),
-        ...importRows("again (all unchanged)", tAgain, ROWS, copyMs, 1.0),
-        ...importRows("10% changed", tChanged, ROWS, copyMs, null),
+        ...importRows("fresh (all created)", tFresh, ROWS, copyMs, 1.5, copyCpu),
+        ...importRows("again (all unchanged)", tAgain, ROWS, copyMs, 1.0, copyCpu),
+        ...importRows("10% changed", tChanged, ROWS, copyMs, null, copyCpu),
       ],
       notes: [
         `Counts: fresh ${JSON.stringify(tFresh.counts)}; again ${JSON.stringify(tAgain.counts)}; changed ${JSON.stringify(tChanged.counts)}.`,

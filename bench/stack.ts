@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
@@ -149,4 +149,53 @@ export async function waitForHttp(url: string, proc: Proc, timeoutMs = 60_000): 
 
 export async function cleanStorage(): Promise<void> {
   await rm(STORAGE_DIR, { recursive: true, force: true });
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
+async function cpuSecondsOf(pid: number | string): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0; // the process ended between listing and reading
+  }
+}
+
+/** CPU seconds used so far by each PostgreSQL server process (backends, WAL writer, checkpointer…) on this machine. */
+async function postgresCpuByPid(): Promise<Map<string, number>> {
+  const byPid = new Map<string, number>();
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+    if (comm.trim() === "postgres") byPid.set(pid, await cpuSecondsOf(pid));
+  }
+  return byPid;
+}
+
+export interface CpuMark {
+  process: number;
+  postgres: number;
+}
+
+interface CpuStart {
+  process: number;
+  postgres: Map<string, number>;
+}
+
+/**
+ * CPU used by a process (the worker) and by PostgreSQL: on a shared 2-core machine wall time stretches with whatever
+ * else runs, CPU time much less, so it says where an import's work goes. PostgreSQL's figure is the growth of every
+ * server process alive at the end (the worker's pooled backends live as long as the worker); backends that exited
+ * in between are not counted, so on a machine running other work it also includes theirs.
+ */
+export async function cpuMark(pid: number | null): Promise<CpuStart> {
+  return { process: pid === null ? 0 : await cpuSecondsOf(pid), postgres: await postgresCpuByPid() };
+}
+
+export async function cpuSince(start: CpuStart, pid: number | null): Promise<CpuMark> {
+  const now = await cpuMark(pid);
+  let postgres = 0;
+  for (const [p, cpu] of now.postgres) postgres += cpu - (start.postgres.get(p) ?? 0);
+  return { process: now.process - start.process, postgres };
 }
