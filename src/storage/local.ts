@@ -18,13 +18,18 @@ export class LocalStorage implements Storage {
 
   async write(key: string, body: StorageBody, opts: { maxBytes?: number } = {}): Promise<{ sizeBytes: number }> {
     const path = this.pathFor(key);
-    await mkdir(dirname(path), { recursive: true });
     // Same directory so the rename is atomic; dot-prefixed so it cannot collide with a real key's name.
     const temp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
+    // The directory usually exists: open first, create the directory only when the open says it is missing.
+    const handle = await open(temp, "wx").catch(async (err: unknown) => {
+      if (!isMissing(err)) throw err;
+      await mkdir(dirname(path), { recursive: true });
+      return open(temp, "wx");
+    });
     const counter = byteLimit(opts.maxBytes);
     try {
       // flush: fsync before close, so a rename never publishes a file whose data is still in the page cache.
-      await pipeline(body, counter, createWriteStream(temp, { flags: "wx", flush: true }));
+      await pipeline(body, counter, createWriteStream(temp, { fd: handle, flush: true }));
       await rename(temp, path);
     } catch (err) {
       await rm(temp, { force: true });
