@@ -98,7 +98,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       const body = (req.body ?? {}) as Record<string, unknown>;
       if (typeof body.csv !== "string") throw new ValidationError("csv_required", "Send the pasted CSV text as the 'csv' field.");
       const { csv, ...rest } = body;
-      const upload = await storeUpload(deps.storage, req.workspaceId, Readable.from([Buffer.from(csv, "utf8")]), max);
+      const upload = await storeUpload(deps.storage, req.workspaceId, Buffer.from(csv, "utf8"), max);
       return { upload, fields: { ...query, ...rest } };
     }
     if (RAW_CSV_TYPES.includes(type)) {
@@ -121,10 +121,12 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       await deps.storage.delete(upload.key);
       throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
     }
-    const hash = fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
-    const idemKey = req.headers["idempotency-key"];
+    const header = req.headers["idempotency-key"];
+    const idemKey = typeof header === "string" ? header : undefined;
+    // The fingerprint only matters with a key.
+    const hash = idemKey === undefined ? "" : fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
     let usedUpload = false;
-    const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, hash, async () => {
+    const res = await withIdempotency(deps.db, req.workspaceId, idemKey, hash, async () => {
       usedUpload = true;
       // With start, the import is inserted already queued (one statement) and its job enqueued right after: the file
       // is stored (fsynced) before the row exists, and the row exists before the job.

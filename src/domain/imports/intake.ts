@@ -23,9 +23,14 @@ export interface StoredUpload {
   head?: Buffer;
 }
 
-/** Streams an upload into storage (never buffered whole), counting and hashing it; too large → 413, nothing kept. */
-export async function storeUpload(storage: Storage, workspaceId: string, body: Readable, maxBytes: number): Promise<StoredUpload> {
+/** Streams an upload into storage (never buffered whole, unless it came whole), counting and hashing it; too large → 413, nothing kept. */
+export async function storeUpload(storage: Storage, workspaceId: string, body: Readable | Buffer, maxBytes: number): Promise<StoredUpload> {
   const key = `uploads/${workspaceId}/${randomUUID()}.upload`;
+  if (Buffer.isBuffer(body)) {
+    // Already in memory (a pasted CSV): hashed and written as is, no streams.
+    const { sizeBytes } = await storage.write(key, body, { maxBytes, contentType: "text/csv" });
+    return { key, sizeBytes, sha256: createHash("sha256").update(body).digest("hex"), head: body.subarray(0, HEAD_BYTES) };
+  }
   const hash = createHash("sha256");
   const headChunks: Buffer[] = [];
   let headBytes = 0;
