@@ -67,7 +67,7 @@ export interface NewImportInput {
   callbackUrl?: string | null;
   /**
    * Insert the import already `queued` (its run is the caller's to enqueue next, see enqueueImportRun): one statement
-   * instead of insert + update. Needs identifier and mapping (400 mapping_required, nothing stored, otherwise).
+   * instead of insert + update. Needs identifier and mapping (422 mapping_required, nothing stored, otherwise).
    */
   start?: boolean;
 }
