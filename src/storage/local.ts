@@ -4,7 +4,7 @@ import { access, mkdir, open, rename, rm, stat, unlink } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { NotFoundError } from "../domain/errors.js";
+import { NotFoundError, PayloadTooLargeError } from "../domain/errors.js";
 import { assertValidKey, assertValidRange, byteLimit, type ByteRange, type Storage, type StorageBody } from "./storage.js";
 
 /** Files under one directory; on several hosts that directory must be a shared volume. */
@@ -18,19 +18,36 @@ export class LocalStorage implements Storage {
 
   async write(key: string, body: StorageBody, opts: { maxBytes?: number } = {}): Promise<{ sizeBytes: number }> {
     const path = this.pathFor(key);
-    await mkdir(dirname(path), { recursive: true });
     // Same directory so the rename is atomic; dot-prefixed so it cannot collide with a real key's name.
     const temp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
-    const counter = byteLimit(opts.maxBytes);
+    // The directory usually exists: open first, create the directory only when the open says it is missing.
+    const handle = await open(temp, "wx").catch(async (err: unknown) => {
+      if (!isMissing(err)) throw err;
+      await mkdir(dirname(path), { recursive: true });
+      return open(temp, "wx");
+    });
     try {
-      // flush: fsync before close, so a rename never publishes a file whose data is still in the page cache.
-      await pipeline(body, counter, createWriteStream(temp, { flags: "wx", flush: true }));
+      let sizeBytes: number;
+      if (Buffer.isBuffer(body)) {
+        if (opts.maxBytes !== undefined && body.length > opts.maxBytes) throw new PayloadTooLargeError(opts.maxBytes);
+        // sync before close, so a rename never publishes a file whose data is still in the page cache.
+        await handle.writeFile(body);
+        await handle.sync();
+        await handle.close();
+        sizeBytes = body.length;
+      } else {
+        const counter = byteLimit(opts.maxBytes);
+        // flush: fsync before close (as above). The stream closes the handle.
+        await pipeline(body, counter, createWriteStream(temp, { fd: handle, flush: true }));
+        sizeBytes = counter.bytes;
+      }
       await rename(temp, path);
+      return { sizeBytes };
     } catch (err) {
+      await handle.close().catch(() => {});
       await rm(temp, { force: true });
       throw err;
     }
-    return { sizeBytes: counter.bytes };
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {

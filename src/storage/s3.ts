@@ -32,7 +32,7 @@ export class S3Storage implements Storage {
   ): Promise<{ sizeBytes: number }> {
     assertValidKey(key);
     const counter = byteLimit(opts.maxBytes);
-    const pumping = pipeline(body, counter);
+    const pumping = pipeline(Buffer.isBuffer(body) ? Readable.from([body]) : body, counter);
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: key, Body: counter, ContentType: opts.contentType },

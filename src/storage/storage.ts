@@ -4,7 +4,8 @@ import { PayloadTooLargeError } from "../domain/errors.js";
 import { LocalStorage } from "./local.js";
 import { S3Storage } from "./s3.js";
 
-export type StorageBody = NodeJS.ReadableStream | Readable;
+/** A stream, or bytes already in memory (a pasted CSV): those are written without stream machinery. */
+export type StorageBody = NodeJS.ReadableStream | Readable | Buffer;
 export interface ByteRange {
   start: number;
   /** Inclusive; omitted means to the end of the object. */

@@ -70,6 +70,25 @@ describe("intake refuses files it cannot read, naming the problem", () => {
     expect(fields).toEqual(["identifier", "mapping.nope", "mapping.plan", "mapping.seg_value"]);
   });
 
+  it("start=true without identifier or mapping → 422 mapping_required, and no import or file is kept", async () => {
+    const count = async () => Number((await t.ctx.db.$client`select count(*)::int as n from imports where workspace_id = ${client.workspaceId}`)[0]?.n);
+    const before = await uploadFiles();
+    const importsBefore = await count();
+    const res = await pasteImport(client, "email,first_name\nstart@x.io,Start\n", { start: true });
+    expect(res.status).toBe(422);
+    expect(res.json.error.code).toBe("mapping_required");
+    expect(await count()).toBe(importsBefore);
+    expect(await uploadFiles()).toEqual(before);
+  });
+
+  it("start=true with a mapping answers 201 queued, and the row already says queued with its queuedAt", async () => {
+    const res = await pasteImport(client, "email,first_name\nqueued@x.io,Queued\n", { identifier: "email", start: true });
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ status: "queued", errors: [], identifier: "email", dryRun: false });
+    const [row] = await t.ctx.db.$client`select status, queued_at is not null as queued, dry_run from imports where id = ${res.json.id}`;
+    expect(row).toMatchObject({ queued: true, dry_run: false });
+  });
+
   it("a body that is neither CSV, multipart nor JSON → 415", async () => {
     const res = await client.request("POST", "/v1/imports", { payload: "<xml/>", headers: { "content-type": "application/xml" } });
     expect(res.status).toBe(415);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -180,6 +180,28 @@ describe.each([
     await expect(storage.size(key)).rejects.toBeInstanceOf(NotFoundError);
     if (harness.dir) expect(await strayTempFiles(harness.dir)).toEqual([]);
   }, 60_000);
+
+  it("a Buffer body (a pasted CSV) is written as is; over maxBytes it is refused and nothing is kept", async () => {
+    const key = freshKey();
+    const data = randomBytes(1000);
+    await expect(storage.write(key, data, { maxBytes: 1000, contentType: "text/csv" })).resolves.toEqual({ sizeBytes: 1000 });
+    expect(sha256(await readAll(await storage.read(key)))).toBe(sha256(data));
+
+    const over = freshKey();
+    const err = await storage.write(over, randomBytes(1001), { maxBytes: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PayloadTooLargeError);
+    await expect(storage.size(over)).rejects.toBeInstanceOf(NotFoundError);
+    if (harness.dir) expect(await strayTempFiles(harness.dir)).toEqual([]);
+  });
+
+  it("writes into a directory that does not exist yet, from a Buffer and from a stream", async () => {
+    const fromBuffer = `uploads/${randomUUID()}/${randomUUID()}.upload`;
+    const fromStream = `uploads/${randomUUID()}/${randomUUID()}.upload`;
+    await storage.write(fromBuffer, Buffer.from("email\na@x.io\n"));
+    await storage.write(fromStream, streamOf(Buffer.from("email\nb@x.io\n")));
+    expect((await readAll(await storage.read(fromBuffer))).toString()).toBe("email\na@x.io\n");
+    expect((await readAll(await storage.read(fromStream))).toString()).toBe("email\nb@x.io\n");
+  });
 
   it("overwrite replaces the object, even with a shorter one", async () => {
     const key = freshKey();

@@ -27,7 +27,10 @@ export const apiKeyAuth = fp(async (app: FastifyInstance, opts: { db: Db }) => {
     const found = await authenticateApiKey(opts.db, key);
     if (!found) return sendError(reply, 401, "unauthorized", "The API key is not valid or has been revoked.");
     req.workspaceId = found.workspaceId;
-    req.log = req.log.child({ workspaceId: found.workspaceId });
+    // Fastify gives each request its own child logger: pino's is bound in place rather than wrapped in another child.
+    const log = req.log as typeof req.log & { setBindings?: (bindings: Record<string, unknown>) => void };
+    if (typeof log.setBindings === "function") log.setBindings({ workspaceId: found.workspaceId });
+    else req.log = req.log.child({ workspaceId: found.workspaceId });
   });
 });
 

@@ -9,7 +9,7 @@ import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
-import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
+import { cancelImport, enqueueImportRun, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
 import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
@@ -98,7 +98,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       const body = (req.body ?? {}) as Record<string, unknown>;
       if (typeof body.csv !== "string") throw new ValidationError("csv_required", "Send the pasted CSV text as the 'csv' field.");
       const { csv, ...rest } = body;
-      const upload = await storeUpload(deps.storage, req.workspaceId, Readable.from([Buffer.from(csv, "utf8")]), max);
+      const upload = await storeUpload(deps.storage, req.workspaceId, Buffer.from(csv, "utf8"), max);
       return { upload, fields: { ...query, ...rest } };
     }
     if (RAW_CSV_TYPES.includes(type)) {
@@ -121,20 +121,26 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       await deps.storage.delete(upload.key);
       throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
     }
-    const hash = fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
-    const idemKey = req.headers["idempotency-key"];
+    const header = req.headers["idempotency-key"];
+    const idemKey = typeof header === "string" ? header : undefined;
+    // The fingerprint only matters with a key.
+    const hash = idemKey === undefined ? "" : fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
     let usedUpload = false;
-    const res = await withIdempotency(deps.db, req.workspaceId, typeof idemKey === "string" ? idemKey : undefined, hash, async () => {
+    const res = await withIdempotency(deps.db, req.workspaceId, idemKey, hash, async () => {
       usedUpload = true;
-      let row = await createImportFromUpload(deps.db, deps.storage, req.workspaceId, upload, {
+      // With start, the import is inserted already queued (one statement) and its job enqueued right after: the file
+      // is stored (fsynced) before the row exists, and the row exists before the job.
+      const row = await createImportFromUpload(deps.db, deps.storage, req.workspaceId, upload, {
         kind: fields.kind,
         filename: fields.filename ?? null,
         identifier: fields.identifier,
         mapping: fields.mapping,
         options: fields.options,
         callbackUrl: fields.callbackUrl ?? null,
+        start: fields.start,
       });
-      if (fields.start) row = await requestRun(deps.db, deps.producer, req.workspaceId, row.id, false);
+      if (fields.start) await enqueueImportRun(deps.db, deps.producer, row, { status: "draft", dryRun: false, checkpointRow: 0, failureReason: null, finishedAt: null });
+      // A new import has no errors: the view is built from the inserted row, nothing is read back.
       return { statusCode: 201, body: await importView(deps.db, row) };
     }).catch(async (err: unknown) => {
       if (!usedUpload) await deps.storage.delete(upload.key);

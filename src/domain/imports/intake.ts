@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
@@ -18,15 +19,30 @@ export interface StoredUpload {
   sizeBytes: number;
   /** SHA-256 of the bytes as uploaded: part of the Idempotency-Key fingerprint. */
   sha256: string;
+  /** The first min(sizeBytes, HEAD_BYTES) bytes, kept as they streamed past, so the sniffer need not read the file back. */
+  head?: Buffer;
 }
 
-/** Streams an upload into storage (never buffered whole), counting and hashing it; too large → 413, nothing kept. */
-export async function storeUpload(storage: Storage, workspaceId: string, body: Readable, maxBytes: number): Promise<StoredUpload> {
+/** Streams an upload into storage (never buffered whole, unless it came whole), counting and hashing it; too large → 413, nothing kept. */
+export async function storeUpload(storage: Storage, workspaceId: string, body: Readable | Buffer, maxBytes: number): Promise<StoredUpload> {
   const key = `uploads/${workspaceId}/${randomUUID()}.upload`;
+  if (Buffer.isBuffer(body)) {
+    // Already in memory (a pasted CSV): hashed and written as is, no streams.
+    const { sizeBytes } = await storage.write(key, body, { maxBytes, contentType: "text/csv" });
+    return { key, sizeBytes, sha256: createHash("sha256").update(body).digest("hex"), head: body.subarray(0, HEAD_BYTES) };
+  }
   const hash = createHash("sha256");
+  const headChunks: Buffer[] = [];
+  let headBytes = 0;
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
+      if (headBytes < HEAD_BYTES) {
+        const part = chunk.subarray(0, HEAD_BYTES - headBytes);
+        // A copy: the stream may reuse the chunk's memory after this callback.
+        headChunks.push(Buffer.from(part));
+        headBytes += part.length;
+      }
       cb(null, chunk);
     },
   });
@@ -36,7 +52,9 @@ export async function storeUpload(storage: Storage, workspaceId: string, body: R
     through.destroy(err as Error);
     throw err;
   })]);
-  return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex") };
+  const head = Buffer.concat(headChunks, headBytes);
+  // Only a head that matches what storage holds is kept (it always should; anything else reads the file back).
+  return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex"), ...(head.length === Math.min(written.sizeBytes, HEAD_BYTES) ? { head } : {}) };
 }
 
 export interface NewImportInput {
@@ -47,20 +65,46 @@ export interface NewImportInput {
   options?: unknown;
   /** Validated by the caller (callbackUrlSchema). */
   callbackUrl?: string | null;
+  /**
+   * Insert the import already `queued` (its run is the caller's to enqueue next, see enqueueImportRun): one statement
+   * instead of insert + update. Needs identifier and mapping (422 mapping_required, nothing stored, otherwise).
+   */
+  start?: boolean;
 }
 
 type ImportRow = typeof imports.$inferSelect;
 
+/** Every column an intake sets; the rest keep their defaults. */
+const INSERT_COLUMNS = [
+  "workspaceId", "kind", "status", "filename", "storageKey", "sizeBytes", "encoding", "delimiter", "dataOffset", "headerLines", "headers",
+  "sample", "suggestedMapping", "identifier", "mapping", "options", "callbackUrl", "queuedAt", "updatedAt",
+] as const;
+type ImportInsertPlaceholder = (typeof INSERT_COLUMNS)[number];
+
 /**
- * Turns a stored upload into a draft import: sniffs encoding, delimiter and header; transcodes anything that is
- * not plain UTF-8 so that workers read one format and byte offsets stay exact; suggests a mapping; and, when the
- * caller sent one, validates it. Any problem deletes the upload and throws a ValidationError.
+ * The insert runs once per upload: prepared once per pool (no query building per request; postgres.js caches the
+ * statement per connection, so it costs one round trip where an unprepared drizzle query costs two).
+ */
+const importInserts = new WeakMap<Db, ReturnType<typeof prepareImportInsert>>();
+function prepareImportInsert(db: Db) {
+  // A placeholder goes through its column's encoder, which cannot take null for jsonb (it would store JSON null) or
+  // timestamps (it throws): the two nullable ones are bare parameters, encoded by the caller.
+  const raw = new Set<ImportInsertPlaceholder>(["mapping", "queuedAt"]);
+  const values = Object.fromEntries(INSERT_COLUMNS.map((c) => [c, raw.has(c) ? sql`${sql.placeholder(c)}` : sql.placeholder(c)])) as unknown as typeof imports.$inferInsert;
+  return db.insert(imports).values(values).returning().prepare("import_insert");
+}
+
+/**
+ * Turns a stored upload into an import (a draft, or queued with `start`): sniffs encoding, delimiter and header;
+ * transcodes anything that is not plain UTF-8 so that workers read one format and byte offsets stay exact; suggests
+ * a mapping; and, when the caller sent one, validates it. Any problem deletes the upload and throws a ValidationError.
  */
 export async function createImportFromUpload(db: Db, storage: Storage, workspaceId: string, upload: StoredUpload, input: NewImportInput): Promise<ImportRow> {
   const keys = new Set([upload.key]);
   try {
     if (upload.sizeBytes === 0) throw new ValidationError("empty_file", "The file is empty: the first row must hold the column names.");
-    let sniff = await sniffStored(storage, upload.key, upload.sizeBytes);
+    let head = upload.head;
+    let sniff = await sniffStored(storage, upload.key, upload.sizeBytes, head);
     let key = upload.key;
     const original = sniff;
     if (sniff.encoding !== "utf-8" || sniff.bom) {
@@ -70,6 +114,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       await storage.write(key, source.pipe(decodeStream(sniff.encoding)).pipe(utf8Encoder()));
       await storage.delete(upload.key);
       keys.delete(upload.key);
+      head = undefined;
       sniff = await sniffStored(storage, key, await storage.size(key));
     }
     const suggested = suggestMapping(sniff.headers, input.kind);
@@ -83,27 +128,33 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
             options: input.options ?? {},
           })
         : null;
-    const [row] = await db
-      .insert(imports)
-      .values({
-        workspaceId,
-        kind: input.kind,
-        filename: input.filename,
-        storageKey: key,
-        sizeBytes: upload.sizeBytes,
-        encoding: original.encoding,
-        delimiter: sniff.delimiter,
-        dataOffset: sniff.headerBytes,
-        headerLines: await countHeaderLines(storage, key, sniff.headerBytes),
-        headers: sniff.headers,
-        sample: redactSample(input.kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
-        suggestedMapping: suggested,
-        identifier: validated?.identifier ?? null,
-        mapping: validated?.mapping ?? null,
-        options: validated?.options ?? {},
-        callbackUrl: input.callbackUrl ?? null,
-      })
-      .returning();
+    if (input.start && (!validated?.mapping || !validated.identifier)) {
+      throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");
+    }
+    const now = new Date();
+    let insert = importInserts.get(db);
+    if (!insert) importInserts.set(db, (insert = prepareImportInsert(db)));
+    const [row] = await insert.execute({
+      workspaceId,
+      kind: input.kind,
+      status: input.start ? "queued" : "draft",
+      filename: input.filename,
+      storageKey: key,
+      sizeBytes: upload.sizeBytes,
+      encoding: original.encoding,
+      delimiter: sniff.delimiter,
+      dataOffset: sniff.headerBytes,
+      headerLines: await countHeaderLines(storage, key, sniff.headerBytes, head),
+      headers: sniff.headers,
+      sample: redactSample(input.kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
+      suggestedMapping: suggested,
+      identifier: validated?.identifier ?? null,
+      mapping: validated?.mapping ? JSON.stringify(validated.mapping) : null,
+      options: validated?.options ?? {},
+      callbackUrl: input.callbackUrl ?? null,
+      queuedAt: input.start ? now.toISOString() : null,
+      updatedAt: now,
+    } satisfies Record<ImportInsertPlaceholder, unknown>);
     if (!row) throw new Error("import insert returned nothing");
     return row;
   } catch (err) {
@@ -119,8 +170,9 @@ async function readHead(storage: Storage, key: string, size: number, bytes: numb
   return Buffer.concat(chunks);
 }
 
-async function sniffStored(storage: Storage, key: string, size: number): Promise<SniffResult> {
-  const head = await readHead(storage, key, size, HEAD_BYTES);
+/** `known`: the file's first bytes captured while it was stored (StoredUpload.head); read back from storage without it. */
+async function sniffStored(storage: Storage, key: string, size: number, known?: Buffer): Promise<SniffResult> {
+  const head = known && known.length === Math.min(size, HEAD_BYTES) ? known : await readHead(storage, key, size, HEAD_BYTES);
   try {
     return sniffCsv(head, { isComplete: size <= HEAD_BYTES });
   } catch (err) {
@@ -130,9 +182,10 @@ async function sniffStored(storage: Storage, key: string, size: number): Promise
   }
 }
 
-async function countHeaderLines(storage: Storage, key: string, headerBytes: number): Promise<number> {
+async function countHeaderLines(storage: Storage, key: string, headerBytes: number, known?: Buffer): Promise<number> {
   if (headerBytes === 0) return 0;
-  const text = (await readHead(storage, key, headerBytes, headerBytes)).toString("utf8");
+  const bytes = known && known.length >= headerBytes ? known.subarray(0, headerBytes) : await readHead(storage, key, headerBytes, headerBytes);
+  const text = bytes.toString("utf8");
   const breaks = text.match(/\r\n|\n|\r/g)?.length ?? 0;
   return Math.max(1, breaks);
 }

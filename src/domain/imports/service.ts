@@ -23,6 +23,8 @@ export async function getImport(db: Db, workspaceId: string, id: string): Promis
 
 /** The import as the API shows it (API.md "Import object"). */
 export async function importView(db: Db, row: ImportRow) {
+  // error_count moves with the error rows in the same transactions (a run's batches, its fresh start): 0 means none.
+  if (row.errorCount === 0) return { ...summaryView(row), errors: [] };
   const errors = await db
     .select({ row: importErrors.row, column: importErrors.column, value: importErrors.value, code: importErrors.code, message: importErrors.message })
     .from(importErrors)
@@ -138,17 +140,31 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
     .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
     .returning();
   if (!queued) throw new ConflictError("import_state_changed", "The import changed state meanwhile; fetch it and try again.");
+  await enqueueImportRun(db, producer, queued, row);
+  return queued;
+}
+
+/**
+ * Puts the run of an import that says `queued` into the job queue. When the queue is down, the import goes back to
+ * what it was (`before`: its fields before it was queued) and the error (503) is thrown. A crash between the two
+ * leaves a queued import without a job: the reconciler re-enqueues it.
+ */
+export async function enqueueImportRun(
+  db: Db,
+  producer: Producer,
+  queued: ImportRow,
+  before: Pick<ImportRow, "status" | "dryRun" | "checkpointRow" | "failureReason" | "finishedAt">,
+): Promise<void> {
   try {
     // The job id derives from queued_at, so the reconciler can find the job (or see it is gone) after a Redis restart.
-    await producer.enqueue("import.run", { workspaceId, importId: id }, { jobId: importJobId(id, queued.queuedAt ?? new Date()) });
+    await producer.enqueue("import.run", { workspaceId: queued.workspaceId, importId: queued.id }, { jobId: importJobId(queued.id, queued.queuedAt ?? new Date()) });
   } catch (err) {
     await db
       .update(imports)
-      .set({ status: row.status, dryRun: row.dryRun, checkpointRow: row.checkpointRow, failureReason: row.failureReason, finishedAt: row.finishedAt })
-      .where(and(eq(imports.id, id), eq(imports.status, "queued"), eq(imports.fence, queued.fence)));
+      .set({ status: before.status, dryRun: before.dryRun, checkpointRow: before.checkpointRow, failureReason: before.failureReason, finishedAt: before.finishedAt })
+      .where(and(eq(imports.id, queued.id), eq(imports.workspaceId, queued.workspaceId), eq(imports.status, "queued"), eq(imports.fence, queued.fence)));
     throw err;
   }
-  return queued;
 }
 
 /** Cancels at once when nothing runs; a running import stops after its current batch (committed rows stay). */
