@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from "drizzle-orm";
 import { pino, type Logger, type DestinationStream } from "pino";
 import type { Env } from "../config/env.js";
 
@@ -23,11 +24,21 @@ export const REDACT_PATHS = [
 
 export type { Logger };
 
+/**
+ * Errors as logged: a failed query is logged as the driver's error (its code and message), never as drizzle's wrapper,
+ * whose message and `params` repeat the statement's parameters — people's emails and names from an import.
+ */
+function serializeError(err: unknown): unknown {
+  const shown = err instanceof DrizzleQueryError && err.cause instanceof Error ? err.cause : err;
+  return shown instanceof Error ? pino.stdSerializers.err(shown) : shown;
+}
+
 export function createLogger(env: Pick<Env, "LOG_LEVEL">, destination?: DestinationStream): Logger {
   return pino(
     {
       level: env.LOG_LEVEL,
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      serializers: { err: serializeError },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

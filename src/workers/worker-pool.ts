@@ -101,7 +101,7 @@ export async function startWorkers(
     worker.on("failed", (job, err) => {
       if (err instanceof DelayedError || err.name === "DelayedError") return;
       observe(job, "failed");
-      log.warn({ queue: queueName, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, "job failed");
+      log.warn({ queue: queueName, job: job?.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err }, "job failed");
       if (job && isFinalFailure(job, err)) void gaveUp(job, err.message);
     });
     const gaveUp = async (job: Job, reason: string) => {

@@ -67,7 +67,8 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
     // drizzle wraps driver errors (DrizzleQueryError) with the original as `cause`.
     const cause = (err as { cause?: { code?: unknown } }).cause;
     if (DB_UNAVAILABLE.has(String(err.code)) || DB_UNAVAILABLE.has(String(cause?.code))) {
-      req.log.warn({ err: { code: err.code, message: err.message } }, "database unavailable");
+      // The logger shows a query error as the driver's (code, message): drizzle's message repeats the parameters.
+      req.log.warn({ err }, "database unavailable");
       return sendError(reply, 503, "database_unavailable", "The database is unavailable; try again shortly.");
     }
     req.log.error({ err }, "unhandled error");

@@ -69,6 +69,6 @@ async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { work
   if (row.created + row.updated === 0) return;
   // The import itself succeeded: a queue hiccup here must not fail it; the nightly refresh catches up.
   await requestWorkspaceRecompute(deps.db, deps.producer, ids.workspaceId).catch((err: Error) =>
-    log.warn({ err: err.message }, "could not queue the segment recompute after an import"),
+    log.warn({ err }, "could not queue the segment recompute after an import"),
   );
 }
