@@ -14,12 +14,20 @@ export async function exportsAvailable(apiKey: string): Promise<boolean> {
   return res.status === 200;
 }
 
-/** COPY takes no bind parameters: the workspace id (a uuid the API returned, checked below) is inlined. */
+/**
+ * The same columns as the default users export (native fields, then labels ':'-joined in name order), written the
+ * fastest plain way: labels aggregated once per person and merge-joined in id order (a correlated subquery per person,
+ * as this baseline first had it, is ~3× slower and flattered the export). COPY takes no bind parameters: the
+ * workspace id (a uuid the API returned, checked below) is inlined.
+ */
 const copySql = (workspaceId: string) => `
   copy (
-    select p.id, p.email, p.external_id, p.username, p.first_name, p.last_name, p.name, p.company_id, p.created_at, p.updated_at,
-      (select string_agg(l.name, ':' order by l.name) from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id) as labels
-    from people p where p.workspace_id = '${workspaceId}' order by p.id
+    select p.email, p.external_id, p.username, p.first_name, p.last_name, p.name, p.company_id, lab.names
+    from people p
+      left join (select pl.person_id, string_agg(l.name, ':' order by l.name) as names
+                 from person_labels pl join labels l on l.id = pl.label_id
+                 where pl.workspace_id = '${workspaceId}' group by pl.person_id) lab on lab.person_id = p.id
+    where p.workspace_id = '${workspaceId}' order by p.id
   ) to stdout (format csv, header)`;
 
 export async function benchExport(apiKey: string, workspaceId: string): Promise<Row[]> {
@@ -33,7 +41,8 @@ export async function benchExport(apiKey: string, workspaceId: string): Promise<
   if (res.status !== 202 || !created.id) throw new Error(`export: ${res.status} ${JSON.stringify(created)}`);
   let exp: { status: string; rowCount: number; sizeBytes: number };
   for (;;) {
-    await new Promise((r) => setTimeout(r, 100));
+    // Polled finely, so the figure is the export as a client sees it, not the polling interval.
+    await new Promise((r) => setTimeout(r, 10));
     exp = (await (await fetch(`${API_URL}/v1/exports/${created.id}`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as typeof exp;
     if (exp.status === "done") break;
     if (exp.status === "failed" || exp.status === "expired") throw new Error(`export ${created.id} ${exp.status}`);
