@@ -42,6 +42,14 @@ export class LocalStorage implements Storage {
         sizeBytes = counter.bytes;
       }
       await rename(temp, path);
+      // The rename lives in the directory: sync it too, or a machine crash could lose the file after the caller
+      // (an import row committed in PostgreSQL) already counts on it.
+      const dir = await open(dirname(path), "r");
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
       return { sizeBytes };
     } catch (err) {
       await handle.close().catch(() => {});
