@@ -86,7 +86,9 @@ const POLL_MS = 10;
 const SAMPLES = 3;
 
 async function waitReady(apiKey: string, id: string, after: string | null): Promise<Record<string, unknown>> {
+  const until = performance.now() + 300_000;
   for (;;) {
+    if (performance.now() > until) throw new Error(`segment ${id} was not recomputed within 5 minutes of the request`);
     await new Promise((r) => setTimeout(r, POLL_MS));
     const { json } = await api(apiKey, "GET", `/v1/segments/${id}`);
     if (json.status === "failed") throw new Error(`segment ${id} failed: ${JSON.stringify(json)}`);

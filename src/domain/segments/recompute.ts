@@ -27,6 +27,8 @@ export interface RecomputeOutcome {
   memberCount: number;
   durationMs: number;
   runs: number;
+  /** When the last run started (Postgres clock): a request stamped after it is not reflected in this outcome. */
+  lastStartedAt: string;
 }
 
 /** Recomputes one dynamic segment (again while newer requests arrived during a run); null when it is gone or static. */
@@ -117,9 +119,20 @@ export async function recomputeSegment(db: Db, workspaceId: string, segmentId: s
     left += outcome.left;
     log.info({ workspaceId, segmentId, run, entered: outcome.entered, left: outcome.left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, phases }, "segment recomputed");
     if (!outcome.rerun || run >= MAX_RERUNS) {
-      return { segmentId, entered, left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, runs: run };
+      return { segmentId, entered, left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, runs: run, lastStartedAt: started.startedAt };
     }
   }
+}
+
+/**
+ * True when a recompute of the segment was requested after `since`. Checked by the job once its work is done: a
+ * request that arrives after a run's last look at the stamp, while the job still holds its id, is absorbed by this
+ * job (same job id) and would otherwise be lost.
+ */
+export async function requestedSince(db: Db, segmentId: string, since: string): Promise<boolean> {
+  const [row] = await db.execute<{ again: boolean }>(sql`
+    select coalesce(recompute_requested_at > ${since}::timestamptz, false) as again from segments where id = ${segmentId}::uuid`);
+  return Boolean(row?.again);
 }
 
 /**
