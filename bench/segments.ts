@@ -82,13 +82,28 @@ export async function segmentsAvailable(apiKey: string): Promise<boolean> {
   return (await api(apiKey, "GET", "/v1/segments")).status === 200;
 }
 
+/**
+ * How often the client asks for the segment while it computes. Fine, so the figure is the recompute as a client
+ * can see it and not the polling interval: a 50 ms poll added ~25 ms on average (and up to 50) to a 0.1 s job.
+ */
+const POLL_MS = 10;
+/** Each recompute and each count is measured this many times, alternately; the medians are reported. */
+const SAMPLES = 3;
+
 async function waitReady(apiKey: string, id: string, after: string | null): Promise<Record<string, unknown>> {
+  const until = performance.now() + 300_000;
   for (;;) {
-    await new Promise((r) => setTimeout(r, 50));
+    if (performance.now() > until) throw new Error(`segment ${id} was not recomputed within 5 minutes of the request`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
     const { json } = await api(apiKey, "GET", `/v1/segments/${id}`);
     if (json.status === "failed") throw new Error(`segment ${id} failed: ${JSON.stringify(json)}`);
     if (json.status === "ready" && json.lastComputedAt && json.lastComputedAt !== after) return json;
   }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function benchSegments(apiKey: string, workspaceId: string, people: number, events: number): Promise<Row[]> {
@@ -101,24 +116,43 @@ export async function benchSegments(apiKey: string, workspaceId: string, people:
       if (created.status !== 201) throw new Error(`create segment: ${created.status} ${JSON.stringify(created.json)}`);
       const id = created.json.id as string;
       if (i === 0) ids.first = id;
-      const first = await waitReady(apiKey, id, null);
-      // The measured run: a recompute over a segment whose members are already there (the nightly case).
-      const t0 = performance.now();
-      const req = await api(apiKey, "POST", `/v1/segments/${id}/recompute`);
-      if (req.status !== 202) throw new Error(`recompute: ${req.status} ${JSON.stringify(req.json)}`);
-      const done = await waitReady(apiKey, id, first.lastComputedAt as string);
-      const ms = performance.now() - t0;
-      const c0 = performance.now();
-      const [cnt] = await sql.unsafe(`select count(*)::int as n from people p where p.workspace_id = $1 and (${c.countSql})`, [workspaceId]);
-      const countMs = performance.now() - c0;
-      const same = Number(done.memberCount) === cnt!.n;
+      let last = await waitReady(apiKey, id, null);
+      // The measured runs: recomputes over a segment whose members are already there (the nightly case), each
+      // followed by the count, so both see the same warm cache (the very first count also opens the connection:
+      // medians, not single runs, on this shared machine).
+      const recomputeMs: number[] = [];
+      const txMs: number[] = [];
+      const countMs: number[] = [];
+      let n = 0;
+      for (let s = 0; s < SAMPLES; s++) {
+        const t0 = performance.now();
+        const req = await api(apiKey, "POST", `/v1/segments/${id}/recompute`);
+        if (req.status !== 202) throw new Error(`recompute: ${req.status} ${JSON.stringify(req.json)}`);
+        last = await waitReady(apiKey, id, last.lastComputedAt as string);
+        recomputeMs.push(performance.now() - t0);
+        txMs.push(Number(last.lastDurationMs));
+        const c0 = performance.now();
+        const [cnt] = await sql.unsafe(`select count(*)::int as n from people p where p.workspace_id = $1 and (${c.countSql})`, [workspaceId]);
+        countMs.push(performance.now() - c0);
+        n = cnt!.n as number;
+      }
+      const ms = median(recomputeMs);
+      const base = median(countMs);
+      const same = Number(last.memberCount) === n;
       rows.push({
-        what: `${c.name} (${Number(done.memberCount).toLocaleString("en-US")} members${same ? "" : `; count query says ${cnt!.n}: MISMATCH`})`,
+        what: `${c.name} (${Number(last.memberCount).toLocaleString("en-US")} members${same ? "" : `; count query says ${n}: MISMATCH`})`,
         figure: `${(ms / 1000).toFixed(2)} s`,
-        baseline: `count(*) ${(countMs / 1000).toFixed(2)} s`,
-        ratio: ms / countMs,
+        baseline: `count(*) ${(base / 1000).toFixed(2)} s`,
+        ratio: ms / base,
         target: "≤ 2× count",
-        met: ms / countMs <= 2 && same,
+        met: ms / base <= 2 && same,
+      });
+      rows.push({
+        what: `${c.name}: of which the recompute's transaction (the segment's lastDurationMs)`,
+        figure: `${(median(txMs) / 1000).toFixed(2)} s`,
+        baseline: `count(*) ${(base / 1000).toFixed(2)} s`,
+        ratio: median(txMs) / base,
+        target: "",
       });
     }
   } finally {

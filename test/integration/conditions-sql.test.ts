@@ -170,6 +170,10 @@ describe("attributes, compared by the type of the condition's value", () => {
     ["exists", field("attributes.vip", "exists"), ["ann", "bob", "eve"]],
     ["not_exists", field("attributes.vip", "not_exists"), ["cat", "dan"]],
     ["an array attribute equals no scalar", field("attributes.tags", "eq", "a"), []],
+    ["an array attribute does not equal its own JSON text", field("attributes.tags", "eq", '["a"]'), []],
+    ["an array attribute is in no list, even one holding its JSON text", field("attributes.tags", "in", ['["a"]', "a"]), []],
+    ["so not_in an array's JSON text includes the person with the array", field("attributes.tags", "not_in", ['["a"]']), ["ann", "bob", "cat", "dan", "eve"]],
+    ["an array attribute contains no text", field("attributes.tags", "contains", "a"), []],
     ["odd keys are just keys", field("attributes.x'); drop table people; --", "exists"), []],
   ])("%s", async (_name, cond, expected) => {
     expect(await match(cond)).toEqual(expected);

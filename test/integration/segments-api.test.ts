@@ -189,6 +189,23 @@ describe("static segments", () => {
     const st = await create({ name: "Static with conditions", type: "static", conditions: { all: [] } });
     expect(st.json.error.code).toBe("conditions_not_allowed");
   });
+
+  it("recomputes only dynamic segments: a static one is refused and left as it was, an unknown id is not found", async () => {
+    const st = (await create({ name: "Static no recompute", type: "static" })).json;
+    const res = await client.request("POST", `/v1/segments/${st.id}/recompute`);
+    expect(res.status).toBe(422);
+    expect(res.json.error.code).toBe("segment_not_dynamic");
+    const [row] = await t.ctx.db.$client`select recompute_requested_at from segments where id = ${st.id}`;
+    expect(row!.recompute_requested_at).toBeNull();
+    expect((await client.request("POST", "/v1/segments/not-a-uuid/recompute")).status).toBe(404);
+    expect((await client.request("POST", "/v1/segments/00000000-0000-4000-8000-000000000000/recompute")).status).toBe(404);
+    const dyn = (await create({ name: "Dyn recompute view", type: "dynamic", conditions: { all: [] } })).json;
+    await waitForComputed(client, dyn.id);
+    const ok = await client.request("POST", `/v1/segments/${dyn.id}/recompute`);
+    expect(ok.status).toBe(202);
+    expect(ok.headers.location).toBe(`/v1/segments/${dyn.id}`);
+    expect(ok.json).toMatchObject({ id: dyn.id, name: "Dyn recompute view", type: "dynamic" });
+  });
 });
 
 describe("segment composition", () => {

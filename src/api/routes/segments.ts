@@ -6,7 +6,8 @@ import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { addStaticMembers, listMembers, MAX_MEMBER_REFS, removeStaticMembers } from "../../domain/segments/members.js";
 import { previewSegment } from "../../domain/segments/preview.js";
 import { createSegment, deleteSegment, getSegment, listSegments, segmentView, updateSegment } from "../../domain/segments/service.js";
-import { requestDependentsRecompute, requestSegmentRecompute } from "../../domain/segments/triggers.js";
+import { requestDependentsRecompute, requestDynamicSegmentRecompute } from "../../domain/segments/triggers.js";
+import { isUuid } from "../../lib/uuid.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import type { AppDeps } from "../app.js";
 import { personRefSchema } from "../schemas/people.js";
@@ -70,10 +71,13 @@ export async function segmentRoutes(base: FastifyInstance, deps: Pick<AppDeps, "
   });
 
   app.post("/segments/:id/recompute", { schema: { params: idParams }, config: { docs: segmentDocs.recompute } }, async (req, reply) => {
-    const seg = await getSegment(deps.db, req.workspaceId, req.params.id);
-    if (seg.type !== "dynamic") throw new ValidationError("segment_not_dynamic", "A static segment has no conditions to recompute.");
-    await requestSegmentRecompute(deps.db, deps.producer, req.workspaceId, seg.id);
-    return reply.status(202).header("location", `/v1/segments/${seg.id}`).send(segmentView(await getSegment(deps.db, req.workspaceId, seg.id)));
+    // The usual case in one round trip (stamp and read back); the lookup only tells a missing from a static segment.
+    const row = isUuid(req.params.id) ? await requestDynamicSegmentRecompute(deps.db, deps.producer, req.workspaceId, req.params.id) : null;
+    if (!row) {
+      await getSegment(deps.db, req.workspaceId, req.params.id);
+      throw new ValidationError("segment_not_dynamic", "A static segment has no conditions to recompute.");
+    }
+    return reply.status(202).header("location", `/v1/segments/${row.id}`).send(segmentView(row));
   });
 
   app.get("/segments/:id/members", { schema: { params: idParams, querystring: pageQuery }, config: { docs: segmentDocs.members } }, async (req) =>

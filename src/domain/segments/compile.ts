@@ -74,20 +74,33 @@ function cutoff(rel: Relative, now: Date): SQL {
 
 // ---- attribute value views (each NULL when the stored value is not of that type) -----------------------------
 
-function attr(key: string): SQL {
-  return sql`(p.attributes -> ${txt(key)})`;
+/** An attribute as stored: `a.json` is the JSONB value (NULL when absent), `a.text` its text (`->>`, NULL for JSON null). */
+interface Attr {
+  json: SQL;
+  text: SQL;
 }
-function attrText(a: SQL): SQL {
-  return sql`(case when jsonb_typeof(${a}) in ('string', 'number', 'boolean') then ${a} #>> '{}' end)`;
+function attr(key: string): Attr {
+  return { json: sql`(p.attributes -> ${txt(key)})`, text: sql`(p.attributes ->> ${txt(key)})` };
 }
-function attrNumber(a: SQL): SQL {
-  return sql`(case jsonb_typeof(${a}) when 'number' then (${a})::numeric
-    when 'string' then case when (${a} #>> '{}') ~ ${NUMERIC_TEXT_RE} then (${a} #>> '{}')::numeric end end)`;
+/** The text of a string, number or boolean; NULL for objects and arrays (whose `->>` is their JSON text). */
+function attrText(a: Attr): SQL {
+  return sql`(case when jsonb_typeof(${a.json}) in ('string', 'number', 'boolean') then ${a.text} end)`;
+}
+/**
+ * A view equal to attrText wherever it is compared with one of `values` for equality, but cheaper: the JSON text
+ * of an object or array always starts with '{' or '[', so unless a value does, `->>` alone cannot match one.
+ */
+function attrTextFor(a: Attr, values: string[]): SQL {
+  return values.some((v) => v.startsWith("{") || v.startsWith("[")) ? attrText(a) : a.text;
+}
+function attrNumber(a: Attr): SQL {
+  return sql`(case jsonb_typeof(${a.json}) when 'number' then (${a.json})::numeric
+    when 'string' then case when ${a.text} ~ ${NUMERIC_TEXT_RE} then (${a.text})::numeric end end)`;
 }
 /** Nested CASEs, because only CASE guarantees the cast runs after its guard (AND may be reordered). */
-function attrDate(a: SQL): SQL {
-  const t = sql`(${a} #>> '{}')`;
-  return sql`(case when jsonb_typeof(${a}) = 'string' then case when ${t} ~ ${DATE_TEXT_RE} then
+function attrDate(a: Attr): SQL {
+  const t = a.text;
+  return sql`(case when jsonb_typeof(${a.json}) = 'string' then case when ${t} ~ ${DATE_TEXT_RE} then
     case when substr(${t}, 9, 2)::int <= extract(day from make_date(substr(${t}, 1, 4)::int, substr(${t}, 6, 2)::int, 1) + interval '1 month' - interval '1 day')
     then ${t}::timestamptz end end end)`;
 }
@@ -101,10 +114,10 @@ function comparableView(field: string, kind: Comparable["kind"]): SQL {
 }
 const comparableValue = (c: Comparable): SQL => (c.kind === "number" ? num(c.value) : tstz(c.value));
 
-function scalarEquals(view: { text: SQL; number: SQL }, v: Scalar): SQL {
-  if (typeof v === "number") return sql`${view.number} = ${num(v)}`;
-  if (typeof v === "boolean") return sql`lower(${view.text}) = ${txt(String(v))}`;
-  return sql`${view.text} = ${txt(v)}`;
+function scalarEquals(a: Attr, v: Scalar): SQL {
+  if (typeof v === "number") return sql`${attrNumber(a)} = ${num(v)}`;
+  if (typeof v === "boolean") return sql`lower(${attrTextFor(a, [String(v)])}) = ${txt(String(v))}`;
+  return sql`${attrTextFor(a, [v])} = ${txt(v)}`;
 }
 
 function textPattern(col: SQL, op: "contains" | "starts_with" | "ends_with", v: string): SQL {
@@ -125,13 +138,13 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
   switch (c.op) {
     case "exists":
     case "not_exists": {
-      const present = a ? sql`coalesce(jsonb_typeof(${a}), 'null') <> 'null'` : sql`${raw(TEXT_COLUMNS[field as NativeTextField] ?? DATE_COLUMNS[field]!)} is not null`;
+      const present = a ? sql`coalesce(jsonb_typeof(${a.json}), 'null') <> 'null'` : sql`${raw(TEXT_COLUMNS[field as NativeTextField] ?? DATE_COLUMNS[field]!)} is not null`;
       return c.op === "exists" ? definitely(present) : not(present);
     }
     case "eq":
     case "neq": {
       let pred: SQL;
-      if (a) pred = scalarEquals({ text: attrText(a), number: attrNumber(a) }, c.value);
+      if (a) pred = scalarEquals(a, c.value);
       else if (field in DATE_COLUMNS) pred = sql`${raw(DATE_COLUMNS[field]!)} = ${tstz(String(c.value))}`;
       else pred = eqText(String(c.value));
       return c.op === "eq" ? definitely(pred) : not(pred);
@@ -145,9 +158,9 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
         const numbers = c.value.filter((v): v is number => typeof v === "number");
         const booleans = c.value.filter((v): v is boolean => typeof v === "boolean");
         const parts: SQL[] = [];
-        if (strings.length) parts.push(sql`${attrText(a)} in (${sql.join(strings.map(txt), sql`, `)})`);
+        if (strings.length) parts.push(sql`${attrTextFor(a, strings)} in (${sql.join(strings.map(txt), sql`, `)})`);
         if (numbers.length) parts.push(sql`${attrNumber(a)} in (${sql.join(numbers.map(num), sql`, `)})`);
-        if (booleans.length) parts.push(sql`lower(${attrText(a)}) in (${sql.join(booleans.map((b) => txt(String(b))), sql`, `)})`);
+        if (booleans.length) parts.push(sql`lower(${attrTextFor(a, booleans.map(String))}) in (${sql.join(booleans.map((b) => txt(String(b))), sql`, `)})`);
         pred = sql`(${sql.join(parts, sql` or `)})`;
       } else {
         const values = sql.join(

@@ -21,6 +21,22 @@ export async function requestSegmentRecompute(db: Db, producer: Enqueuer, worksp
   await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentJobId(segmentId), removeWhenFinished: true });
 }
 
+/**
+ * The API's recompute request in one round trip on the way in: stamps the request on the segment when it is a dynamic
+ * segment of the workspace and returns it as stamped (then enqueues, as requestSegmentRecompute); null when there is
+ * no such dynamic segment, with nothing stamped or enqueued.
+ */
+export async function requestDynamicSegmentRecompute(db: Db, producer: Enqueuer, workspaceId: string, segmentId: string) {
+  const [row] = await db
+    .update(segments)
+    .set({ recomputeRequestedAt: sql`clock_timestamp()` })
+    .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")))
+    .returning();
+  if (!row) return null;
+  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentJobId(segmentId), removeWhenFinished: true });
+  return row;
+}
+
 /** Asks for a recompute of every dynamic segment of the workspace (deduplicated per workspace). */
 export async function requestWorkspaceRecompute(db: Db, producer: Enqueuer, workspaceId: string): Promise<void> {
   await db
