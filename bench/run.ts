@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { writeContacts } from "./data.js";
-import { copyBaselineMs } from "./copy-baseline.js";
+import { copyBaseline } from "./copy-baseline.js";
 import { createWorkspace, importFile, type ImportTiming } from "./client.js";
 import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
@@ -133,9 +133,9 @@ async function main(): Promise<void> {
   const header = await machine();
 
   log("COPY baseline");
-  const copyMark = await cpuMark(null);
-  const copyMs = await copyBaselineMs(fresh);
-  const copyCpu = await cpuSince(copyMark, null);
+  const copy = await copyBaseline(fresh);
+  const copyMs = copy.ms;
+  const copyCpu: CpuMark = { process: 0, postgres: copy.cpuSeconds };
   log(`COPY ${secs(copyMs)} (PostgreSQL CPU ${secs(copyCpu.postgres * 1000)})`);
 
   const api = startProcess("src/api/server.ts", benchEnv(), (process.env.BENCH_API_NODE_ARGS ?? "").split(" ").filter(Boolean));

@@ -152,7 +152,7 @@ export async function cleanStorage(): Promise<void> {
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
-async function cpuSecondsOf(pid: number | string): Promise<number> {
+export async function cpuSecondsOf(pid: number | string): Promise<number> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
