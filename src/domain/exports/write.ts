@@ -26,9 +26,24 @@ export function headerLine(headers: string[]): string {
  */
 async function* prefixed(prefix: Buffer, copy: Readable): AsyncGenerator<Buffer> {
   yield prefix;
-  yield* copy as AsyncIterable<Buffer>;
+  // COPY sends one message per row: joined into ~64 KB chunks, every stage downstream (gzip, the byte counter, the
+  // file or S3 upload) handles a few thousand chunks instead of a million.
+  let parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of copy as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= CHUNK_BYTES) {
+      yield Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
   (copy as unknown as { _read(size: number): void })._read(0);
 }
+
+const CHUNK_BYTES = 64 * 1024;
 
 export class ExportTimeoutError extends Error {
   constructor(ms: number) {
