@@ -49,7 +49,7 @@ export async function ensureContactStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
 }
 
-/** Connections whose staging table has statistics: every batch of an import has the same shape, so once is enough. */
+/** Runs (reserved connections) that analysed their staging table: every batch of an import looks alike, so once is enough. */
 const analysed = new WeakSet<ReservedSql>();
 
 /**
@@ -70,7 +70,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 
   await copyRows(conn, CONTACT_STAGE_TABLE, ["row", "key", ...CONTACT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
   // A temp table has no statistics until analysed: without them the joins below plan as nested loops. The statistics
-  // outlive `on commit delete rows`, and every batch looks alike, so the first batch of a connection analyses.
+  // outlive `on commit delete rows`, and every batch looks alike, so only the first batch of a run analyses.
   if (!analysed.has(conn)) {
     await q(`analyze ${CONTACT_STAGE_TABLE}`);
     analysed.add(conn);
