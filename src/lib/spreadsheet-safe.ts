@@ -21,8 +21,9 @@ export function restoreCell(v: string): string {
 
 /**
  * The same rule as SQL over a text expression, for exports Postgres formats itself (COPY … TO STDOUT).
- * `expr` appears three times: pass a plain column reference, not a subquery.
+ * `expr` appears four times: pass a plain column reference, not a subquery. The first test (the first character is an
+ * apostrophe or a formula character, one integer comparison) spares almost every cell the two regular expressions.
  */
 export function neutraliseSql(expr: string): string {
-  return `(case when ${expr} ~ '^''*[=+\\-@\\t\\r\\n]' and ${expr} !~ '^[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?$' then '''' || ${expr} else ${expr} end)`;
+  return `(case when ascii(${expr}) in (39, 61, 43, 45, 64, 9, 13, 10) and ${expr} ~ '^''*[=+\\-@\\t\\r\\n]' and ${expr} !~ '^[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?$' then '''' || ${expr} else ${expr} end)`;
 }
