@@ -82,6 +82,10 @@ describe("Redis restarted empty mid-import", () => {
     await restartRedisEmpty();
     const atCrash = await importState(t.ctx, id);
     expect(atCrash.status).toBe("processing");
+    // The start pass leaves alone an import updated within the last 5 s (ENQUEUE_GRACE_MS: its job may be on its way).
+    // The imports got fast enough that a crash right after a batch and a quick restart fall inside that window, where
+    // only a periodic pass would find the import: start the new worker after it.
+    await new Promise((r) => setTimeout(r, 5_500));
 
     const second = worker({ RECONCILE_INTERVAL_MS: "0" });
     const done = await waitForImport(client, id, 90_000);
@@ -96,9 +100,11 @@ describe("Redis restarted empty mid-import", () => {
 describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes", () => {
   it("a second worker takes the job over; the fence stops the first; the result equals a single run", async () => {
     const client = await newClient("Paused");
-    const rows = 40_000;
+    // Enough batches that the first worker is still writing when Redis wakes (the import got faster: 40,000 rows in
+    // batches of 500 could finish inside the 7 s pause, and then no takeover happens).
+    const rows = 60_000;
     const id = await startImport(client, contactsCsv(rows, "p"));
-    const env = { IMPORT_BATCH_SIZE: "500", RECONCILE_INTERVAL_MS: "0" };
+    const env = { IMPORT_BATCH_SIZE: "400", RECONCILE_INTERVAL_MS: "0" };
     const first = worker(env);
     await first.waitFor(/workers started/, 30_000);
     await waitForProcessed(t.ctx, id, 2_000);
@@ -110,6 +116,7 @@ describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes"
     await new Promise((r) => setTimeout(r, 7_000));
     // The first worker kept committing batches to Postgres while Redis was frozen.
     expect((await importState(t.ctx, id)).processed).toBeGreaterThan(pausedAt);
+    expect((await importState(t.ctx, id)).processed, "the import must still be running when Redis wakes").toBeLessThan(rows);
     redis.process().kill("SIGCONT");
 
     const done = await waitForImport(client, id, 90_000);
