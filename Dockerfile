@@ -9,7 +9,7 @@
 # See docker-compose.yml for a complete local stack.
 
 # ---- build: compile TypeScript to dist/ -------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
 # Dependencies first so this layer is cached until the lockfile changes.
@@ -21,7 +21,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies + compiled output -----------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
