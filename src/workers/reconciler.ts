@@ -9,7 +9,7 @@ import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queue/producer.js";
 
 /** A run requested this recently may still be between its Postgres update and its enqueue (which times out at 2 s). */
-const ENQUEUE_GRACE_MS = 5_000;
+export const ENQUEUE_GRACE_MS = 5_000;
 /** Job states in which BullMQ will still run (or is running) the job. */
 const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
 

@@ -36,6 +36,44 @@ export async function waitForProcessed(ctx: TestContext, id: string, rows: numbe
   }
 }
 
+/**
+ * Waits, polling under a row lock on the import, until it has committed at least `rows` rows, and returns still
+ * holding that lock: the import's next checkpoint waits for it, so the worker is caught mid-import however fast it
+ * runs. Kill or signal the worker, then release().
+ */
+export async function holdAtProcessed(ctx: TestContext, id: string, rows: number, timeoutMs = 60_000): Promise<{ release(): Promise<void> }> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const conn = await ctx.db.$client.reserve();
+    await conn`begin`;
+    const [row] = await conn`select status, processed from imports where id = ${id} for update`;
+    if (row?.status === "processing" && Number(row.processed) >= rows) {
+      return {
+        async release() {
+          await conn`rollback`;
+          conn.release();
+        },
+      };
+    }
+    await conn`rollback`;
+    conn.release();
+    if (row?.status !== "queued" && row?.status !== "processing") throw new Error(`import ${id} is ${row?.status} before ${rows} rows could be held`);
+    if (Date.now() > until) throw new Error(`import ${id} processed only ${row?.processed} rows after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until PostgreSQL's clock says the import was last updated more than `ms` ago. */
+export async function waitUntilIdleFor(ctx: TestContext, id: string, ms: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await ctx.db.$client`select now() - updated_at > make_interval(secs => ${ms / 1000}) as idle from imports where id = ${id}`;
+    if (row?.idle) return;
+    if (Date.now() > until) throw new Error(`import ${id} was still updated within ${ms} ms after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** `rows` contacts, each with a label list and an attribute, so a replayed batch would show as duplicates or double counts. */
 export function contactsCsv(rows: number, tag = "k"): string {
   return ["email,external_id,first_name,labels,plan", ...Array.from({ length: rows }, (_, i) => `${tag}${i}@x.io,${tag}ext${i},N${i},${i % 2 ? "A:B" : ""},p${i % 5}`)].join("\n");

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createClient, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { contactsCsv, expectExactlyOnce, importState, spawnWorker, waitForProcessed } from "../helpers/faults.js";
+import { contactsCsv, expectExactlyOnce, holdAtProcessed, importState, spawnWorker } from "../helpers/faults.js";
 import type { Spawned } from "../helpers/processes.js";
 
 const t = useTestContext();
@@ -41,9 +41,10 @@ async function killMidImport(id: string, env: Record<string, string>): Promise<v
   const before = (await importState(t.ctx, id)).processed;
   const w = worker(env);
   await w.waitFor(/workers started/, 30_000);
-  await waitForProcessed(t.ctx, id, before + 3_000, 60_000);
+  const hold = await holdAtProcessed(t.ctx, id, before + 3_000);
   w.child.kill("SIGKILL");
   expect((await w.exited(10_000)).signal).toBe("SIGKILL");
+  await hold.release();
   const s = await importState(t.ctx, id);
   expect(s.status).toBe("processing");
   expect(s.processed).toBeLessThan(ROWS);
@@ -101,9 +102,11 @@ describe("a worker sent SIGTERM during a batch", () => {
     const id = await startImport(client, "t");
     const first = worker({ SHUTDOWN_TIMEOUT_MS: "5000" });
     await first.waitFor(/workers started/, 30_000);
-    await waitForProcessed(t.ctx, id, 3_000);
+    const hold = await holdAtProcessed(t.ctx, id, 3_000);
     const sentAt = Date.now();
     first.child.kill("SIGTERM");
+    // The batch in flight may commit now; the worker must stop after it.
+    await hold.release();
     const exit = await first.exited(10_000);
     expect(Date.now() - sentAt).toBeLessThan(5_000);
     expect(exit).toEqual({ code: 0, signal: null });

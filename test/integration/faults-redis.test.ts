@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { contactsCsv, expectExactlyOnce, importState, privateRedis, spawnWorker, waitForProcessed, type PrivateRedis } from "../helpers/faults.js";
+import { ENQUEUE_GRACE_MS } from "../../src/workers/reconciler.js";
+import { contactsCsv, expectExactlyOnce, holdAtProcessed, importState, privateRedis, spawnWorker, waitForProcessed, waitUntilIdleFor, type PrivateRedis } from "../helpers/faults.js";
 import { closedPort, type Spawned } from "../helpers/processes.js";
 
 // Every test here stops, restarts or pauses Redis: a redis-server of this file's own, never the shared one.
@@ -76,16 +77,17 @@ describe("Redis restarted empty mid-import", () => {
     const id = await startImport(client, contactsCsv(20_000, "c"));
     const first = worker({ RECONCILE_INTERVAL_MS: "0" });
     await first.waitFor(/workers started/, 30_000);
-    await waitForProcessed(t.ctx, id, 3_000);
+    const hold = await holdAtProcessed(t.ctx, id, 3_000);
     first.child.kill("SIGKILL");
     await first.exited(10_000);
+    await hold.release();
     await restartRedisEmpty();
     const atCrash = await importState(t.ctx, id);
     expect(atCrash.status).toBe("processing");
-    // The start pass leaves alone an import updated within the last 5 s (ENQUEUE_GRACE_MS: its job may be on its way).
-    // The imports got fast enough that a crash right after a batch and a quick restart fall inside that window, where
-    // only a periodic pass would find the import: start the new worker after it.
-    await new Promise((r) => setTimeout(r, 5_500));
+    // The start pass leaves alone an import updated within ENQUEUE_GRACE_MS (its job may be on its way); a crash right
+    // after a batch and a quick restart fall inside that window, where only a periodic pass would find the import.
+    // This test is about the start pass: start the new worker once the window has passed.
+    await waitUntilIdleFor(t.ctx, id, ENQUEUE_GRACE_MS);
 
     const second = worker({ RECONCILE_INTERVAL_MS: "0" });
     const done = await waitForImport(client, id, 90_000);
@@ -112,12 +114,24 @@ describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes"
     await second.waitFor(/workers started/, 30_000);
 
     redis.process().kill("SIGSTOP");
-    const pausedAt = (await importState(t.ctx, id)).processed;
-    await new Promise((r) => setTimeout(r, 7_000));
-    // The first worker kept committing batches to Postgres while Redis was frozen.
-    expect((await importState(t.ctx, id)).processed).toBeGreaterThan(pausedAt);
-    expect((await importState(t.ctx, id)).processed, "the import must still be running when Redis wakes").toBeLessThan(rows);
+    const pausedAt = Date.now();
+    const processedAtPause = (await importState(t.ctx, id)).processed;
+    // The first worker keeps committing batches to Postgres while Redis is frozen.
+    await waitForProcessed(t.ctx, id, processedAtPause + 1, 30_000);
+    // Caught mid-import whatever its speed: its next checkpoint waits on this row lock.
+    const hold = await holdAtProcessed(t.ctx, id, processedAtPause + 1);
+    // The freeze must outlast the job lock (WORKER_LOCK_MS, 3 s in spawnWorker) so the job counts as stalled.
+    const lockMs = 3_000;
+    await new Promise((r) => setTimeout(r, Math.max(0, pausedAt + 2 * lockMs - Date.now())));
     redis.process().kill("SIGCONT");
+    // The second worker takes the job over; its claim of the import waits on the same row lock as the first worker.
+    for (const until = Date.now() + 30_000; ; ) {
+      const [w] = await t.ctx.db.$client`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+      if ((w?.n ?? 0) >= 2) break;
+      if (Date.now() > until) throw new Error("the second worker never tried to claim the import");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await hold.release();
 
     const done = await waitForImport(client, id, 90_000);
     expect(done.status).toBe("done");
@@ -148,7 +162,14 @@ describe("the API with Redis paused (SIGSTOP)", () => {
     // A job that reached Redis anyway finds a draft import and does nothing: the import only says queued with a job.
     const w = worker({ RECONCILE_INTERVAL_MS: "0" });
     await w.waitFor(/workers started/, 30_000);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Whether or not the job reached Redis, the worker drains the queue; only then is "nothing happened" a fact.
+    const queue = t.ctx.producer.queue("imports");
+    for (const until = Date.now() + 30_000; ; ) {
+      const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
+      if (Object.values(counts).every((n) => n === 0)) break;
+      if (Date.now() > until) throw new Error(`the imports queue did not drain: ${JSON.stringify(counts)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect(await importState(t.ctx, draft.json.id)).toMatchObject({ status: "draft", processed: 0 });
   }, 60_000);
 });
