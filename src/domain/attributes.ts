@@ -38,10 +38,14 @@ const valueSchema = z.unknown().superRefine((v, ctx) => {
 
 /** Values keyed by name (identify's attributes, an event's properties): each under the cap, "__proto__" refused by name. */
 export function keyedValuesSchema(what: "an attribute" | "a property", keySchema: z.ZodType<string> = z.string()) {
-  return z.preprocess((input, ctx) => {
-    if (typeof input === "object" && input !== null && Object.hasOwn(input, RESERVED_KEY)) {
-      ctx.addIssue({ code: "custom", path: [RESERVED_KEY], message: reservedKeyReason(what) });
-    }
-    return input;
-  }, z.record(keySchema, valueSchema));
+  return z
+    .preprocess((input, ctx) => {
+      if (typeof input === "object" && input !== null && Object.hasOwn(input, RESERVED_KEY)) {
+        ctx.addIssue({ code: "custom", path: [RESERVED_KEY], message: reservedKeyReason(what) });
+      }
+      return input;
+    }, z.record(keySchema, valueSchema))
+    .describe(
+      `Any JSON values by key; each at most ${MAX_VALUE_LENGTH} characters (a string's length, the JSON text of other values). The key "${RESERVED_KEY}" is refused (422).`,
+    );
 }
