@@ -4,6 +4,7 @@ import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod
 import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
+import { parseJson } from "../lib/json.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { QUEUE_NAMES } from "../queue/jobs.js";
@@ -47,6 +48,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.env.PASTE_MAX_BYTES,
     trustProxy: true,
     return503OnClosing: true,
+  });
+  // Plain JSON.parse instead of Fastify's secure-json-parse, whose refusal of a "__proto__" key surfaced as a
+  // misleading invalid_json: such a key is data, and the schemas say precisely where it is refused (lib/json.ts).
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseJson(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

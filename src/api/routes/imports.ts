@@ -8,7 +8,7 @@ import { PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "..
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
-import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
+import { importKindSchema, mappingRequestSchema, mappingSchema } from "../../domain/imports/mapping.js";
 import { cancelImport, enqueueImportRun, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
@@ -25,7 +25,7 @@ const fieldsSchema = z.object({
   kind: importKindSchema.default("contacts"),
   filename: z.string().max(255).optional(),
   identifier: z.string().optional(),
-  mapping: z.record(z.string(), z.string()).optional(),
+  mapping: mappingSchema.optional(),
   options: z.unknown().optional(),
   start: z.boolean().default(false),
   callbackUrl: callbackUrlSchema.optional(),

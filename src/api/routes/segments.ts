@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ValidationError } from "../../domain/errors.js";
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { addStaticMembers, listMembers, MAX_MEMBER_REFS, removeStaticMembers } from "../../domain/segments/members.js";
+import { MAX_DEPTH, MAX_LIST_VALUES, MAX_NODES } from "../../domain/segments/conditions.js";
 import { previewSegment } from "../../domain/segments/preview.js";
 import { createSegment, deleteSegment, getSegment, listSegments, segmentView, updateSegment } from "../../domain/segments/service.js";
 import { requestDependentsRecompute, requestDynamicSegmentRecompute } from "../../domain/segments/triggers.js";
@@ -15,7 +16,9 @@ import { membersAddedSchema, membersRemovedSchema, segmentDocs } from "../schema
 
 /** Conditions are validated by the domain (422 invalid_conditions with JSON paths); the schema documents them. */
 export const conditionsInput = z.unknown().meta({
-  description: "A condition tree (API.md \"Conditions\"): {all:[…]}, {any:[…]}, {not:{…}}, {field, op, value}, {label, op}, {event, op, count?, within?}, {segment, op}.",
+  description:
+    'A condition tree (API.md "Conditions"): {all:[…]}, {any:[…]}, {not:{…}}, {field, op, value}, {label, op}, {event, op, count?, within?}, {segment, op}. ' +
+    `At most ${MAX_DEPTH} levels, ${MAX_NODES} nodes and ${MAX_LIST_VALUES} values in one in/not_in list (422 invalid_conditions beyond); every limit works at its edge.`,
   example: { all: [{ field: "attributes.plan", op: "eq", value: "pro" }, { event: "Clicked Upgrade", op: "performed", count: { op: "gte", value: 3 }, within: { amount: 30, unit: "day" } }] },
 });
 

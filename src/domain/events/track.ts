@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Db } from "../../db/client.js";
 import type { Logger } from "../../lib/logger.js";
+import { keyedValuesSchema } from "../attributes.js";
 import { ValidationError } from "../errors.js";
 import { normaliseIsoDate } from "../segments/conditions.js";
 import { resolvePeople, type PersonRef } from "../segments/members.js";
@@ -21,7 +22,7 @@ export const trackSchema = z
             user: z.union([z.object({ email: z.string().min(1).max(320) }).strict(), z.object({ externalId: z.string().min(1).max(1000) }).strict()]),
             event: z.string().trim().min(1).max(200),
             occurredAt: z.string().max(40).optional(),
-            properties: z.record(z.string(), z.unknown()).optional(),
+            properties: keyedValuesSchema("a property").optional(),
           })
           .strict(),
       )

@@ -4,15 +4,16 @@
  * problem at once so a person can fix the whole mapping in one go.
  */
 import { z } from "zod";
+import { stringRecordKeepingProto } from "../../lib/json.js";
 import { ValidationError } from "../errors.js";
 import { ERROR_REPORT_COLUMNS } from "./error-report.js";
 import {
   IDENTIFIERS,
   IDENTIFIERS_BY_KIND,
   IMPORT_KINDS,
-  TARGET_KEY_PATTERN,
   attributeKey,
   formatTarget,
+  isTargetKey,
   normaliseHeader,
   readTarget,
   targetNotAllowed,
@@ -86,7 +87,7 @@ const EXPORTED_ATTRIBUTE = /^attributes\.(.+)$/;
 
 function exportedAttribute(header: string, kind: ImportKind): MappingTarget | null {
   const key = EXPORTED_ATTRIBUTE.exec(header.trim())?.[1];
-  return FALLBACK_PREFIX[kind] === "attribute" && key !== undefined && TARGET_KEY_PATTERN.test(key) ? `attribute:${key}` : null;
+  return FALLBACK_PREFIX[kind] === "attribute" && key !== undefined && isTargetKey(key) ? `attribute:${key}` : null;
 }
 
 /** A first guess at the mapping; each target is suggested once, the first column winning. */
@@ -127,8 +128,8 @@ function canonicalTimeZone(tz: string): string | null {
 
 export const importKindSchema = z.enum(IMPORT_KINDS);
 export const identifierSchema = z.enum(IDENTIFIERS);
-/** Column name → target, as a client sends it; the targets are checked by validateMapping. */
-export const mappingSchema = z.record(z.string(), z.string());
+/** Column name → target, as a client sends it (a column may be called "__proto__"); validateMapping checks the targets. */
+export const mappingSchema = stringRecordKeepingProto();
 
 export const importOptionsSchema = z.strictObject({
   mode: z

@@ -1,3 +1,5 @@
+import { MAX_VALUE_LENGTH } from "../attributes.js";
+
 /** What every row handler shares: the error shape, limits, and cell checks that apply to every kind. */
 
 export interface RowError {
@@ -10,7 +12,8 @@ export interface RowError {
 
 /** Longest text kept in one native field or attribute; longer cells are row errors, not silently cut. */
 export const MAX_FIELD_LENGTH = 1_000;
-export const MAX_ATTRIBUTE_LENGTH = 10_000;
+/** The cap identify and the events API apply too (domain/attributes.ts). */
+export const MAX_ATTRIBUTE_LENGTH = MAX_VALUE_LENGTH;
 /** How much of an offending value an error report repeats: enough to find it, not the whole 50 MB. */
 const MAX_REPORTED_VALUE = 200;
 export const MAX_LABELS_PER_ROW = 100;

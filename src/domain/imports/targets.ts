@@ -3,6 +3,7 @@
  * import kind. Kept apart from the validation so the import workers can read a
  * validated mapping without pulling in zod.
  */
+import { RESERVED_KEY, reservedKeyReason } from "../attributes.js";
 import { ValidationError } from "../errors.js";
 
 export const IMPORT_KINDS = ["contacts", "members", "events"] as const;
@@ -45,6 +46,11 @@ export interface ParsedTarget {
 export const TARGET_KEY_PATTERN = /^[\p{L}\p{N}_]{1,64}$/u;
 const MAX_KEY_LENGTH = 64;
 
+/** A key an `attribute:` or `property:` target may name ("__proto__" matches the pattern but is reserved). */
+export function isTargetKey(key: string): boolean {
+  return TARGET_KEY_PATTERN.test(key) && key !== RESERVED_KEY;
+}
+
 const SIMPLE_TARGETS: ReadonlySet<string> = new Set([...COMMON_TARGETS, ...MEMBER_TARGETS, ...EVENT_TARGETS]);
 
 const TARGETS_BY_KIND: Record<ImportKind, { simple: ReadonlySet<string>; keyed: KeyedTargetType | null }> = {
@@ -70,6 +76,7 @@ export function readTarget(raw: string): ParsedTarget | { error: string } {
     const prefix = t.slice(0, colon).toLowerCase();
     const key = t.slice(colon + 1);
     if (prefix !== "attribute" && prefix !== "property") return { error: `"${raw}" is not a known target.` };
+    if (key === RESERVED_KEY) return { error: reservedKeyReason(prefix === "attribute" ? "an attribute" : "a property") };
     if (!TARGET_KEY_PATTERN.test(key)) {
       return {
         error: `"${key}" is not a valid ${prefix} key: use 1 to ${MAX_KEY_LENGTH} letters, digits or underscores.`,

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Db } from "../../db/client.js";
 import { people } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
+import { keyedValuesSchema } from "../attributes.js";
 import { ConflictError, ValidationError } from "../errors.js";
 import { normaliseEmail } from "../imports/values.js";
 import { evaluatePeople } from "../segments/realtime.js";
@@ -22,8 +23,7 @@ export const identifySchema = z
     lastName: text.nullable().optional(),
     name: text.nullable().optional(),
     companyId: text.nullable().optional(),
-    attributes: z
-      .record(z.string().min(1).max(200), z.unknown())
+    attributes: keyedValuesSchema("an attribute", z.string().min(1).max(200))
       .refine((a) => Object.keys(a).length <= MAX_ATTRIBUTES, `at most ${MAX_ATTRIBUTES} attributes`)
       .optional(),
     labels: z.array(z.string().min(1).max(200)).max(MAX_LABELS).optional(),

@@ -61,6 +61,11 @@ function raw(text: string): SQL {
   return sql.raw(text);
 }
 const txt = (v: string): SQL => sql`${v}::text`;
+/**
+ * An in/not_in list as ONE bound text[] parameter: 200 lists of 1,000 values stay 200 parameters (PostgreSQL takes at
+ * most 65,535), and drizzle's query builder, which spreads a fragment's parameters onto the call stack, cannot overflow.
+ */
+const txtList = (values: string[]): SQL => sql`${sql.param(values)}::text[]`;
 const num = (v: number): SQL => sql`${String(v)}::numeric`;
 const tstz = (iso: string): SQL => sql`${iso}::timestamptz`;
 
@@ -153,21 +158,18 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
     case "not_in": {
       let pred: SQL;
       if (a) {
-        // One IN list per value type, each against the view of that type (see scalarEquals).
+        // One list per value type, each against the view of that type (see scalarEquals).
         const strings = c.value.filter((v): v is string => typeof v === "string");
         const numbers = c.value.filter((v): v is number => typeof v === "number");
         const booleans = c.value.filter((v): v is boolean => typeof v === "boolean");
         const parts: SQL[] = [];
-        if (strings.length) parts.push(sql`${attrTextFor(a, strings)} in (${sql.join(strings.map(txt), sql`, `)})`);
-        if (numbers.length) parts.push(sql`${attrNumber(a)} in (${sql.join(numbers.map(num), sql`, `)})`);
-        if (booleans.length) parts.push(sql`lower(${attrTextFor(a, booleans.map(String))}) in (${sql.join(booleans.map((b) => txt(String(b))), sql`, `)})`);
+        if (strings.length) parts.push(sql`${attrTextFor(a, strings)} = any(${txtList(strings)})`);
+        if (numbers.length) parts.push(sql`${attrNumber(a)} = any(${txtList(numbers.map(String))}::numeric[])`);
+        if (booleans.length) parts.push(sql`lower(${attrTextFor(a, booleans.map(String))}) = any(${txtList(booleans.map(String))})`);
         pred = sql`(${sql.join(parts, sql` or `)})`;
       } else {
-        const values = sql.join(
-          c.value.map((v) => (isEmail ? sql`lower(${txt(String(v))})` : txt(String(v)))),
-          sql`, `,
-        );
-        pred = sql`${isEmail ? sql`lower(p.email)` : textCol} in (${values})`;
+        const values = txtList(c.value.map(String));
+        pred = isEmail ? sql`lower(p.email) = any(array(select lower(v) from unnest(${values}) v))` : sql`${textCol} = any(${values})`;
       }
       return c.op === "in" ? definitely(pred) : not(pred);
     }
