@@ -217,7 +217,9 @@ export type ImportOptions = z.output<typeof importOptionsSchema>;
 /** The body of a mapping request, before validateMapping checks it against the file's headers. */
 export const mappingRequestSchema = z.object({
   identifier: z.string(),
-  mapping: mappingFieldSchema.optional().describe("omitted: the current mapping, or the suggested one for a new draft"),
+  mapping: mappingFieldSchema
+    .optional()
+    .describe('{"CSV header": "target"} laid over the current mapping (the suggestion for a draft without one): columns not named keep their target, "ignore" drops one. "suggested" takes the suggestion as it is; omitted, the current mapping stays.'),
   options: z.unknown().optional(),
 });
 
