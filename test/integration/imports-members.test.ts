@@ -180,7 +180,7 @@ describe("members import", () => {
   });
 
   it("hashes off the event loop, so the job lock keeps being renewed", async () => {
-    const rows = Array.from({ length: 32 }, (_, i) => ({ row: i + 1, key: `load${i}@example.com`, values: [], password: `Load-pass-${i}`, hash: null as string | null }));
+    const rows = Array.from({ length: 32 }, (_, i) => ({ row: i + 1, key: `load${i}@example.com`, values: [], password: `Load-pass-${i}`, passwordRedacted: false, hash: null as string | null }));
     let last = Date.now();
     let worstGap = 0;
     const timer = setInterval(() => {
@@ -216,5 +216,75 @@ describe("members import", () => {
     const redis = await dumpRedis(t.ctx.redis, t.ctx.env.QUEUE_PREFIX);
     expect(redis).toContain("import.run");
     expectNoPassword(redis);
+  });
+});
+
+describe("an error report uploaded again as is (issue 13, item 3)", () => {
+  let other: Client;
+  beforeAll(async () => {
+    other = await createClient(t.ctx, client.app, "Redacted Inc");
+  });
+
+  async function run(c: Client, csv: string) {
+    const created = await pasteImport(c, csv, { kind: "members", identifier: "email", start: true });
+    expect(created.status).toBe(201);
+    return { draft: created.json, done: await waitForImport(c, created.json.id) };
+  }
+  async function hashes(): Promise<Record<string, { last_name: string; role: string; password_hash: string | null }>> {
+    const rows = await t.ctx.db.$client`select email, last_name, role, password_hash from team_members where workspace_id = ${other.workspaceId}`;
+    return Object.fromEntries(rows.map((r) => [r.email as string, { last_name: r.last_name, role: r.role, password_hash: r.password_hash }]));
+  }
+
+  it("never turns the [redacted] marker into a password: existing members keep theirs, new ones are refused", async () => {
+    await run(other, [HEADER, "kim@example.com,Kim,Ko,Kim-pass-001,yes,agent"].join("\n"));
+    const failed = await run(other, [
+      HEADER,
+      "kim@example.com,Kim,Kovacs,short,yes,lead", // existing member, password too short
+      "max@example.com,Max,Mo,short,yes,agent", // new member, password too short
+      "lou@example.com,Lou,Li,Lou-pass-003,perhaps,agent", // new member, good password, bad boolean
+    ].join("\n"));
+    expect(failed.done.counts).toMatchObject({ created: 0, updated: 0, failed: 3 });
+
+    const report = (await other.request("GET", `/v1/imports/${failed.draft.id}/errors`)).body;
+    expect(report).toContain("kim@example.com,Kim,Kovacs,[redacted],yes,lead");
+    expect(report).toContain("lou@example.com,Lou,Li,[redacted],perhaps,agent");
+    const again = await run(other, report);
+    expect(again.draft.suggestedMapping).toMatchObject({ row: "ignore", column: "ignore", value: "ignore", code: "ignore", message: "ignore", Password: "password" });
+    expect(again.done.counts).toMatchObject({ total: 3, created: 0, updated: 1, failed: 2 });
+    expect(again.done.errors).toEqual([
+      {
+        row: 2,
+        column: "Password",
+        value: "[redacted]",
+        code: "password_redacted",
+        message: 'The password cell reads "[redacted]", as error reports show passwords: type the password again, or empty the cell to create the team member without one.',
+      },
+      { row: 3, column: "Active", value: "perhaps", code: "invalid_boolean", message: '"perhaps" is not true/false, 1/0 or yes/no.' },
+    ]);
+    let members = await hashes();
+    expect(Object.keys(members).sort()).toEqual(["kim@example.com"]);
+    // The row's other cells were applied; the password is the one from the first import.
+    expect(members["kim@example.com"]).toMatchObject({ last_name: "Kovacs", role: "lead" });
+    expect(await verify(members["kim@example.com"]!.password_hash!, "Kim-pass-001")).toBe(true);
+    expect(await verify(members["kim@example.com"]!.password_hash!, "[redacted]")).toBe(false);
+
+    // Fixed the way a person would (the boolean, and Max's password cell emptied), but Lou's marker left: still refused.
+    const second = (await other.request("GET", `/v1/imports/${again.draft.id}/errors`)).body;
+    const fixed = second.replace("Max,Mo,[redacted]", "Max,Mo,").replace(",perhaps,agent", ",yes,agent");
+    const third = await run(other, fixed);
+    expect(third.done.counts).toMatchObject({ created: 1, failed: 1 });
+    expect(third.done.errors.map((e: { row: number; code: string }) => [e.row, e.code])).toEqual([[2, "password_redacted"]]);
+    members = await hashes();
+    expect(Object.keys(members).sort()).toEqual(["kim@example.com", "max@example.com"]);
+    expect(members["max@example.com"]!.password_hash).toBeNull();
+    for (const m of Object.values(members)) if (m.password_hash) expect(await verify(m.password_hash, "[redacted]")).toBe(false);
+  });
+
+  it("a dry run reports the marker the same way and writes nothing", async () => {
+    const created = await pasteImport(other, [HEADER, "new@example.com,New,One, [redacted] ,yes,agent"].join("\n"), { kind: "members", identifier: "email" });
+    await other.request("POST", `/v1/imports/${created.json.id}/validate`);
+    const done = await waitForImport(other, created.json.id);
+    expect(done.status).toBe("validated");
+    expect(done.errors.map((e: { code: string }) => e.code)).toEqual(["password_redacted"]);
   });
 });

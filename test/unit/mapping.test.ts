@@ -2,12 +2,15 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../src/domain/errors.js";
 import {
   attributeKey,
+  mergeMapping,
   normaliseHeader,
   parseTarget,
   suggestMapping,
   validateMapping,
   type MappingInput,
 } from "../../src/domain/imports/mapping.js";
+import { splitLabels } from "../../src/domain/imports/rows.js";
+import { isSecretHeader } from "../../src/domain/imports/secrets.js";
 
 function mappingError(input: MappingInput): ValidationError {
   try {
@@ -124,7 +127,8 @@ describe("suggestMapping", () => {
       Role: "role",
       Plan: "ignore",
     });
-    expect(suggestMapping(["password"], "contacts")).toEqual({ password: "attribute:password" });
+    // A password is a secret: a contacts import leaves it out (issue 13, item 4).
+    expect(suggestMapping(["password"], "contacts")).toEqual({ password: "ignore" });
   });
 
   it("maps event columns and turns the rest into properties", () => {
@@ -296,5 +300,139 @@ describe("headers of a Roster users export", () => {
       "attributes.bad key": "attribute:attributes_bad_key",
     });
     expect(suggestMapping(["attributes.plan"], "events")).toEqual({ "attributes.plan": "property:attributes_plan" });
+  });
+});
+
+describe("secret-looking columns (issue 13, item 4)", () => {
+  it("recognises password, token and key headers, not words that merely contain them", () => {
+    for (const h of ["Password", "passwd", "PWD", "pass", "User Password", "userPassword", "password_hash", "Passwort", "Secret", "client_secret", "Token", "Access Token", "api_key", "API Key", "X-Api-Key", "apiKey", "refresh_token", "Private Key"]) {
+      expect([h, isSecretHeader(h)]).toEqual([h, true]);
+    }
+    for (const h of ["Email", "Passport Number", "Compass Score", "Day Pass", "Tokens Used", "Key Account", "Secretary", "Plan"]) {
+      expect([h, isSecretHeader(h)]).toEqual([h, false]);
+    }
+  });
+
+  it("suggests ignore for them in contacts and events imports, password in members imports", () => {
+    const headers = ["Email", "Password", "api_key", "Access Token", "Plan"];
+    expect(suggestMapping(headers, "contacts")).toEqual({ Email: "email", Password: "ignore", api_key: "ignore", "Access Token": "ignore", Plan: "attribute:plan" });
+    expect(suggestMapping(["Email", "Event", "secret"], "events")).toEqual({ Email: "email", Event: "event", secret: "ignore" });
+    expect(suggestMapping(["Email", "passwd", "Token"], "members")).toEqual({ Email: "email", passwd: "password", Token: "ignore" });
+    expect(suggestMapping(["email", "attribute:password", "attributes.api_key"], "contacts")).toEqual({ email: "email", "attribute:password": "ignore", "attributes.api_key": "ignore" });
+  });
+
+  it("refuses an explicit attribute or property mapping of one with secret_column, by header or by key", () => {
+    const err = mappingError(contacts({ headers: ["Email", "Password", "Notes"], mapping: { Email: "email", Password: "attribute:pw_copy", Notes: "attribute:api_key" } }));
+    expect(err.code).toBe("secret_column");
+    expect(err.message).toContain("kind=members");
+    const problems = (err.details as { problems: { field: string; code?: string; reason: string }[] }).problems;
+    expect(problems.map((p) => [p.field, p.code])).toEqual([
+      ["mapping.Password", "secret_column"],
+      ["mapping.Notes", "secret_column"],
+    ]);
+    expect(problems[0]?.reason).toContain("kind=members");
+    const events = mappingError({ kind: "events", headers: ["email", "event", "token"], identifier: "email", mapping: { email: "email", event: "event", token: "property:token" }, options: {} });
+    expect(events.code).toBe("secret_column");
+    // Ignoring it is always fine.
+    expect(validateMapping(contacts({ headers: ["Email", "Password"], mapping: { Email: "email", Password: "ignore" } })).mapping).toEqual({ Email: "email", Password: "ignore" });
+  });
+});
+
+describe("partial mappings merge with the suggestion (issue 13, item 8)", () => {
+  const headers = ["Email", "First Name", "Last Name", "Plan"];
+  const suggested = suggestMapping(headers, "contacts");
+
+  it("keeps the targets of columns the request does not name", () => {
+    expect(mergeMapping(headers, suggested, { Email: "email", Plan: "attribute:plan" })).toEqual({
+      Email: "email",
+      "First Name": "first_name",
+      "Last Name": "last_name",
+      Plan: "attribute:plan",
+    });
+  });
+
+  it("lets a named column take a target away from an unnamed one, which becomes ignore", () => {
+    expect(mergeMapping(headers, suggested, { Plan: "First_Name", "Last Name": "ignore" })).toEqual({
+      Email: "email",
+      "First Name": "ignore",
+      "Last Name": "ignore",
+      Plan: "First_Name",
+    });
+  });
+
+  it("passes unknown columns through so validation names them", () => {
+    expect(mergeMapping(["Email"], { Email: "email" }, { Phone: "attribute:phone" })).toEqual({ Email: "email", Phone: "attribute:phone" });
+  });
+});
+
+describe("headers in Roster's own syntax and common exports (issue 13, item 8)", () => {
+  it("maps target-syntax headers to themselves", () => {
+    expect(suggestMapping(["email", "attribute:plan", "labels", "label_ids", "segment", "segment_value", "external_id"], "contacts")).toEqual({
+      email: "email",
+      "attribute:plan": "attribute:plan",
+      labels: "labels",
+      label_ids: "label_ids",
+      segment: "segment",
+      segment_value: "segment_value",
+      external_id: "external_id",
+    });
+    expect(suggestMapping(["email", "event", "property:plan"], "events")).toEqual({ email: "email", event: "event", "property:plan": "property:plan" });
+    // Not a target of the kind: as any other header.
+    expect(suggestMapping(["email", "property:plan"], "contacts")).toEqual({ email: "email", "property:plan": "attribute:property_plan" });
+  });
+
+  it("maps Mailchimp's audience export", () => {
+    const headers = "Email Address,First Name,Last Name,Address,Phone Number,Birthday,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP,LATITUDE,LONGITUDE,GMTOFF,DSTOFF,TIMEZONE,CC,REGION,LAST_CHANGED,LEID,EUID,NOTES,TAGS".split(",");
+    const m = suggestMapping(headers, "contacts");
+    expect(m).toMatchObject({ "Email Address": "email", "First Name": "first_name", "Last Name": "last_name", TAGS: "labels", MEMBER_RATING: "attribute:member_rating", EUID: "attribute:euid" });
+    expect(Object.values(m)).not.toContain("ignore");
+  });
+
+  it("maps Google Contacts' export, old and new", () => {
+    const old = "Name,Given Name,Additional Name,Family Name,Yomi Name,Given Name Yomi,Additional Name Yomi,Family Name Yomi,Name Prefix,Name Suffix,Initials,Nickname,Short Name,Maiden Name,Birthday,Gender,Location,Billing Information,Directory Server,Mileage,Occupation,Hobby,Sensitivity,Priority,Subject,Notes,Language,Photo,Group Membership,E-mail 1 - Type,E-mail 1 - Value,E-mail 2 - Type,E-mail 2 - Value,Phone 1 - Type,Phone 1 - Value,Organization 1 - Type,Organization 1 - Name,Organization 1 - Title".split(",");
+    expect(suggestMapping(old, "contacts")).toMatchObject({
+      Name: "name",
+      "Given Name": "first_name",
+      "Family Name": "last_name",
+      "E-mail 1 - Value": "email",
+      "E-mail 2 - Value": "attribute:e_mail_2_value",
+      "E-mail 1 - Type": "attribute:e_mail_1_type",
+    });
+    const current = "First Name,Middle Name,Last Name,Phonetic First Name,Phonetic Middle Name,Phonetic Last Name,Name Prefix,Name Suffix,Nickname,File As,Organization Name,Organization Title,Organization Department,Birthday,Notes,Photo,Labels,E-mail 1 - Label,E-mail 1 - Value,Phone 1 - Label,Phone 1 - Value".split(",");
+    expect(suggestMapping(current, "contacts")).toMatchObject({ "First Name": "first_name", "Last Name": "last_name", "E-mail 1 - Value": "email", Labels: "labels" });
+  });
+
+  it("maps HubSpot's contacts export", () => {
+    const headers = ["Record ID", "First Name", "Last Name", "Email", "Phone Number", "Contact owner", "Primary Associated Company ID", "Last Activity Date", "Lead Status", "Marketing contact status", "Create Date"];
+    expect(suggestMapping(headers, "contacts")).toMatchObject({
+      "Record ID": "external_id",
+      "First Name": "first_name",
+      "Last Name": "last_name",
+      Email: "email",
+      "Primary Associated Company ID": "company_id",
+      "Lead Status": "attribute:lead_status",
+    });
+  });
+
+  it("maps German headers", () => {
+    expect(suggestMapping(["Vorname", "Nachname", "E-Mail-Adresse", "Firma", "Benutzername"], "contacts")).toEqual({
+      Vorname: "first_name",
+      Nachname: "last_name",
+      "E-Mail-Adresse": "email",
+      Firma: "attribute:firma",
+      Benutzername: "username",
+    });
+    expect(suggestMapping(["E-Mail", "Passwort"], "members")).toEqual({ "E-Mail": "email", Passwort: "password" });
+  });
+});
+
+describe("labels cells", () => {
+  it("reads Mailchimp's quoted comma list as several labels, anything else as a ':' list", () => {
+    expect(splitLabels('"Newsletter", "VIP"')).toEqual(["Newsletter", "VIP"]);
+    expect(splitLabels('"Newsletter","VIP"')).toEqual(["Newsletter", "VIP"]);
+    expect(splitLabels('"VIP"')).toEqual(["VIP"]);
+    expect(splitLabels("Marketing:Trial:Demo")).toEqual(["Marketing", "Trial", "Demo"]);
+    expect(splitLabels("Rock, Paper")).toEqual(["Rock, Paper"]);
+    expect(splitLabels('"half, quoted')).toEqual(['"half, quoted']);
   });
 });

@@ -8,7 +8,7 @@ import { PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "..
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
-import { importKindSchema, mappingRequestSchema, mappingSchema } from "../../domain/imports/mapping.js";
+import { importKindSchema, mappingFieldSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { cancelImport, enqueueImportRun, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
@@ -25,7 +25,7 @@ const fieldsSchema = z.object({
   kind: importKindSchema.default("contacts"),
   filename: z.string().max(255).optional(),
   identifier: z.string().optional(),
-  mapping: mappingSchema.optional(),
+  mapping: mappingFieldSchema.optional(),
   options: z.unknown().optional(),
   start: z.boolean().default(false),
   callbackUrl: callbackUrlSchema.optional(),
@@ -36,7 +36,8 @@ type Fields = z.infer<typeof fieldsSchema>;
 function parseFields(raw: Record<string, unknown>): Fields {
   const norm: Record<string, unknown> = { ...raw };
   for (const k of ["mapping", "options"]) {
-    if (typeof norm[k] === "string") {
+    // The one bare word a text field may hold: mapping=suggested (JSON text "\"suggested\"" works as well).
+    if (typeof norm[k] === "string" && !(k === "mapping" && norm[k] === "suggested")) {
       try {
         norm[k] = JSON.parse(norm[k] as string);
       } catch {

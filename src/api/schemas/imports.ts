@@ -68,7 +68,7 @@ export const createImportBodies: RouteDocs["body"] = {
   "multipart/form-data": z.object({
     file: z.string().meta({ format: "binary" }).describe("the CSV file"),
     ...optionalFields,
-    mapping: z.string().optional().describe('JSON object {"CSV header": "target"}'),
+    mapping: z.string().optional().describe('JSON object {"CSV header": "target"}, laid over the suggested mapping (columns not named keep their suggested target), or "suggested"'),
     options: z.string().optional().describe("JSON object of import options"),
     start: z.enum(["true", "false"]).optional().describe("true queues the import at once"),
   }),
@@ -76,7 +76,7 @@ export const createImportBodies: RouteDocs["body"] = {
   "application/json": z.object({
     csv: z.string().describe("pasted CSV text"),
     ...optionalFields,
-    mapping: z.record(z.string(), z.string()).optional(),
+    mapping: z.union([z.literal("suggested"), z.record(z.string(), z.string())]).optional().describe("laid over the suggested mapping; \"suggested\" takes it as it is"),
     options: z.record(z.string(), z.unknown()).optional(),
     start: z.boolean().optional(),
   }),
@@ -87,7 +87,7 @@ export const createImportQuery = z.object({
   kind: z.string().optional().describe("contacts (default), members or events"),
   filename: z.string().optional(),
   identifier: z.string().optional().describe("email, external_id or username"),
-  mapping: z.string().optional().describe("JSON object"),
+  mapping: z.string().optional().describe('JSON object laid over the suggested mapping, or "suggested"'),
   options: z.string().optional().describe("JSON object"),
   start: z.string().optional().describe("true to queue at once"),
   callbackUrl: z.string().optional().describe("http(s) URL to notify when the import finishes"),

@@ -15,9 +15,12 @@ const CURSOR_ROWS = 500;
  */
 export async function streamImportErrors(db: Db, workspaceId: string, id: string): Promise<{ filename: string; stream: Readable }> {
   const imp = await getImport(db, workspaceId, id);
+  // The report of a re-uploaded report replaces the old report columns instead of repeating them (duplicate headers
+  // would make it impossible to upload a third time).
+  const own = ERROR_REPORT_COLUMNS.every((c, i) => imp.headers[i] === c) ? ERROR_REPORT_COLUMNS.length : 0;
   const width = imp.headers.length;
   async function* lines(): AsyncGenerator<string> {
-    yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers].map(neutraliseCell)]);
+    yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers.slice(own)].map(neutraliseCell)]);
     const cursor = db.$client`
       select row, "column", value, code, message, record from import_errors
       where import_id = ${imp.id} order by row, seq`.cursor(CURSOR_ROWS);
@@ -25,7 +28,7 @@ export async function streamImportErrors(db: Db, workspaceId: string, id: string
       yield stringify(
         rows.map((r) => {
           const record = (r.record as string[] | null) ?? [];
-          const cells = Array.from({ length: width }, (_, i) => record[i] ?? "");
+          const cells = Array.from({ length: width - own }, (_, i) => record[own + i] ?? "");
           return [String(r.row), r.column ?? "", r.value ?? "", r.code, r.message, ...cells].map((c: string) => neutraliseCell(c));
         }),
       );

@@ -6,7 +6,7 @@ import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { ValidationError } from "../errors.js";
-import { suggestMapping, validateMapping, type ImportKind } from "./mapping.js";
+import { mergeMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
 
@@ -61,7 +61,8 @@ export interface NewImportInput {
   kind: ImportKind;
   filename: string | null;
   identifier?: string;
-  mapping?: Record<string, string>;
+  /** Laid over the suggestion (mergeMapping); "suggested" is the suggestion as it is. */
+  mapping?: MappingField;
   options?: unknown;
   /** Validated by the caller (callbackUrlSchema). */
   callbackUrl?: string | null;
@@ -124,7 +125,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
             kind: input.kind,
             headers: sniff.headers,
             identifier: input.identifier ?? "",
-            mapping: input.mapping ?? suggested,
+            mapping: input.mapping === "suggested" ? suggested : mergeMapping(sniff.headers, suggested, input.mapping ?? {}),
             options: input.options ?? {},
           })
         : null;

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { stringRecordKeepingProto } from "../../lib/json.js";
 import { ValidationError } from "../errors.js";
 import { ERROR_REPORT_COLUMNS } from "./error-report.js";
+import { isPasswordHeader, isSecretHeader } from "./secrets.js";
 import {
   IDENTIFIERS,
   IDENTIFIERS_BY_KIND,
@@ -60,11 +61,24 @@ const COMMON_ALIASES: Record<string, SimpleTarget> = {
   segment: "segment",
   segmentname: "segment",
   segmentvalue: "segment_value",
+  // Common exports: HubSpot, Google Contacts (old and new CSV), German spreadsheets.
+  recordid: "external_id",
+  primaryassociatedcompanyid: "company_id",
+  givenname: "first_name",
+  familyname: "last_name",
+  surname: "last_name",
+  email1value: "email",
+  vorname: "first_name",
+  nachname: "last_name",
+  familienname: "last_name",
+  emailadresse: "email",
+  benutzername: "username",
 };
 
 const KIND_ALIASES: Record<ImportKind, Record<string, SimpleTarget>> = {
   contacts: {},
-  members: { password: "password", active: "active", role: "role" },
+  // Password-like headers ("passwd", "Passwort") are recognised by isPasswordHeader.
+  members: { active: "active", role: "role" },
   events: {
     event: "event",
     eventname: "event",
@@ -90,7 +104,17 @@ function exportedAttribute(header: string, kind: ImportKind): MappingTarget | nu
   return FALLBACK_PREFIX[kind] === "attribute" && key !== undefined && isTargetKey(key) ? `attribute:${key}` : null;
 }
 
-/** A first guess at the mapping; each target is suggested once, the first column winning. */
+/** A header written as a target of this kind ("attribute:plan", "label_ids") maps to that very target. */
+function ownTarget(header: string, kind: ImportKind): MappingTarget | null {
+  const parsed = readTarget(header);
+  if ("error" in parsed || parsed.type === "ignore" || targetNotAllowed(kind, parsed) !== null) return null;
+  return formatTarget(parsed);
+}
+
+/**
+ * A first guess at the mapping; each target is suggested once, the first column winning. Secret-looking columns
+ * are never suggested as data of a contacts or events import; a members import takes a password-like one as password.
+ */
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
   const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
   const used = new Set<string>();
@@ -103,16 +127,47 @@ export function suggestMapping(headers: string[], kind: ImportKind): Record<stri
       mapping.set(header, "ignore");
       continue;
     }
+    if (kind !== "members" && isSecretHeader(header)) {
+      mapping.set(header, "ignore");
+      continue;
+    }
+    const password: MappingTarget | null = kind === "members" && isPasswordHeader(header) ? "password" : null;
     const normalised = normaliseHeader(header);
     const known = Object.hasOwn(aliases, normalised) ? aliases[normalised] : undefined;
     const prefix = FALLBACK_PREFIX[kind];
     const key = attributeKey(header);
     const fallback: MappingTarget | null = prefix && key !== "" ? `${prefix}:${key}` : null;
-    const target = [exportedAttribute(header, kind), known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
+    const target = [ownTarget(header, kind), exportedAttribute(header, kind), password, known, fallback].find((t) => t !== undefined && t !== null && !used.has(t)) ?? "ignore";
     if (target !== "ignore") used.add(target);
     mapping.set(header, target);
   }
   return Object.fromEntries(mapping);
+}
+
+/**
+ * A partial mapping laid over `base` (the import's current mapping, else its suggestion): a column the request does
+ * not name keeps its target, unless the request gives that target to another column (then it becomes "ignore").
+ * Columns the file lacks are kept, so validation names them.
+ */
+export function mergeMapping(headers: string[], base: Record<string, string>, partial: Record<string, string>): Record<string, string> {
+  const claimed = new Set(Object.values(partial).map(canonicalTarget));
+  const merged = new Map<string, string>();
+  for (const h of headers) {
+    if (Object.hasOwn(partial, h)) merged.set(h, partial[h]!);
+    else {
+      const kept = Object.hasOwn(base, h) ? base[h]! : "ignore";
+      merged.set(h, claimed.has(canonicalTarget(kept)) ? "ignore" : kept);
+    }
+  }
+  for (const [h, t] of Object.entries(partial)) if (!merged.has(h)) merged.set(h, t);
+  return Object.fromEntries(merged);
+}
+
+/** "First_Name " and "first_name" claim the same target; "ignore" claims nothing. */
+function canonicalTarget(raw: string): string {
+  const parsed = typeof raw === "string" ? readTarget(raw) : { error: "" };
+  const t: string = "error" in parsed ? raw : formatTarget(parsed);
+  return t === "ignore" ? "" : t;
 }
 
 const ATTRIBUTE_TYPES = ["string", "number", "boolean", "date"] as const;
@@ -130,6 +185,11 @@ export const importKindSchema = z.enum(IMPORT_KINDS);
 export const identifierSchema = z.enum(IDENTIFIERS);
 /** Column name → target, as a client sends it (a column may be called "__proto__"); validateMapping checks the targets. */
 export const mappingSchema = stringRecordKeepingProto();
+/** What a request may send as `mapping`: a partial mapping (merged, see mergeMapping) or "suggested" to take the suggestion whole. */
+export const mappingFieldSchema = z
+  .union([z.literal("suggested"), mappingSchema])
+  .describe('{"CSV header": "target"}: columns not named keep their current (or suggested) target; "ignore" drops one. "suggested" takes the suggested mapping as it is.');
+export type MappingField = z.infer<typeof mappingFieldSchema>;
 
 export const importOptionsSchema = z.strictObject({
   mode: z
@@ -158,7 +218,9 @@ export type ImportOptions = z.output<typeof importOptionsSchema>;
 /** The body of a mapping request, before validateMapping checks it against the file's headers. */
 export const mappingRequestSchema = z.object({
   identifier: z.string(),
-  mapping: mappingSchema,
+  mapping: mappingFieldSchema
+    .optional()
+    .describe('{"CSV header": "target"} laid over the current mapping (the suggestion for a draft without one): columns not named keep their target, "ignore" drops one. "suggested" takes the suggestion as it is; omitted, the current mapping stays.'),
   options: z.unknown().optional(),
 });
 
@@ -166,6 +228,8 @@ export interface MappingProblem {
   /** Where the problem is: "identifier", "mapping.<column>", "options.<name>". */
   field: string;
   reason: string;
+  /** Set for problems a client may branch on: "secret_column". */
+  code?: "secret_column";
 }
 
 export interface ValidatedMapping {
@@ -190,7 +254,11 @@ export function validateMapping(input: MappingInput): ValidatedMapping {
   const options = checkOptions(input, mapping, problems);
   if (problems.length > 0 || identifier === null || options === null) {
     const n = problems.length;
-    throw new ValidationError("invalid_mapping", `The mapping has ${n} problem${n === 1 ? "" : "s"}.`, { problems });
+    const summary = `The mapping has ${n} problem${n === 1 ? "" : "s"}.`;
+    // A secret column is the one problem worth its own code: the fix is another kind of import, not another target.
+    const secret = problems.find((p) => p.code === "secret_column");
+    if (secret) throw new ValidationError("secret_column", `${summary} ${secret.reason}`, { problems });
+    throw new ValidationError("invalid_mapping", summary, { problems });
   }
   return { identifier, mapping, options };
 }
@@ -216,6 +284,11 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
       mapping.set(column, "ignore");
       continue;
     }
+    if (parsed.key !== undefined && (isSecretHeader(column) || isSecretHeader(parsed.key))) {
+      problems.push({ field, code: "secret_column", reason: secretReason(input.kind, column) });
+      mapping.set(column, "ignore");
+      continue;
+    }
     const target = formatTarget(parsed);
     const earlier = columnOf.get(target);
     if (earlier !== undefined && target !== "ignore") {
@@ -234,6 +307,11 @@ function checkTargets(input: MappingInput, problems: MappingProblem[]): Record<s
     problems.push({ field: "mapping", reason: 'An events import needs a column mapped to "event".' });
   }
   return Object.fromEntries(mapping);
+}
+
+function secretReason(kind: ImportKind, column: string): string {
+  const store = kind === "events" ? "event properties" : "contact attributes";
+  return `Column "${column}" looks like a password, token or key: Roster does not keep secrets as ${store}. Map it to "ignore"; team members' passwords are imported with kind=members, which stores only a hash.`;
 }
 
 function checkIdentifier(

@@ -70,3 +70,16 @@ export function splitList(raw: string): string[] {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
 }
+
+/** Mailchimp's TAGS cell: every name in double quotes, comma-separated (`"Newsletter", "VIP"`). */
+const QUOTED_LIST = /^"[^"]*"(?:\s*,\s*"[^"]*")*$/;
+
+/**
+ * A labels cell: a ':'-separated list, or Mailchimp's quoted comma list (a plain ':' list never starts and ends
+ * with a quote, so the two cannot be confused). Names still cannot hold ':', so each quoted name is split on it too.
+ */
+export function splitLabels(raw: string): string[] {
+  const t = raw.trim();
+  if (!QUOTED_LIST.test(t)) return splitList(t);
+  return [...t.matchAll(/"([^"]*)"/g)].flatMap((m) => splitList(m[1]!));
+}

@@ -12,7 +12,7 @@ import { CsvStructureError, readRecords, type ParsedRecord } from "./reader.js";
 import { SKIP_CODES, rowError, type RowError } from "./rows.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
-import { REDACTED, passwordColumns } from "./members/redact.js";
+import { REDACTED, hiddenColumns } from "./members/redact.js";
 
 /** Errors kept per import (all are counted): enough to fix a file, bounded so a garbage file cannot fill the disk. */
 export const MAX_STORED_ERRORS = 10_000;
@@ -408,14 +408,14 @@ async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): 
   });
 }
 
-/** Columns whose cells never leave the worker in clear (passwords): their index and header. */
+/** Columns whose cells never leave the worker in clear (passwords, tokens, keys): their index and header. */
 export interface Secrets {
   indexes: ReadonlySet<number>;
   headers: ReadonlySet<string>;
 }
 
 function secretColumns(kind: ImportKind, headers: string[], mapping: Record<string, MappingTarget>): Secrets {
-  const indexes = new Set(kind === "members" ? passwordColumns(headers, mapping) : []);
+  const indexes = new Set(hiddenColumns(kind, headers, mapping));
   return { indexes, headers: new Set([...indexes].map((i) => headers[i]!)) };
 }
 

@@ -5,7 +5,7 @@ import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
-import { validateMapping, type ImportKind } from "./mapping.js";
+import { mergeMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { importJobId } from "./recovery.js";
 
@@ -92,13 +92,18 @@ export async function listImports(db: Db, workspaceId: string, q: { status?: Imp
   return { data: page.map(summaryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null };
 }
 
-/** Sets identifier, mapping and options; allowed until the import starts (a validated import goes back to draft). */
-export async function setMapping(db: Db, workspaceId: string, id: string, body: { identifier: string; mapping: Record<string, string>; options?: unknown }) {
+/**
+ * Sets identifier, mapping and options; allowed until the import starts (a validated import goes back to draft).
+ * A partial mapping is laid over the current one (the suggestion for a draft without one); "suggested" takes the
+ * suggestion whole.
+ */
+export async function setMapping(db: Db, workspaceId: string, id: string, body: { identifier: string; mapping?: MappingField; options?: unknown }) {
   const row = await getImport(db, workspaceId, id);
   if (!["draft", "validated"].includes(row.status)) {
     throw new ConflictError("import_not_editable", `The import is ${row.status}; its mapping can no longer change.`);
   }
-  const v = validateMapping({ kind: row.kind as ImportKind, headers: row.headers, identifier: body.identifier, mapping: body.mapping, options: body.options ?? {} });
+  const mapping = body.mapping === "suggested" ? row.suggestedMapping : mergeMapping(row.headers, row.mapping ?? row.suggestedMapping, body.mapping ?? {});
+  const v = validateMapping({ kind: row.kind as ImportKind, headers: row.headers, identifier: body.identifier, mapping, options: body.options ?? {} });
   // A column newly mapped to "password" is hidden in the stored sample too (redaction only ever adds).
   const sample = redactSample(row.kind as ImportKind, row.headers, row.sample, v.mapping);
   const [updated] = await db

@@ -12,6 +12,7 @@ import {
   isBlankRecord,
   raggedError,
   rowError,
+  splitLabels,
   splitList,
   type RowError,
 } from "../rows.js";
@@ -98,7 +99,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
         continue;
       }
       if (p.column === "labels") {
-        const names = splitList(text);
+        const names = splitLabels(text);
         const tooLong = names.find((n) => n.length > MAX_LABEL_LENGTH);
         if (tooLong) errors.push(rowError(row, p.header, tooLong, "too_long", `A label name is longer than ${MAX_LABEL_LENGTH} characters.`));
         else if (names.length > MAX_LABELS_PER_ROW) errors.push(rowError(row, p.header, cell, "too_many_labels", `The row lists ${names.length} labels; the limit is ${MAX_LABELS_PER_ROW}.`));

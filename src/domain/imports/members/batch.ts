@@ -1,6 +1,7 @@
 import type { ReservedSql } from "postgres";
 import { copyRows } from "../copy.js";
 import { readStageOutcome, type BatchContext, type BatchResult } from "../handler.js";
+import { REDACTED } from "./redact.js";
 import { MEMBER_TEXT_COLUMNS, type MemberRow } from "./validate.js";
 
 /**
@@ -18,6 +19,7 @@ const CREATE_STAGE = `
     key text not null,
     email text, first_name text, last_name text, active boolean, role text,
     password_hash text,
+    password_redacted boolean not null default false,
     member_id bigint,
     prev_outcome text,
     outcome text,
@@ -28,6 +30,7 @@ const CREATE_STAGE = `
 /** Fields compared and written as they are; a null (empty cell) leaves the stored value. */
 const FIELDS = ["email", "first_name", "last_name", "active", "role"] as const;
 const ACTIVE = "s.outcome is null and s.err_code is null";
+const REDACTED_PASSWORD_MESSAGE = `The password cell reads "${REDACTED}", as error reports show passwords: type the password again, or empty the cell to create the team member without one.`;
 
 export async function ensureMemberStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
@@ -37,8 +40,14 @@ export async function writeMemberBatch(conn: ReservedSql, ctx: BatchContext, row
   const ws = ctx.workspaceId;
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
   const emailHeader = ctx.headerOf.email ?? "email";
+  const passwordHeader = ctx.headerOf.password ?? "password";
 
-  await copyRows(conn, T, ["row", "key", ...MEMBER_TEXT_COLUMNS, "password_hash"], rows.map((r) => [r.row, r.key, ...r.values, r.hash]));
+  await copyRows(
+    conn,
+    T,
+    ["row", "key", ...MEMBER_TEXT_COLUMNS, "password_hash", "password_redacted"],
+    rows.map((r) => [r.row, r.key, ...r.values, r.hash, String(r.passwordRedacted)]),
+  );
 
   await q(`update ${T} s set member_id = m.id from team_members m where m.workspace_id = $1 and lower(m.email) = s.key`, [ws]);
   if (ctx.options.mode === "create_only") {
@@ -56,6 +65,14 @@ export async function writeMemberBatch(conn: ReservedSql, ctx: BatchContext, row
       [emailHeader],
     );
   }
+
+  // "[redacted]" keeps an existing member's password (an empty cell does the same); a new member would be created
+  // without the password the person meant to give, so the row fails and says how to fix it.
+  await q(
+    `update ${T} s set outcome = 'failed', err_code = 'password_redacted', err_column = $1, err_value = $2, err_message = $3
+     where ${ACTIVE} and s.member_id is null and s.password_redacted`,
+    [passwordHeader, REDACTED, REDACTED_PASSWORD_MESSAGE],
+  );
 
   // Rows that repeat a member an earlier batch of this file already handled: this later row wins.
   // The ledger (import_people) holds team_members ids for a members import.

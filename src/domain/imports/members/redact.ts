@@ -1,3 +1,4 @@
+import { isSecretHeader } from "../secrets.js";
 import { normaliseHeader, type ImportKind, type MappingTarget } from "../targets.js";
 
 /** What error reports, samples and logs show instead of a password. */
@@ -15,15 +16,23 @@ export function passwordColumns(headers: string[], mapping: Record<string, strin
   const out: number[] = [];
   headers.forEach((h, i) => {
     const target = (mapping?.[h] ?? "ignore") as MappingTarget;
-    if (target === "password" || target === "ignore" || PASSWORD_LIKE.test(normaliseHeader(h))) out.push(i);
+    if (target === "password" || target === "ignore" || PASSWORD_LIKE.test(normaliseHeader(h)) || isSecretHeader(h)) out.push(i);
   });
   return out;
 }
 
-/** The sample rows of a draft with password cells replaced; other kinds keep their sample as it is. */
+/**
+ * Indexes of the columns whose cells are never shown (samples, error reports): password columns of a members file,
+ * secret-looking headers (isSecretHeader) of any other kind.
+ */
+export function hiddenColumns(kind: ImportKind, headers: string[], mapping: Record<string, string> | null | undefined): number[] {
+  if (kind === "members") return passwordColumns(headers, mapping);
+  return headers.flatMap((h, i) => (isSecretHeader(h) ? [i] : []));
+}
+
+/** The sample rows of a draft with secret cells replaced. */
 export function redactSample(kind: ImportKind, headers: string[], sample: string[][], mapping: Record<string, string> | null | undefined): string[][] {
-  if (kind !== "members") return sample;
-  const hidden = passwordColumns(headers, mapping);
+  const hidden = hiddenColumns(kind, headers, mapping);
   if (hidden.length === 0) return sample;
   // In a ragged row the password may sit in any column: nothing of it is shown.
   return sample.map((row) => row.map((cell, i) => ((hidden.includes(i) || row.length !== headers.length) && cell !== "" ? REDACTED : cell)));

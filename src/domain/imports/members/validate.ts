@@ -16,6 +16,8 @@ type TextColumn = (typeof MEMBER_TEXT_COLUMNS)[number];
 export interface MemberRow extends StagedRow {
   /** The password as the file holds it, until prepare() replaces it with `hash`; null when the cell is empty. */
   password: string | null;
+  /** The cell read "[redacted]" (an error report uploaded again): no password, and a new member's row fails in the batch. */
+  passwordRedacted: boolean;
   /** argon2id hash to store; null when the password does not change (empty cell, or it verifies against the stored hash). */
   hash: string | null;
 }
@@ -47,12 +49,18 @@ export function memberRowValidator(headers: string[], mapping: Record<string, Ma
     const errors: RowError[] = [];
     const values: (string | null)[] = new Array(MEMBER_TEXT_COLUMNS.length).fill(null);
     let password: string | null = null;
+    let passwordRedacted = false;
 
     for (const p of plans) {
       const cell = record[p.index] ?? "";
       if (p.column === "password") {
         // Taken as typed: spaces may be part of a password. An empty cell leaves the stored password as it is.
         if (cell === "") continue;
+        // What error reports and samples show instead of a password is never one: it means "the password I sent before".
+        if (cell.trim() === REDACTED) {
+          passwordRedacted = true;
+          continue;
+        }
         const chars = Array.from(cell).length;
         if (cell.includes("\u0000")) errors.push(rowError(row, p.header, REDACTED, "nul_byte", "The value contains a NUL byte."));
         else if (chars < MIN_PASSWORD_LENGTH) errors.push(rowError(row, p.header, REDACTED, "password_too_short", `A password needs at least ${MIN_PASSWORD_LENGTH} characters.`));
@@ -88,6 +96,6 @@ export function memberRowValidator(headers: string[], mapping: Record<string, Ma
       errors.push(rowError(row, emailHeader, "", "missing_identifier", "The email is empty: it identifies the team member."));
     }
     if (errors.length > 0 || !email) return { ok: false, errors };
-    return { ok: true, staged: { row, key: email.toLowerCase(), values, password, hash: null } };
+    return { ok: true, staged: { row, key: email.toLowerCase(), values, password, passwordRedacted, hash: null } };
   };
 }
