@@ -66,7 +66,7 @@ describe("a column named __proto__ maps like any other", () => {
     });
     expect(created.status, created.body).toBe(201);
     expect(created.json.mapping["__proto__"]).toBe("attribute:legacy");
-    const put = await rawJson("PUT", `/v1/imports/${created.json.id}/mapping`, `{"identifier":"email","mapping":{"email":"email","__proto__":"attribute:renamed"}}`);
+    const put = await rawJson("PUT", `/v1/imports/${created.json.id}/mapping`, `{"identifier":"email","mapping":{"email":"email","__proto__":"attribute:renamed","constructor":"ignore"}}`);
     expect(put.status, put.body).toBe(200);
     expect(put.json.mapping).toEqual({ email: "email", ["__proto__"]: "attribute:renamed", constructor: "ignore" });
     const started = await client.request("POST", `/v1/imports/${created.json.id}/start`);
