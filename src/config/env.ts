@@ -41,6 +41,11 @@ export const envSchema = z
     UPLOAD_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
     PASTE_MAX_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 2),
     IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(10_000),
+    /**
+     * Largest CSV record (row) an import parses; a larger one is a record_too_large row error. The parser holds a record
+     * whole (≈ 8× its size in RSS at the limit), so this bounds a worker's memory; as big as a whole batch (16 MiB).
+     */
+    IMPORT_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).max(1024 ** 3).default(16 * 1024 ** 2),
     IMPORT_CONCURRENCY: concurrency.default(2),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),

@@ -29,7 +29,7 @@ export const importSummarySchema = z.object({
   status: z.enum(IMPORT_STATUSES),
   filename: z.string().nullable(),
   sizeBytes: z.number().int(),
-  encoding: z.string(),
+  encoding: z.string().describe("as uploaded: utf-8, windows-1252, utf-16le or utf-16be, decided from every byte; a file that is none of them cleanly is refused (422 invalid_encoding)"),
   delimiter: z.string(),
   headers: z.array(z.string()),
   sample: z.array(z.array(z.string())),

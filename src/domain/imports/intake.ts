@@ -9,6 +9,7 @@ import { ValidationError } from "../errors.js";
 import { mergeMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
+import { EncodingScanner, encodingRefusal, judgeEncoding, type EncodingScan } from "./encoding-scan.js";
 
 /** What the sniffer reads first; a header longer than that (thousands of columns) gets a second, larger look. */
 const HEAD_BYTES = 64 * 1024;
@@ -21,6 +22,8 @@ export interface StoredUpload {
   sha256: string;
   /** The first min(sizeBytes, HEAD_BYTES) bytes, kept as they streamed past, so the sniffer need not read the file back. */
   head?: Buffer;
+  /** What every byte of the upload says about its encoding (the sniffer sees only the head). */
+  encodingScan: EncodingScan;
 }
 
 /** Streams an upload into storage (never buffered whole, unless it came whole), counting and hashing it; too large → 413, nothing kept. */
@@ -29,14 +32,18 @@ export async function storeUpload(storage: Storage, workspaceId: string, body: R
   if (Buffer.isBuffer(body)) {
     // Already in memory (a pasted CSV): hashed and written as is, no streams.
     const { sizeBytes } = await storage.write(key, body, { maxBytes, contentType: "text/csv" });
-    return { key, sizeBytes, sha256: createHash("sha256").update(body).digest("hex"), head: body.subarray(0, HEAD_BYTES) };
+    const scanner = new EncodingScanner();
+    scanner.push(body);
+    return { key, sizeBytes, sha256: createHash("sha256").update(body).digest("hex"), head: body.subarray(0, HEAD_BYTES), encodingScan: scanner.end() };
   }
   const hash = createHash("sha256");
+  const scanner = new EncodingScanner();
   const headChunks: Buffer[] = [];
   let headBytes = 0;
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
+      scanner.push(chunk);
       if (headBytes < HEAD_BYTES) {
         const part = chunk.subarray(0, HEAD_BYTES - headBytes);
         // A copy: the stream may reuse the chunk's memory after this callback.
@@ -54,7 +61,7 @@ export async function storeUpload(storage: Storage, workspaceId: string, body: R
   })]);
   const head = Buffer.concat(headChunks, headBytes);
   // Only a head that matches what storage holds is kept (it always should; anything else reads the file back).
-  return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex"), ...(head.length === Math.min(written.sizeBytes, HEAD_BYTES) ? { head } : {}) };
+  return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex"), encodingScan: scanner.end(), ...(head.length === Math.min(written.sizeBytes, HEAD_BYTES) ? { head } : {}) };
 }
 
 export interface NewImportInput {
@@ -105,7 +112,10 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
   try {
     if (upload.sizeBytes === 0) throw new ValidationError("empty_file", "The file is empty: the first row must hold the column names.");
     let head = upload.head;
-    let sniff = await sniffStored(storage, upload.key, upload.sizeBytes, head);
+    // The whole file decides between UTF-8 and Windows-1252; a file that is neither is refused before any import exists.
+    const verdict = judgeEncoding(upload.encodingScan);
+    let sniff = await sniffStored(storage, upload.key, upload.sizeBytes, head, "encoding" in verdict ? verdict.encoding : undefined);
+    if ("refuse" in verdict && (sniff.encoding === "utf-8" || sniff.encoding === "windows-1252")) throw await encodingRefusal(storage, upload.key, verdict);
     let key = upload.key;
     const original = sniff;
     if (sniff.encoding !== "utf-8" || sniff.bom) {
@@ -172,14 +182,14 @@ async function readHead(storage: Storage, key: string, size: number, bytes: numb
 }
 
 /** `known`: the file's first bytes captured while it was stored (StoredUpload.head); read back from storage without it. */
-async function sniffStored(storage: Storage, key: string, size: number, known?: Buffer): Promise<SniffResult> {
+async function sniffStored(storage: Storage, key: string, size: number, known?: Buffer, encoding?: "utf-8" | "windows-1252"): Promise<SniffResult> {
   const head = known && known.length === Math.min(size, HEAD_BYTES) ? known : await readHead(storage, key, size, HEAD_BYTES);
   try {
-    return sniffCsv(head, { isComplete: size <= HEAD_BYTES });
+    return sniffCsv(head, { isComplete: size <= HEAD_BYTES, encoding });
   } catch (err) {
     if (!(err instanceof ValidationError && err.code === "header_too_long") || size <= HEAD_BYTES) throw err;
     const larger = await readHead(storage, key, size, LARGE_HEAD_BYTES);
-    return sniffCsv(larger, { isComplete: size <= LARGE_HEAD_BYTES });
+    return sniffCsv(larger, { isComplete: size <= LARGE_HEAD_BYTES, encoding });
   }
 }
 

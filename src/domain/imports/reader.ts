@@ -1,9 +1,13 @@
 import { parse } from "csv-parse";
 import { restoreCell } from "../../lib/spreadsheet-safe.js";
 import type { Storage } from "../../storage/storage.js";
+import { OversizedRecordFinder, UnclosedQuote, type OversizedRecord } from "./record-skip.js";
 
-/** A record bigger than this is an error, not a reason to run out of memory (a 50 MB cell still passes). */
-export const MAX_RECORD_BYTES = 64 * 1024 * 1024;
+/**
+ * Default bound on one record (IMPORT_MAX_RECORD_BYTES, whose default it matches): the parser holds a record whole, so
+ * this bounds its memory. A record past it is a row error (record_too_large), skipped without being held.
+ */
+export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 export interface ParsedRecord {
   record: string[];
@@ -14,6 +18,8 @@ export interface ParsedRecord {
   /** Physical line (1-based, header included) where this record ends. */
   endLine: number;
   raw: string;
+  /** Set when the record was over the size limit: it was skipped unread, `record` is empty and `raw` its first bytes. */
+  tooLarge?: { sizeBytes: number; startLine: number; limit: number };
 }
 
 export class CsvStructureError extends Error {
@@ -36,15 +42,48 @@ export interface ReadFrom {
 
 /**
  * Streams the records of a stored import file (always UTF-8 without BOM: intake transcodes) from a resume point.
- * The parser never drops a row: ragged rows come through for the caller to report, and a structural error
- * (an unterminated quote) ends the stream with a CsvStructureError naming the line.
+ * The parser never drops a row: ragged rows come through for the caller to report, a record over `maxRecordBytes`
+ * comes through as `tooLarge` (the parser resumes after it), and a structural error (an unterminated quote) ends the
+ * stream with a CsvStructureError naming the line.
  * Cells are un-neutralised (restoreCell): the apostrophe a Roster export put before a formula character is removed,
  * so an exported CSV imports back unchanged.
  */
-export async function* readRecords(storage: Storage, key: string, delimiter: string, from: ReadFrom): AsyncGenerator<ParsedRecord> {
+export async function* readRecords(
+  storage: Storage,
+  key: string,
+  delimiter: string,
+  from: ReadFrom,
+  maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+): AsyncGenerator<ParsedRecord> {
   const size = await storage.size(key);
-  if (from.byte >= size) return;
-  const source = await storage.read(key, { start: from.byte });
+  let at = from;
+  while (at.byte < size) {
+    try {
+      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes)) {
+        at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
+        yield rec;
+      }
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== "CSV_MAX_RECORD_SIZE") throw structureError(err, at);
+    }
+    // A record after `at` is too large. Records the parser had read past `at` but not yet handed over are lost with
+    // it, so the walk starts at `at`: it finds the record without holding it, and what lies before it is parsed again.
+    const big = await findOversized(storage, key, delimiter, at, maxRecordBytes);
+    if (big.startByte > at.byte) {
+      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, big.startByte)) {
+        at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
+        yield rec;
+      }
+    }
+    at = { byte: big.endByte, row: at.row + 1, line: big.endLine };
+    yield { record: [], row: at.row, endByte: at.byte, endLine: at.line, raw: big.head, tooLarge: { sizeBytes: big.sizeBytes, startLine: big.startLine, limit: maxRecordBytes } };
+  }
+}
+
+/** One csv-parse pass from `from` up to `endByte` (exclusive) or the end of the file. */
+async function* parseFrom(storage: Storage, key: string, delimiter: string, from: ReadFrom, maxRecordBytes: number, endByte?: number): AsyncGenerator<ParsedRecord> {
+  const source = await storage.read(key, { start: from.byte, ...(endByte === undefined ? {} : { end: endByte - 1 }) });
   const parser = parse({
     delimiter,
     record_delimiter: ["\r\n", "\n", "\r"],
@@ -54,33 +93,55 @@ export async function* readRecords(storage: Storage, key: string, delimiter: str
     info: true,
     raw: true,
     bom: false,
-    max_record_size: MAX_RECORD_BYTES,
+    max_record_size: maxRecordBytes,
   });
   source.on("error", (err) => parser.destroy(err));
   source.pipe(parser);
   let row = from.row;
-  let lastLine = from.line;
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { bytes: number; lines: number }; raw: string }>) {
       row += 1;
-      lastLine = from.line + item.info.lines;
       yield { record: item.record.map(restoreCell), row, endByte: from.byte + item.info.bytes, endLine: from.line + item.info.lines, raw: item.raw };
     }
-  } catch (err) {
-    const e = err as { code?: string; lines?: number; message: string };
-    if (typeof e.code === "string" && e.code.startsWith("CSV_")) {
-      // The failing record starts on the line after the last good one.
-      const line = lastLine + 1;
-      const reason =
-        e.code === "CSV_QUOTE_NOT_CLOSED"
-          ? `A quoted field is never closed: the record starting at line ${line} (data row ${row + 1}) has an opening quote with no closing quote before the end of the file.`
-          : e.code === "CSV_MAX_RECORD_SIZE"
-            ? `The record at line ${line} is larger than ${MAX_RECORD_BYTES} bytes.`
-            : `The CSV is malformed at line ${line}: ${e.message}`;
-      throw new CsvStructureError(reason, line);
+  } finally {
+    source.destroy();
+  }
+}
+
+/** Walks the file from `from` to the first record over the limit and past its end, holding none of it. */
+async function findOversized(storage: Storage, key: string, delimiter: string, from: ReadFrom, maxRecordBytes: number): Promise<OversizedRecord> {
+  const finder = new OversizedRecordFinder(delimiter.charCodeAt(0), maxRecordBytes, from);
+  const source = await storage.read(key, { start: from.byte });
+  try {
+    for await (const chunk of source) {
+      const found = finder.push(chunk as Buffer);
+      if (found) return found;
     }
+    const found = finder.end();
+    // The parser said a record was too large; a walk that finds none means they disagree: fail rather than guess.
+    if (!found) throw new CsvStructureError(`A record after line ${from.line} is larger than ${maxRecordBytes} bytes.`, from.line + 1);
+    return found;
+  } catch (err) {
+    if (err instanceof UnclosedQuote) throw unclosedQuote(err.line, from.row + 1);
     throw err;
   } finally {
     source.destroy();
   }
+}
+
+function unclosedQuote(line: number, row: number): CsvStructureError {
+  return new CsvStructureError(
+    `A quoted field is never closed: the record starting at line ${line} (data row ${row}) has an opening quote with no closing quote before the end of the file.`,
+    line,
+  );
+}
+
+/** A csv-parse error as a CsvStructureError naming the line; anything else as it is. */
+function structureError(err: unknown, at: ReadFrom): unknown {
+  const e = err as { code?: string; message: string };
+  if (typeof e.code !== "string" || !e.code.startsWith("CSV_")) return err;
+  // The failing record starts on the line after the last good one.
+  const line = at.line + 1;
+  if (e.code === "CSV_QUOTE_NOT_CLOSED") return unclosedQuote(line, at.row + 1);
+  return new CsvStructureError(`The CSV is malformed at line ${line}: ${e.message}`, line);
 }

@@ -32,6 +32,8 @@ export interface ImportRunDeps {
   storage: Storage;
   log: Logger;
   batchSize: number;
+  /** Largest record parsed (IMPORT_MAX_RECORD_BYTES); a larger one is a record_too_large row error. */
+  maxRecordBytes?: number;
   /**
    * Client-side bound on one batch (its statements are also bounded by statement_timeout): a batch that never returns
    * (a lost connection, a hung server) fails the run, which is retried from the checkpoint, instead of holding the job forever.
@@ -122,7 +124,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
         byte: imp.checkpointByte,
         row: imp.checkpointRow,
         line: imp.checkpointLine,
-      })) {
+      }, deps.maxRecordBytes)) {
         addRecord(batch, seen, rec, handler, headerOf[identifier] ?? identifier);
         if (batch.rows >= batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
           await flush(batch);
@@ -204,6 +206,13 @@ function addRecord(
   batch.rows += 1;
   batch.endByte = rec.endByte;
   batch.endLine = rec.endLine;
+  if (rec.tooLarge) {
+    // Nothing of the record was read but its first bytes: no cells to repeat, the start of the line is the value.
+    const { sizeBytes, startLine, limit } = rec.tooLarge;
+    batch.failed += 1;
+    batch.errors.push(rowError(rec.row, null, rec.raw, "record_too_large", `The record starting on line ${startLine} is ${sizeBytes} bytes long; the limit is ${limit} bytes (IMPORT_MAX_RECORD_BYTES). It was skipped.`));
+    return;
+  }
   batch.records.set(rec.row, rec.record);
   const res = handler.validate(rec.record, rec.row, rec.raw);
   if (!res.ok) {
@@ -421,8 +430,8 @@ function secretColumns(kind: ImportKind, headers: string[], mapping: Record<stri
 
 /** The error as stored: a secret cell, and any raw line that may hold one (ragged rows), read "[redacted]". */
 function redact(e: RowError, cells: string[] | undefined, secrets: Secrets): { value: string | null; record: string[] | undefined } {
-  // A ragged row's cells do not line up with the headers: the raw line (the value) is what to fix.
-  const raw = e.code === "ragged_row";
+  // A ragged row's cells do not line up with the headers, an oversized one has none: the raw line (the value) is what to fix.
+  const raw = e.code === "ragged_row" || e.code === "record_too_large";
   if (secrets.indexes.size === 0) return { value: e.value, record: raw ? undefined : cells };
   const value = e.value !== null && (raw || (e.column !== null && secrets.headers.has(e.column))) ? REDACTED : e.value;
   if (!cells || raw) return { value, record: undefined };

@@ -38,6 +38,8 @@ export interface SniffResult {
 export interface SniffOptions {
   /** True when `head` is the whole file, so its last line is not cut off. */
   isComplete?: boolean;
+  /** The encoding of a file without a BOM when already decided from all its bytes (EncodingScanner): the head alone can mislead. */
+  encoding?: "utf-8" | "windows-1252";
 }
 
 export const BOM_BYTES: Readonly<Record<Exclude<CsvEncoding, "windows-1252">, Buffer>> = {
@@ -80,7 +82,7 @@ export function sniffCsv(head: Buffer, opts: SniffOptions = {}): SniffResult {
     if (encoding !== "utf-8" && !isComplete && body.length % 2 === 1) body = body.subarray(0, -1);
   } else {
     if (!isComplete) body = trimIncompleteUtf8(body);
-    encoding = isUtf8(body) ? "utf-8" : "windows-1252";
+    encoding = opts.encoding ?? (isUtf8(body) ? "utf-8" : "windows-1252");
   }
   const text = iconv.decode(body, encoding, { stripBOM: false });
   if (text.trim() === "") throw emptyFile();

@@ -6,6 +6,8 @@ export const MAX_EMAIL_LENGTH = 320;
 export function normaliseEmail(raw: string): string | null {
   const e = raw.trim();
   if (e.length > MAX_EMAIL_LENGTH || !EMAIL.test(e)) return null;
+  // U+FFFD stands for bytes something could not decode: never part of a real address.
+  if (e.includes("\uFFFD")) return null;
   return e;
 }
 

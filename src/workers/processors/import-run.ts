@@ -13,6 +13,7 @@ export interface ImportProcessorDeps {
   db: Db;
   storage: Storage;
   batchSize: number;
+  maxRecordBytes?: number;
   batchTimeoutMs?: number;
   metrics?: Metrics;
   /** Called once the import reached a finished status (webhooks). */
@@ -24,7 +25,7 @@ export interface ImportProcessorDeps {
 export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import.run"> {
   return async (payload, ctx) => {
     try {
-      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
+      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
         signal: ctx.signal,
         // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
         onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),

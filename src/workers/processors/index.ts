@@ -21,6 +21,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       db: rt.db,
       storage: rt.storage,
       batchSize: rt.env.IMPORT_BATCH_SIZE,
+      maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
       batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
       metrics: rt.metrics,
       producer: rt.producer,
