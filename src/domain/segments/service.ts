@@ -5,6 +5,7 @@ import { segmentDependencies, segments } from "../../db/schema.js";
 import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import type { Logger } from "../../lib/logger.js";
 import { isUuid } from "../../lib/uuid.js";
+import { isUniqueViolation } from "../db-errors.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { parseConditions, segmentReferences, type Condition } from "./conditions.js";
 import { findCycle, loadSegmentGraph, lockSegmentDefinitions, type Executor } from "./graph.js";
@@ -96,11 +97,6 @@ async function replaceDependencies(tx: Executor, workspaceId: string, segmentId:
   if (dependsOn.length) {
     await tx.insert(segmentDependencies).values(dependsOn.map((d) => ({ workspaceId, segmentId, dependsOnId: d })));
   }
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string } };
-  return e.code === "23505" || e.cause?.code === "23505";
 }
 
 const nameTaken = (name: string) => new ConflictError("segment_name_taken", `A segment named "${name}" already exists in this workspace.`, { name });
