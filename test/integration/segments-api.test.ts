@@ -132,6 +132,29 @@ describe("dynamic segments", () => {
     }
   });
 
+  it("runs again for a request stamped after a run's last write (one the job id absorbed), up to 5 runs", async () => {
+    const person = await insertPerson(t.ctx, client.workspaceId, { email: "late@x.test", attributes: { late: "no" } });
+    const seg = (await create({ name: "Late request", type: "dynamic", conditions: { field: "attributes.late", op: "eq", value: "yes" } })).json;
+    await waitForComputed(client, seg.id);
+    const stamp = () => t.ctx.db.$client`update segments set recompute_requested_at = clock_timestamp() where id = ${seg.id}`;
+    // The change and its request land after the first run wrote the segment, while the job would still hold its id.
+    let calls = 0;
+    const once = await recomputeSegment(t.ctx.db, client.workspaceId, seg.id, t.ctx.logger, async () => {
+      if (calls++ === 0) {
+        await setAttributes(t.ctx, person, { late: "yes" });
+        await stamp();
+      }
+    });
+    expect(once!.runs).toBe(2);
+    expect(once!.entered).toBe(1);
+    expect(await memberIds(client, seg.id)).toEqual([person]);
+    // Requests that never stop: the job gives up after its bound instead of running forever.
+    const endless = await recomputeSegment(t.ctx.db, client.workspaceId, seg.id, t.ctx.logger, async () => {
+      await stamp();
+    });
+    expect(endless!.runs).toBe(5);
+  });
+
   it("records a failed recompute with its reason on the segment", async () => {
     const res = await create({ name: "Will fail", type: "dynamic", conditions: { label: "x", op: "has" } });
     await waitForComputed(client, res.json.id);

@@ -4,11 +4,11 @@ import { segments } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { compileConditions, parseConditions } from "./conditions.js";
 import { dependencyOrder, loadSegmentGraph } from "./graph.js";
-import { lockSegmentMembership } from "./recompute.js";
+import { diffMembership, lockSegmentMembership } from "./membership-diff.js";
 
 /**
  * Real-time evaluation: after identify or track, the dynamic segments of the workspace are re-evaluated for
- * just the people concerned (the same diff as a recompute, restricted to their ids), in dependency order so a
+ * just the people concerned (membership-diff.ts, the recompute's diff restricted to their ids), in dependency order so a
  * composed segment sees the membership its inputs just got. Memberships change and `segment.entered` /
  * `segment.left` events are written at once; no full recompute runs.
  *
@@ -34,7 +34,6 @@ export async function evaluatePeople(db: Db, workspaceId: string, personIds: num
     .from(segments)
     .where(and(eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")));
   const byId = new Map(rows.map((r) => [r.id, r]));
-  const ids = JSON.stringify([...new Set(personIds)].sort((a, b) => a - b));
 
   await db.transaction(async (tx) => {
     for (const segmentId of order) {
@@ -49,36 +48,13 @@ export async function evaluatePeople(db: Db, workspaceId: string, personIds: num
         continue;
       }
       await lockSegmentMembership(tx, segmentId, "shared");
-      const props = JSON.stringify({ segmentId, segmentName: seg.name });
-      const at = now.toISOString();
-      const changes = await tx.execute<{ kind: "entered" | "left"; person_id: string }>(sql`
-        with candidates as (
-          select x::bigint as person_id from jsonb_array_elements_text(${ids}::jsonb) x),
-        matching as (
-          select p.id as person_id from people p
-          where p.workspace_id = ${workspaceId}::uuid and p.id in (select person_id from candidates) and ${predicate}),
-        gone as (
-          delete from segment_memberships m
-          where m.segment_id = ${segmentId}::uuid and m.person_id in (select person_id from candidates)
-            and not exists (select 1 from matching s where s.person_id = m.person_id)
-          returning m.person_id),
-        came as (
-          insert into segment_memberships (workspace_id, segment_id, person_id, entered_at)
-          select ${workspaceId}::uuid, ${segmentId}::uuid, person_id, ${at}::timestamptz from matching
-          on conflict do nothing
-          returning person_id),
-        ev as (
-          insert into events (workspace_id, person_id, name, properties, occurred_at)
-          select ${workspaceId}::uuid, person_id, 'segment.left', ${props}::jsonb, ${at}::timestamptz from gone
-          union all
-          select ${workspaceId}::uuid, person_id, 'segment.entered', ${props}::jsonb, ${at}::timestamptz from came),
-        counted as (
-          update segments set member_count = member_count + (select count(*) from came) - (select count(*) from gone)
-          where id = ${segmentId}::uuid and ((select count(*) from came) > 0 or (select count(*) from gone) > 0))
-        select 'entered' as kind, person_id::text as person_id from came
-        union all
-        select 'left', person_id::text from gone`);
-      for (const c of changes) (c.kind === "entered" ? entered : left).push({ segmentId, personId: c.person_id });
+      const diff = await diffMembership(tx, { workspaceId, segment: { id: segmentId, name: seg.name }, predicate, at: now, personIds });
+      // Incremental, so evaluations of different people (shared lock) add up under the row lock instead of overwriting each other.
+      if (diff.entered || diff.left) {
+        await tx.execute(sql`update segments set member_count = member_count + ${diff.entered - diff.left}::bigint where id = ${segmentId}::uuid`);
+      }
+      for (const personId of diff.enteredIds) entered.push({ segmentId, personId });
+      for (const personId of diff.leftIds) left.push({ segmentId, personId });
     }
   });
   if (entered.length || left.length) log.info({ workspaceId, entered: entered.length, left: left.length }, "segments re-evaluated in real time");

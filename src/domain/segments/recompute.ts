@@ -3,22 +3,24 @@ import type { Db } from "../../db/client.js";
 import { segments } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { compileConditions, parseConditions } from "./conditions.js";
-import { dependencyOrder, loadSegmentGraph, type Executor } from "./graph.js";
+import { dependencyOrder, loadSegmentGraph } from "./graph.js";
+import { diffMembership, lockSegmentMembership } from "./membership-diff.js";
 
 /**
- * Set-based recompute of a dynamic segment: one statement computes the matching set, diffs it against the
- * stored membership, deletes who left, inserts who entered and writes a `segment.left` / `segment.entered`
- * event for each, all from one snapshot. Running it twice gives the same membership and no new events.
+ * Full recompute of dynamic segments: the membership diff of membership-diff.ts over everyone in the workspace, then
+ * the segment's count, status and timings. A job (one segment, or a whole workspace) runs again while requests
+ * stamped after its last run started are pending (runWhileRequested).
  */
 
-/** A request that arrives while a recompute runs makes it run again; this bounds the re-runs of one job. */
-const MAX_RERUNS = 5;
-
-/** Serialises work on one segment's membership: recomputes take it exclusively, per-person evaluations shared. */
-export async function lockSegmentMembership(tx: Executor, segmentId: string, mode: "exclusive" | "shared"): Promise<void> {
-  const key = sql`hashtextextended(${`roster.segment-members:${segmentId}`}::text, 0)`;
-  await tx.execute(mode === "exclusive" ? sql`select pg_advisory_xact_lock(${key})` : sql`select pg_advisory_xact_lock_shared(${key})`);
-}
+/**
+ * Runs of one job, first included. Why a job reruns at all: requesters stamp `recompute_requested_at`, then enqueue
+ * under one job id per segment / workspace (triggers.ts); while the job still holds that id, BullMQ absorbs the
+ * enqueue, so the job itself must honour the stamp or the request is lost. Why a bound: requests that keep arriving
+ * (an import finishing every few seconds) would otherwise hold the job and its worker slot forever; requests made
+ * during a run coalesce into one rerun, so 5 runs absorb any burst short of that. Past the bound the pending request
+ * waits for the next one or the nightly refresh (logged).
+ */
+const MAX_RUNS = 5;
 
 export interface RecomputeOutcome {
   segmentId: string;
@@ -27,143 +29,143 @@ export interface RecomputeOutcome {
   memberCount: number;
   durationMs: number;
   runs: number;
-  /** When the last run started (Postgres clock): a request stamped after it is not reflected in this outcome. */
-  lastStartedAt: string;
 }
 
-/** Recomputes one dynamic segment (again while newer requests arrived during a run); null when it is gone or static. */
-export async function recomputeSegment(db: Db, workspaceId: string, segmentId: string, log: Logger): Promise<RecomputeOutcome | null> {
-  let entered = 0;
-  let left = 0;
-  for (let run = 1; ; run++) {
-    const tStatus = performance.now();
-    const [started] = await db
-      .update(segments)
-      .set({ status: "computing" })
-      .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")))
-      .returning({ name: segments.name, conditions: segments.conditions, startedAt: sql<string>`clock_timestamp()::text` });
-    if (!started) return null;
-    const t0 = performance.now();
-    const phases: Record<string, number> = { status: Math.round(t0 - tStatus) };
-    let tPhase = t0;
-    const phase = (name: string) => {
-      const t = performance.now();
-      phases[name] = Math.round(t - tPhase);
-      tPhase = t;
-    };
-    let outcome: { entered: number; left: number; memberCount: number; rerun: boolean; durationMs: number };
-    try {
-      outcome = await db.transaction(async (tx) => {
-        phase("begin");
-        await lockSegmentMembership(tx, segmentId, "exclusive");
-        phase("lock");
-        const now = new Date();
-        const predicate = compileConditions(parseConditions(started.conditions), { workspaceId, now });
-        const props = JSON.stringify({ segmentId, segmentName: started.name });
-        const at = now.toISOString();
-        // The matching set is computed once; one FULL JOIN with the current members (a join no planner can turn
-        // into per-row loops, whatever its estimates) keeps only who enters or leaves, so an unchanged segment
-        // writes nothing. Events go in person order, leavers first.
-        const [diff] = await tx.execute<{ entered: number; left: number; member_count: number }>(sql`
-          with matching as materialized (
-            select p.id as person_id from people p where p.workspace_id = ${workspaceId}::uuid and ${predicate}),
-          diff as materialized (
-            select coalesce(s.person_id, c.person_id) as person_id, s.person_id is not null as entering
-            from matching s
-            full join (select m.person_id from segment_memberships m where m.segment_id = ${segmentId}::uuid) c on c.person_id = s.person_id
-            where s.person_id is null or c.person_id is null),
-          gone as (
-            delete from segment_memberships m using diff d
-            where m.segment_id = ${segmentId}::uuid and m.person_id = d.person_id and not d.entering
-            returning m.person_id),
-          came as (
-            insert into segment_memberships (workspace_id, segment_id, person_id, entered_at)
-            select ${workspaceId}::uuid, ${segmentId}::uuid, d.person_id, ${at}::timestamptz from diff d where d.entering order by d.person_id
-            on conflict do nothing
-            returning person_id),
-          ev as (
-            insert into events (workspace_id, person_id, name, properties, occurred_at)
-            select ${workspaceId}::uuid, c.person_id, c.name, ${props}::jsonb, ${at}::timestamptz
-            from (select person_id, 'segment.left' as name, 0 as ord from gone
-                  union all
-                  select person_id, 'segment.entered', 1 from came) c
-            order by c.ord, c.person_id),
-          counts as (
-            select (select count(*) from matching) as matched, count(*) filter (where entering) as entering, count(*) filter (where not entering) as leaving
-            from diff)
-          -- The members after this statement: the members before it (matched - entering + leaving), less who left, plus who came.
-          select (select count(*) from came)::int as entered, (select count(*) from gone)::int as left,
-            (matched - entering + leaving - (select count(*) from gone) + (select count(*) from came))::int as member_count
-          from counts`);
-        phase("diff");
-        const durationMs = Math.round(performance.now() - t0);
-        const [done] = await tx.execute<{ member_count: number; rerun: boolean }>(sql`
-          update segments set
-            member_count = ${Number(diff?.member_count ?? 0)}::bigint,
-            status = 'ready', failure_reason = null, last_computed_at = ${at}::timestamptz, last_duration_ms = ${durationMs}::int
-          where id = ${segmentId}::uuid
-          returning member_count::int as member_count, coalesce(recompute_requested_at > ${started.startedAt}::timestamptz, false) as rerun`);
-        phase("finish");
-        return { entered: Number(diff?.entered ?? 0), left: Number(diff?.left ?? 0), memberCount: Number(done?.member_count ?? 0), rerun: Boolean(done?.rerun), durationMs };
-      });
-    } catch (err) {
-      const reason = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
-      await db
-        .update(segments)
-        .set({ status: "failed", failureReason: `The recompute failed: ${reason}` })
-        .where(eq(segments.id, segmentId));
-      throw err;
+/** Where to look for newer requests: one segment of the workspace, or every dynamic segment of it. */
+type RequestScope = { workspaceId: string; segmentId?: string };
+
+/**
+ * The one rerun loop: `run`, then `afterRun`, then a look for a recompute request in `scope` stamped after the run
+ * started (Postgres clock); another run while there is one, up to MAX_RUNS. The look comes last, so the window in
+ * which a request can still be absorbed unseen is only the few milliseconds until BullMQ removes the job. A null
+ * result (nothing to recompute) ends the loop.
+ */
+async function runWhileRequested<T>(
+  db: Db,
+  scope: RequestScope,
+  log: Logger,
+  run: () => Promise<T | null>,
+  afterRun?: (result: T) => Promise<void>,
+): Promise<{ results: T[]; runs: number }> {
+  const inScope = scope.segmentId ? sql`id = ${scope.segmentId}::uuid` : sql`workspace_id = ${scope.workspaceId}::uuid`;
+  const [first] = await db.execute<{ now: string }>(sql`select clock_timestamp()::text as now`);
+  let startedAt = first!.now;
+  const results: T[] = [];
+  for (let runs = 1; ; runs++) {
+    const result = await run();
+    if (result === null) return { results, runs: runs - 1 };
+    results.push(result);
+    if (afterRun) await afterRun(result);
+    // Also the next run's start: taken before it, so a request stamped in between is not missed.
+    const [look] = await db.execute<{ again: boolean; now: string }>(sql`
+      select exists (select 1 from segments where ${inScope} and type = 'dynamic' and recompute_requested_at > ${startedAt}::timestamptz) as again,
+        clock_timestamp()::text as now`);
+    if (!look?.again) return { results, runs };
+    if (runs >= MAX_RUNS) {
+      log.warn({ ...scope, runs }, "segment recompute requests kept arriving; the latest waits for the next request or the nightly refresh");
+      return { results, runs };
     }
-    phase("commit");
-    entered += outcome.entered;
-    left += outcome.left;
-    log.info({ workspaceId, segmentId, run, entered: outcome.entered, left: outcome.left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, phases }, "segment recomputed");
-    if (!outcome.rerun || run >= MAX_RERUNS) {
-      return { segmentId, entered, left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, runs: run, lastStartedAt: started.startedAt };
-    }
+    startedAt = look.now;
   }
 }
 
 /**
- * True when a recompute of the segment was requested after `since`. Checked by the job once its work is done: a
- * request that arrives after a run's last look at the stamp, while the job still holds its id, is absorbed by this
- * job (same job id) and would otherwise be lost.
+ * Recomputes one dynamic segment, again while newer requests arrived (see runWhileRequested); `afterRun` follows
+ * each run (the job requests the dependent segments there). Null when the segment is gone or static.
  */
-export async function requestedSince(db: Db, segmentId: string, since: string): Promise<boolean> {
-  const [row] = await db.execute<{ again: boolean }>(sql`
-    select coalesce(recompute_requested_at > ${since}::timestamptz, false) as again from segments where id = ${segmentId}::uuid`);
-  return Boolean(row?.again);
+export async function recomputeSegment(
+  db: Db,
+  workspaceId: string,
+  segmentId: string,
+  log: Logger,
+  afterRun?: () => Promise<void>,
+): Promise<RecomputeOutcome | null> {
+  const { results, runs } = await runWhileRequested(db, { workspaceId, segmentId }, log, () => recomputeOnce(db, workspaceId, segmentId, log), afterRun);
+  const last = results[results.length - 1];
+  if (!last) return null;
+  return {
+    ...last,
+    entered: results.reduce((n, r) => n + r.entered, 0),
+    left: results.reduce((n, r) => n + r.left, 0),
+    runs,
+  };
+}
+
+/** One run: the diff under the segment's exclusive membership lock, then the segment row; a failure is recorded on the segment. */
+async function recomputeOnce(db: Db, workspaceId: string, segmentId: string, log: Logger): Promise<RecomputeOutcome | null> {
+  const tStatus = performance.now();
+  const [started] = await db
+    .update(segments)
+    .set({ status: "computing" })
+    .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")))
+    .returning({ name: segments.name, conditions: segments.conditions });
+  if (!started) return null;
+  const t0 = performance.now();
+  const phases: Record<string, number> = { status: Math.round(t0 - tStatus) };
+  let tPhase = t0;
+  const phase = (name: string) => {
+    const t = performance.now();
+    phases[name] = Math.round(t - tPhase);
+    tPhase = t;
+  };
+  let outcome: { entered: number; left: number; memberCount: number; durationMs: number };
+  try {
+    outcome = await db.transaction(async (tx) => {
+      phase("begin");
+      await lockSegmentMembership(tx, segmentId, "exclusive");
+      phase("lock");
+      const now = new Date();
+      const predicate = compileConditions(parseConditions(started.conditions), { workspaceId, now });
+      const diff = await diffMembership(tx, { workspaceId, segment: { id: segmentId, name: started.name }, predicate, at: now });
+      phase("diff");
+      const durationMs = Math.round(performance.now() - t0);
+      const [done] = await tx.execute<{ member_count: number }>(sql`
+        update segments set
+          member_count = ${diff.members}::bigint,
+          status = 'ready', failure_reason = null, last_computed_at = ${now.toISOString()}::timestamptz, last_duration_ms = ${durationMs}::int
+        where id = ${segmentId}::uuid
+        returning member_count::int as member_count`);
+      phase("finish");
+      return { entered: diff.entered, left: diff.left, memberCount: Number(done?.member_count ?? 0), durationMs };
+    });
+  } catch (err) {
+    const reason = (err as { cause?: Error }).cause?.message ?? (err as Error).message;
+    await db
+      .update(segments)
+      .set({ status: "failed", failureReason: `The recompute failed: ${reason}` })
+      .where(eq(segments.id, segmentId));
+    throw err;
+  }
+  phase("commit");
+  log.info({ workspaceId, segmentId, entered: outcome.entered, left: outcome.left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, phases }, "segment recomputed");
+  return { segmentId, ...outcome, runs: 1 };
 }
 
 /**
- * Recomputes every dynamic segment of the workspace, each after the segments it uses; failures do not stop the
- * rest. A request that arrives during a pass (an import finishing meanwhile: its enqueue was absorbed by this
- * job) is honoured by another pass when it stamped a segment this pass had already computed.
+ * Recomputes every dynamic segment of the workspace, each once per pass and after the segments it uses; failures
+ * do not stop the rest. Another pass follows while a segment was stamped after the pass started (an import finishing
+ * meanwhile: its enqueue was absorbed by this job), see runWhileRequested; `failed` is the last pass's.
  */
 export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[]; passes: number }> {
   const outcomes: RecomputeOutcome[] = [];
   let failed: { segmentId: string; error: string }[] = [];
   await refreshStaticMemberCounts(db, workspaceId);
-  for (let pass = 1; ; pass++) {
-    const [clock] = await db.execute<{ now: string }>(sql`select clock_timestamp()::text as now`);
-    const passStartedAt = clock!.now;
+  const { runs } = await runWhileRequested(db, { workspaceId }, log, async () => {
     const graph = await loadSegmentGraph(db, workspaceId);
     const dynamic = [...graph.values()].filter((n) => n.type === "dynamic").map((n) => n.id).sort();
     const order = dependencyOrder(graph, dynamic).filter((id) => graph.get(id)?.type === "dynamic");
     failed = [];
     for (const id of order) {
       try {
-        const out = await recomputeSegment(db, workspaceId, id, log);
+        const out = await recomputeOnce(db, workspaceId, id, log);
         if (out) outcomes.push(out);
       } catch (err) {
         failed.push({ segmentId: id, error: (err as Error).message });
       }
     }
-    const [again] = await db.execute<{ again: boolean }>(sql`
-      select exists (select 1 from segments where workspace_id = ${workspaceId}::uuid and type = 'dynamic'
-        and recompute_requested_at > ${passStartedAt}::timestamptz) as again`);
-    if (!again?.again || pass >= MAX_RERUNS) return { outcomes, failed, passes: pass };
-  }
+    return true;
+  });
+  return { outcomes, failed, passes: runs };
 }
 
 /**

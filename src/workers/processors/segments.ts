@@ -1,7 +1,7 @@
 import { UnrecoverableError } from "bullmq";
 import type { Db } from "../../db/client.js";
 import { ValidationError } from "../../domain/errors.js";
-import { recomputeSegment, recomputeWorkspace, requestedSince, workspacesWithDynamicSegments } from "../../domain/segments/recompute.js";
+import { recomputeSegment, recomputeWorkspace, workspacesWithDynamicSegments } from "../../domain/segments/recompute.js";
 import { requestDependentsRecompute, requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Processor } from "../types.js";
 
@@ -10,29 +10,23 @@ export interface SegmentProcessorDeps {
   producer: Enqueuer;
 }
 
-/** Jobs of one segment that run again for requests they absorbed after their last run (see requestedSince). */
-const MAX_JOB_RERUNS = 5;
-
 /**
- * One segment; then the segments that use it directly (they cascade to theirs), so composed segments follow. Last,
- * a request stamped after the last run started (it arrived while this job still held the job id, so its enqueue
- * was absorbed) makes the job run again.
+ * One segment, again while requests it absorbed are pending (the rerun loop is recomputeSegment's); after each run,
+ * the segments that use it directly (they cascade to theirs), so composed segments follow.
  */
 export function segmentRecomputeProcessor(deps: SegmentProcessorDeps): Processor<"segment.recompute"> {
   return async (payload, ctx) => {
-    for (let pass = 1; ; pass++) {
-      let outcome;
-      try {
-        outcome = await recomputeSegment(deps.db, payload.workspaceId, payload.segmentId, ctx.log);
-      } catch (err) {
-        // Stored conditions the language refuses fail the same way on every attempt: no retries (the reason is on the segment).
-        if (err instanceof ValidationError) throw new UnrecoverableError(err.message);
-        throw err;
-      }
-      if (!outcome) return { skipped: "segment is gone or static" };
-      await requestDependentsRecompute(deps.db, deps.producer, payload.workspaceId, payload.segmentId);
-      if (pass >= MAX_JOB_RERUNS || !(await requestedSince(deps.db, payload.segmentId, outcome.lastStartedAt))) return outcome;
+    let outcome;
+    try {
+      outcome = await recomputeSegment(deps.db, payload.workspaceId, payload.segmentId, ctx.log, () =>
+        requestDependentsRecompute(deps.db, deps.producer, payload.workspaceId, payload.segmentId),
+      );
+    } catch (err) {
+      // Stored conditions the language refuses fail the same way on every attempt: no retries (the reason is on the segment).
+      if (err instanceof ValidationError) throw new UnrecoverableError(err.message);
+      throw err;
     }
+    return outcome ?? { skipped: "segment is gone or static" };
   };
 }
 
