@@ -9,7 +9,7 @@ import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
-import { cancelImport, enqueueImportRun, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
+import { cancelImport, enqueueNewImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
 import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
@@ -139,7 +139,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         callbackUrl: fields.callbackUrl ?? null,
         start: fields.start,
       });
-      if (fields.start) await enqueueImportRun(deps.db, deps.producer, row, { status: "draft", dryRun: false, checkpointRow: 0, failureReason: null, finishedAt: null });
+      if (fields.start) await enqueueNewImport(deps.db, deps.storage, deps.producer, row);
       // A new import has no errors: the view is built from the inserted row, nothing is read back.
       return { statusCode: 201, body: await importView(deps.db, row) };
     }).catch(async (err: unknown) => {
@@ -174,7 +174,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
   });
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing" : "Queue the import") } }, async (req, reply) => {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing (status validating)" : "Queue the import (status queued, counts from zero)") } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
       return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
     });

@@ -41,7 +41,7 @@ export const importSummarySchema = z.object({
   counts: importCountsSchema,
   errorCount: z.number().int(),
   cancelRequested: z.boolean(),
-  segmentIds: z.array(z.string()),
+  segmentIds: z.array(z.string()).describe("static segments the import put people in: its segment column's and createSegment's"),
   createdAt: z.string().describe("ISO-8601 UTC"),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),

@@ -399,7 +399,10 @@ async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): 
         on conflict do nothing`);
     }
     await tx.execute(dsql`delete from import_people where import_id = ${imp.id}`);
-    const segmentIds = createdSegmentId && !imp.segmentIds.includes(createdSegmentId) ? [...imp.segmentIds, createdSegmentId] : imp.segmentIds;
+    // Appended in SQL: the batches added the segments of `segment` columns to the row since this run read it.
+    const segmentIds = createdSegmentId
+      ? dsql`case when ${imports.segmentIds} @> ${JSON.stringify([createdSegmentId])}::jsonb then ${imports.segmentIds} else ${imports.segmentIds} || ${JSON.stringify([createdSegmentId])}::jsonb end`
+      : imports.segmentIds;
     await tx
       .update(imports)
       .set({ status: imp.dryRun ? "validated" : "done", finishedAt: new Date(), updatedAt: new Date(), segmentIds })
