@@ -12,7 +12,7 @@ import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { dashboardPlugin } from "./plugins/dashboard.js";
 import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
-import { errorsPlugin } from "./plugins/errors.js";
+import { clientErrorHandler, errorsPlugin } from "./plugins/errors.js";
 import { metricsPlugin } from "./plugins/metrics.js";
 import { workspaceRateLimit } from "./plugins/rate-limit.js";
 import { z } from "zod";
@@ -47,6 +47,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.env.PASTE_MAX_BYTES,
     trustProxy: true,
     return503OnClosing: true,
+    clientErrorHandler,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
