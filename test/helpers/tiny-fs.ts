@@ -21,7 +21,8 @@ export async function mountTinyFs(bytes: number): Promise<{ dir: string; unmount
   return {
     dir,
     async unmount() {
-      await run("umount", [dir]);
+      // Lazy: a handle the code under test leaked must not leave the mount behind.
+      await run("umount", ["--lazy", dir]);
       await rm(dir, { recursive: true, force: true });
     },
   };
