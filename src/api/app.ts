@@ -13,7 +13,7 @@ import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { dashboardPlugin } from "./plugins/dashboard.js";
 import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
-import { errorsPlugin } from "./plugins/errors.js";
+import { clientErrorHandler, errorsPlugin } from "./plugins/errors.js";
 import { metricsPlugin } from "./plugins/metrics.js";
 import { workspaceRateLimit } from "./plugins/rate-limit.js";
 import { z } from "zod";
@@ -48,6 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.env.PASTE_MAX_BYTES,
     trustProxy: true,
     return503OnClosing: true,
+    clientErrorHandler,
   });
   // Plain JSON.parse instead of Fastify's secure-json-parse, whose refusal of a "__proto__" key surfaced as a
   // misleading invalid_json: such a key is data, and the schemas say precisely where it is refused (lib/json.ts).

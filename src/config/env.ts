@@ -39,6 +39,8 @@ export const envSchema = z
     S3_FORCE_PATH_STYLE: bool.default(false),
     S3_CHECKSUM: z.enum(["WHEN_SUPPORTED", "WHEN_REQUIRED"]).default("WHEN_REQUIRED"),
     UPLOAD_MAX_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+    /** An upload body that stops arriving this long is aborted (408, nothing kept); 0 turns the guard off. */
+    UPLOAD_IDLE_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     PASTE_MAX_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 2),
     IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(10_000),
     /**

@@ -3,7 +3,17 @@
  * They know nothing of HTTP; the API's errors plugin maps each class to a status.
  */
 export abstract class DomainError extends Error {
-  abstract readonly kind: "validation" | "not_found" | "conflict" | "too_large" | "unavailable" | "unauthorized" | "unsupported_media";
+  abstract readonly kind:
+    | "validation"
+    | "not_found"
+    | "conflict"
+    | "too_large"
+    | "unavailable"
+    | "unauthorized"
+    | "unsupported_media"
+    | "bad_request"
+    | "timeout"
+    | "insufficient_storage";
   constructor(
     readonly code: string,
     message: string,
@@ -40,4 +50,19 @@ export class UnauthorizedError extends DomainError {
 }
 export class UnsupportedMediaError extends DomainError {
   readonly kind = "unsupported_media";
+}
+/** The request itself is malformed (a multipart body without a boundary, cut short): nothing in it can be read. */
+export class BadRequestError extends DomainError {
+  readonly kind = "bad_request";
+}
+/** The client stopped sending the body it announced. */
+export class RequestTimeoutError extends DomainError {
+  readonly kind = "timeout";
+}
+/** The storage has no room (ENOSPC, EDQUOT): nothing was kept; retrying later, or a smaller file, may work. */
+export class InsufficientStorageError extends DomainError {
+  readonly kind = "insufficient_storage";
+  constructor() {
+    super("insufficient_storage", "The server has no room to store this upload; nothing was kept. Try again later.");
+  }
 }

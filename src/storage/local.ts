@@ -4,7 +4,7 @@ import { access, mkdir, open, rename, rm, stat, unlink } from "node:fs/promises"
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { NotFoundError, PayloadTooLargeError } from "../domain/errors.js";
+import { InsufficientStorageError, NotFoundError, PayloadTooLargeError } from "../domain/errors.js";
 import { assertValidKey, assertValidRange, byteLimit, type ByteRange, type Storage, type StorageBody } from "./storage.js";
 
 /** Files under one directory; on several hosts that directory must be a shared volume. */
@@ -54,7 +54,7 @@ export class LocalStorage implements Storage {
     } catch (err) {
       await handle.close().catch(() => {});
       await rm(temp, { force: true });
-      throw err;
+      throw isFull(err) ? new InsufficientStorageError() : err;
     }
   }
 
@@ -94,6 +94,12 @@ export class LocalStorage implements Storage {
     assertValidKey(key);
     return join(this.root, key);
   }
+}
+
+/** No space or no quota left: the client is told 507, not 500. */
+function isFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
 }
 
 function isMissing(err: unknown): boolean {

@@ -83,6 +83,16 @@ describe("events export", () => {
     expect((await download(a, done.id)).text).toBe("occurred_at,event,user_id,external_id,email,properties\n");
   });
 
+  it("takes date-only from/to as imports do (midnight UTC; to exclusive)", async () => {
+    const done = await runExportVia(a, { kind: "events", from: "2026-01-15", to: "2026-02-01", columns: ["occurred_at", "event"] });
+    expect(done.filters).toMatchObject({ from: "2026-01-15T00:00:00.000Z", to: "2026-02-01T00:00:00.000Z" });
+    expect(csvRows((await download(a, done.id)).text)).toEqual([
+      ["occurred_at", "event"],
+      ["2026-01-15T12:00:00.000Z", "Clicked Upgrade"],
+      ["2026-01-20T08:30:00.250Z", "'=HYPERLINK(\"x\")"],
+    ]);
+  });
+
   it("refuses users-only fields, unknown columns and an empty range with 422", async () => {
     const seg = await a.request("POST", "/v1/exports", { payload: { kind: "events", segmentId: "x", columns: ["event", "labels"] } });
     expect(seg.status).toBe(422);

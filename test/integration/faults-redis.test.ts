@@ -1,3 +1,5 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
@@ -175,7 +177,7 @@ describe("the API with Redis paused (SIGSTOP)", () => {
 });
 
 describe("the API with Redis down", () => {
-  it("answers 503 queue_unavailable within 2 s to start=true and to /start, and leaves no import saying queued", async () => {
+  it("answers 503 queue_unavailable within 2 s to start=true and to /start; start=true leaves no orphan draft or upload behind", async () => {
     const client = await newClient("Down");
     const draft = await client.request("POST", "/v1/imports?identifier=email", { payload: contactsCsv(10, "x"), headers: { "content-type": "text/csv" } });
     expect(draft.status).toBe(201);
@@ -193,8 +195,10 @@ describe("the API with Redis down", () => {
     expect(started.status).toBe(503);
     expect(started.json.error.code).toBe("queue_unavailable");
 
-    const statuses = await t.ctx.db.$client`select status, count(*)::int as n from imports where workspace_id = ${client.workspaceId} group by status`;
-    expect(statuses.map((r) => ({ status: r.status, n: r.n }))).toEqual([{ status: "draft", n: 2 }]);
+    // Only the draft the client knows of: the start=true import it was never told about is gone, file and all.
+    const rows = await t.ctx.db.$client`select id, status, storage_key from imports where workspace_id = ${client.workspaceId}`;
+    expect(rows.map((r) => ({ id: r.id, status: r.status }))).toEqual([{ id: draft.json.id, status: "draft" }]);
+    expect(await readdir(path.join(t.ctx.storageDir, "uploads", client.workspaceId))).toEqual([path.basename(String(rows[0]?.storage_key))]);
     await redis.start();
   }, 30_000);
 });

@@ -89,6 +89,20 @@ describe("intake refuses files it cannot read, naming the problem", () => {
     expect(row).toMatchObject({ queued: true, dry_run: false });
   });
 
+  it("trailing unnamed header cells (Email;Name;;) are dropped; a row with data under them later fails alone as ragged", async () => {
+    const rows = Array.from({ length: 6 }, (_, i) => `tail${i}@x.io;T${i};;`);
+    const csv = ["Email;First Name;;", ...rows, "tailx@x.io;X;;lost?", "taily@x.io;Y", ""].join("\r\n");
+    const res = await pasteImport(client, csv, { identifier: "email", start: true });
+    expect(res.status, res.body).toBe(201);
+    expect(res.json).toMatchObject({ headers: ["Email", "First Name"], mapping: { Email: "email", "First Name": "first_name" } });
+    expect(res.json.sample[0]).toEqual(["tail0@x.io", "T0"]);
+    const done = await waitDone(res.json.id);
+    expect(done.counts).toMatchObject({ total: 8, created: 7, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 7, code: "ragged_row", value: "tailx@x.io;X;;lost?" })]);
+    const names = await t.ctx.db.$client`select first_name from people where workspace_id = ${client.workspaceId} and email like 'tail%' order by email`;
+    expect(names.map((r) => r.first_name)).toEqual(["T0", "T1", "T2", "T3", "T4", "T5", "Y"]);
+  });
+
   it("a body that is neither CSV, multipart nor JSON → 415", async () => {
     const res = await client.request("POST", "/v1/imports", { payload: "<xml/>", headers: { "content-type": "application/xml" } });
     expect(res.status).toBe(415);

@@ -196,6 +196,43 @@ describe("dry run (validate)", () => {
   });
 });
 
+describe("the run statuses and counts the contract promises", () => {
+  const ZERO = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0 };
+
+  it("POST /validate answers 202 validating; a start after it answers queued without the dry run's counts or errors", async () => {
+    const client = await fresh();
+    const created = await pasteImport(client, "email,first_name\nok@x.io,Ok\nbroken,X", { identifier: "email" });
+    const validating = await client.request("POST", `/v1/imports/${created.json.id}/validate`);
+    expect(validating.status).toBe(202);
+    expect(validating.json.status).toBe("validating");
+    const dry = await waitForImport(client, created.json.id);
+    expect(dry).toMatchObject({ status: "validated", counts: { total: 2, created: 1, failed: 1 }, errorCount: 1 });
+
+    const started = await client.request("POST", `/v1/imports/${created.json.id}/start`);
+    expect(started.status).toBe(202);
+    expect(started.json).toMatchObject({ status: "queued", dryRun: false, counts: ZERO, errorCount: 0, errors: [] });
+    const real = await waitForImport(client, created.json.id);
+    expect(real).toMatchObject({ status: "done", counts: { total: 2, created: 1, failed: 1 }, errorCount: 1 });
+  });
+
+  it("segmentIds lists the static segments that segment columns created or joined, and the createSegment one", async () => {
+    const client = await fresh();
+    // 5 rows: two batches of 4, so the ids gathered by the first batch must survive the second and the finish.
+    const csv = "email,Segment Name\ns1@x.io,Gold\ns2@x.io,Silver\ns3@x.io,\ns4@x.io,Gold\ns5@x.io,Bronze";
+    const done = await importAndWait(client, csv, { mapping: { email: "email", "Segment Name": "segment" }, options: { createSegment: { name: "Upload" } } });
+    expect(done.status).toBe("done");
+    const segs = await q(client, `select id::text, name from segments where workspace_id = $ws`);
+    const idOf = Object.fromEntries(segs.map((s) => [s.name as string, s.id as string]));
+    expect(Object.keys(idOf).sort()).toEqual(["Bronze", "Gold", "Silver", "Upload"]);
+    expect([...done.segmentIds].sort()).toEqual([idOf.Bronze, idOf.Gold, idOf.Silver, idOf.Upload].sort());
+
+    // A dry run joins nothing, so it lists nothing.
+    const dry = await pasteImport(client, "email,Segment Name\ns6@x.io,Platinum", { identifier: "email", mapping: { email: "email", "Segment Name": "segment" } });
+    await client.request("POST", `/v1/imports/${dry.json.id}/validate`);
+    expect((await waitForImport(client, dry.json.id)).segmentIds).toEqual([]);
+  });
+});
+
 describe("idempotency, history and cancel", () => {
   it("the same Idempotency-Key with the same request returns the original import; with another request, 422", async () => {
     const client = await fresh();

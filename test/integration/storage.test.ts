@@ -6,8 +6,9 @@ import { PassThrough, Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NotFoundError, PayloadTooLargeError } from "../../src/domain/errors.js";
+import { InsufficientStorageError, NotFoundError, PayloadTooLargeError } from "../../src/domain/errors.js";
 import { createStorage, type Storage, type StorageEnv } from "../../src/storage/storage.js";
+import { mountTinyFs, openFds } from "../helpers/tiny-fs.js";
 
 const MiB = 1024 * 1024;
 const BUCKET = "roster-test";
@@ -261,6 +262,34 @@ describe.each([
       await storage.write(key, streamOf(Buffer.from("x")));
       expect(await storage.size(key)).toBe(1);
     }
+  });
+});
+
+describe("local: a full disk", () => {
+  let fs: Awaited<ReturnType<typeof mountTinyFs>>;
+  beforeAll(async () => {
+    fs = await mountTinyFs(256 * 1024);
+  });
+  afterAll(async () => {
+    await fs?.unmount();
+  });
+
+  it.each([
+    ["stream", () => Readable.from([randomBytes(MiB)])],
+    ["buffer", () => randomBytes(MiB)],
+  ])("writing a %s past the free space throws InsufficientStorageError, deletes the partial file and closes its handle", async (label, body) => {
+    const storage = createStorage({ ...baseEnv, STORAGE_DIR: fs.dir });
+    await storage.write(`uploads/${label}/first.csv`, Buffer.from("fits\n"));
+    const before = await openFds();
+    const err = await storage.write(`uploads/${label}/big.csv`, body()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InsufficientStorageError);
+    expect((err as InsufficientStorageError).code).toBe("insufficient_storage");
+    expect(await readdir(join(fs.dir, "uploads", label))).toEqual(["first.csv"]);
+    await sleep(50);
+    expect(await openFds()).toBe(before);
+    // The space came back: the next write works.
+    await storage.write(`uploads/${label}/small.csv`, Buffer.from("ok\n"));
+    expect(await storage.size(`uploads/${label}/small.csv`)).toBe(3);
   });
 });
 

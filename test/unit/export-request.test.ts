@@ -42,6 +42,17 @@ describe("checkExportRequest", () => {
     });
   });
 
+  it("accepts the date-only and offset-less ISO forms imports accept, read as UTC (a date alone is its midnight)", () => {
+    expect(check({ kind: "events", from: "2026-01-31", to: "2026-02-01" })).toMatchObject({ from: "2026-01-31T00:00:00.000Z", to: "2026-02-01T00:00:00.000Z" });
+    expect(check({ kind: "events", from: "2026-01-31T10:30", to: "2026-01-31 12:00:00" })).toMatchObject({ from: "2026-01-31T10:30:00.000Z", to: "2026-01-31T12:00:00.000Z" });
+  });
+
+  it.each(["yesterday", "2026-02-30", "01/31/2026", "1769817600", "2026-1-31"])("refuses %s as from with the forms it takes", (from) => {
+    const parsed = createExportSchema.safeParse({ kind: "events", from });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toMatch(/2026-01-31/);
+  });
+
   it("lists every problem at once", () => {
     expect(problems({ kind: "users", columns: ["nope", "attributes.", "attributes.x y"], events: ["a"] }).problems.map((p) => p.field)).toEqual([
       "events",

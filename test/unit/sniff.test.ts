@@ -172,6 +172,26 @@ describe("sniffCsv rows and line endings", () => {
   });
 });
 
+describe("sniffCsv trailing unnamed columns", () => {
+  it("drops empty header cells after the last named one (Email;Name;;) and the blank cells under them", () => {
+    const r = whole(utf8("Email;Name;;\r\na@x.io;Ann;;\r\nb@x.io;Bob\r\n"));
+    expect(r).toMatchObject({ delimiter: ";", headers: ["Email", "Name"], sample: [["a@x.io", "Ann"], ["b@x.io", "Bob"]] });
+    expect(r.headerBytes).toBe("Email;Name;;\r\n".length);
+  });
+
+  it("still refuses an unnamed column in the middle, naming it", () => {
+    const err = sniffError(utf8("Email;;Name;;\na;;b;;\n"));
+    expect(err.code).toBe("empty_header");
+    expect(err.details).toEqual({ columns: [2] });
+  });
+
+  it("refuses a trailing unnamed column whose sample cells hold data, naming it: nothing in it may be dropped", () => {
+    const err = sniffError(utf8("Email,Name,,\na@x.io,Ann,,kept?\n"));
+    expect(err.code).toBe("empty_header");
+    expect(err.details).toEqual({ columns: [3, 4] });
+  });
+});
+
 describe("sniffCsv rejections", () => {
   it.each([
     ["an empty buffer", Buffer.alloc(0)],

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
@@ -11,6 +13,9 @@ const STATUS_BY_KIND: Record<DomainError["kind"], number> = {
   unavailable: 503,
   unauthorized: 401,
   unsupported_media: 415,
+  bad_request: 400,
+  timeout: 408,
+  insufficient_storage: 507,
 };
 
 export function sendError(reply: FastifyReply, status: number, code: string, message: string, details?: unknown) {
@@ -18,6 +23,23 @@ export function sendError(reply: FastifyReply, status: number, code: string, mes
     error: { code, message, ...(details === undefined ? {} : { details }) },
     requestId: reply.request.id,
   });
+}
+
+/**
+ * Node's HTTP parser refused the request before Fastify saw it (a body cut short by a half-closed socket, a malformed
+ * request line): answered in the API's error shape, as every other error is, then the connection closes.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) return;
+  const timeout = err.code === "ERR_HTTP_REQUEST_TIMEOUT";
+  const [status, text] = timeout ? [408, "Request Timeout"] : [400, "Bad Request"];
+  const body = JSON.stringify({
+    error: timeout
+      ? { code: "request_timeout", message: "The request did not arrive in time." }
+      : { code: "bad_request", message: "The request is malformed or was cut short before its end." },
+    requestId: randomUUID(),
+  });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /** Error codes meaning the database could not be reached (node's socket errors, postgres.js's, Postgres shutdown/limits). */

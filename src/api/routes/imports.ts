@@ -1,19 +1,20 @@
 import { Readable } from "node:stream";
 import multipart from "@fastify/multipart";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { IMPORT_STATUSES } from "../../db/schema.js";
-import { PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "../../domain/errors.js";
+import { BadRequestError, DomainError, PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "../../domain/errors.js";
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingFieldSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
-import { cancelImport, enqueueImportRun, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
+import { cancelImport, enqueueNewImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
 import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
 import type { AppDeps } from "../app.js";
+import { guardUploadIdle, type IdleGuard } from "../upload-idle.js";
 import { createImportQuery, importDocs } from "../schemas/imports.js";
 
 /** Multipart bounds: one file, a handful of small fields; anything more is refused with 413. */
@@ -23,7 +24,8 @@ const RAW_CSV_TYPES = ["text/csv", "text/plain", "application/csv", "application
 const idParams = z.object({ id: z.string() });
 const fieldsSchema = z.object({
   kind: importKindSchema.default("contacts"),
-  filename: z.string().max(255).optional(),
+  // Postgres text cannot hold NUL, and no file name needs a control character.
+  filename: z.string().max(255).regex(/^\P{Cc}*$/u, "must not contain a NUL or other control character").optional(),
   identifier: z.string().optional(),
   mapping: mappingFieldSchema.optional(),
   options: z.unknown().optional(),
@@ -54,6 +56,16 @@ function parseFields(raw: Record<string, unknown>): Fields {
   return parsed.data;
 }
 
+/**
+ * busboy's parse errors (no boundary, a body cut before the closing boundary, a malformed part header) are plain
+ * Errors without a code: the request is malformed (400), not the server. Anything with a code (limits, storage,
+ * sockets) or a DomainError is left as it is.
+ */
+function malformedMultipart(err: unknown): BadRequestError | null {
+  if (!(err instanceof Error) || err instanceof DomainError || (err as { code?: unknown }).code !== undefined) return null;
+  return new BadRequestError("malformed_multipart", `The multipart body cannot be read: ${err.message}. Send multipart/form-data with a boundary and the whole body.`);
+}
+
 export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "storage" | "producer" | "env" | "logger">) {
   const webhooks: WebhookSettings = webhookSettings(deps.env);
   const app = base.withTypeProvider<ZodTypeProvider>();
@@ -61,8 +73,24 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
   // Raw CSV bodies are streamed to storage, not parsed into memory.
   app.addContentTypeParser(RAW_CSV_TYPES, (_req, payload, done) => done(null, payload));
 
+  /**
+   * Reads the upload, guarded against a body that stalls (UPLOAD_IDLE_TIMEOUT_MS). A body that could not be read to
+   * its end closes the connection after the answer: what is left of it cannot be told from a next request.
+   */
+  async function receive(req: FastifyRequest, reply: FastifyReply): Promise<{ upload: StoredUpload; fields: Record<string, unknown> }> {
+    const guard = guardUploadIdle(req.raw, deps.env.UPLOAD_IDLE_TIMEOUT_MS);
+    try {
+      return await receiveBody(req, guard);
+    } catch (err) {
+      if (!req.raw.complete) reply.header("connection", "close");
+      throw err;
+    } finally {
+      guard.stop();
+    }
+  }
+
   /** Reads the upload from whichever body shape the client chose, storing the file as it arrives. */
-  async function receive(req: FastifyRequest): Promise<{ upload: StoredUpload; fields: Record<string, unknown> }> {
+  async function receiveBody(req: FastifyRequest, guard: IdleGuard): Promise<{ upload: StoredUpload; fields: Record<string, unknown> }> {
     const max = deps.env.UPLOAD_MAX_BYTES;
     const query = { ...(req.query as Record<string, unknown>) };
     if (req.isMultipart()) {
@@ -89,7 +117,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       } catch (err) {
         // A part after the file broke a limit (too many parts, a second file): the stored file is not kept.
         if (upload) await deps.storage.delete(upload.key);
-        throw err;
+        throw malformedMultipart(err) ?? err;
       }
       if (!upload) throw new ValidationError("file_required", "Send the CSV in a multipart part named 'file'.");
       return { upload, fields };
@@ -103,14 +131,14 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       return { upload, fields: { ...query, ...rest } };
     }
     if (RAW_CSV_TYPES.includes(type)) {
-      const upload = await storeUpload(deps.storage, req.workspaceId, req.body as Readable, max);
+      const upload = await storeUpload(deps.storage, req.workspaceId, guard.watch(req.body as Readable), max);
       return { upload, fields: query };
     }
     throw new UnsupportedMediaError("unsupported_media_type", "Send multipart/form-data with a 'file' part, a text/csv body, or JSON {\"csv\": \"…\"}.");
   }
 
   app.post("/imports", { schema: { querystring: createImportQuery }, config: { docs: importDocs.create } }, async (req, reply) => {
-    const { upload, fields: raw } = await receive(req);
+    const { upload, fields: raw } = await receive(req, reply);
     let fields: Fields;
     try {
       fields = parseFields(raw);
@@ -140,7 +168,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         callbackUrl: fields.callbackUrl ?? null,
         start: fields.start,
       });
-      if (fields.start) await enqueueImportRun(deps.db, deps.producer, row, { status: "draft", dryRun: false, checkpointRow: 0, failureReason: null, finishedAt: null });
+      if (fields.start) await enqueueNewImport(deps.db, deps.storage, deps.producer, row);
       // A new import has no errors: the view is built from the inserted row, nothing is read back.
       return { statusCode: 201, body: await importView(deps.db, row) };
     }).catch(async (err: unknown) => {
@@ -175,7 +203,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
   });
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing" : "Queue the import") } }, async (req, reply) => {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing (status validating)" : "Queue the import (status queued, counts from zero)") } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
       return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
     });

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { IMPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
 import { IDENTIFIERS, IMPORT_KINDS } from "../../domain/imports/targets.js";
 import type { RouteDocs } from "../plugins/docs.js";
-import { pageOf } from "./common.js";
+import { errorSchema, pageOf } from "./common.js";
 
 /** Documentation shapes of the import resource (the service builds the objects; see importView). */
 export const importCountsSchema = z.object({
@@ -41,7 +41,7 @@ export const importSummarySchema = z.object({
   counts: importCountsSchema,
   errorCount: z.number().int(),
   cancelRequested: z.boolean(),
-  segmentIds: z.array(z.string()),
+  segmentIds: z.array(z.string()).describe("static segments the import put people in: its segment column's and createSegment's"),
   createdAt: z.string().describe("ISO-8601 UTC"),
   startedAt: z.string().nullable(),
   finishedAt: z.string().nullable(),
@@ -98,7 +98,12 @@ export const importDocs = {
   create: {
     summary: "Upload a CSV (multipart, raw text/csv, or pasted JSON) and create an import",
     body: createImportBodies,
-    responses: { 201: { description: "The import (draft, or queued when started)", content: json(importObjectSchema) } },
+    responses: {
+      201: { description: "The import (draft, or queued when started)", content: json(importObjectSchema) },
+      400: { description: "malformed_multipart: no boundary, or the body ends before its closing boundary", content: json(errorSchema) },
+      408: { description: "request_timeout: the upload stalled for UPLOAD_IDLE_TIMEOUT_MS; nothing was kept", content: json(errorSchema) },
+      507: { description: "insufficient_storage: no room to store the upload; nothing was kept", content: json(errorSchema) },
+    },
   },
   list: { summary: "Import history, newest first", responses: { 200: { description: "A page of imports", content: json(pageOf(importSummarySchema)) } } },
   get: { summary: "An import", responses: { 200: { description: "The import", content: json(importObjectSchema) } } },

@@ -1,6 +1,7 @@
 /** What a client may ask an export for, checked once at the API so the worker only ever sees valid params. */
 import { z } from "zod";
 import { ValidationError } from "../errors.js";
+import { parseDate } from "../imports/values.js";
 import { callbackUrlSchema } from "../webhooks/callback-url.js";
 import { DEFAULT_EVENT_COLUMNS, DEFAULT_USER_COLUMNS, eventColumnProblem, userColumnProblem } from "./columns.js";
 
@@ -10,7 +11,15 @@ export type ExportKind = (typeof EXPORT_KINDS)[number];
 const MAX_COLUMNS = 200;
 const MAX_EVENT_NAMES = 100;
 
-const timestamp = z.iso.datetime({ offset: true, error: "Use an ISO-8601 timestamp such as 2026-01-31T00:00:00Z." });
+/**
+ * An ISO-8601 instant, or the offset-less and date-only ISO forms imports accept (read as UTC; a date alone is its
+ * midnight). The other import forms (MM/DD/YYYY, DD.MM.YYYY, epoch numbers) stay out: in an API they are ambiguous.
+ */
+const ISO_DATE_START = /^\d{4}-\d{2}-\d{2}(?![\d])/;
+const parseInstant = (raw: string): Date | null => (ISO_DATE_START.test(raw.trim()) ? parseDate(raw) : null);
+const timestamp = z
+  .string()
+  .refine((v) => parseInstant(v) !== null, { error: "Use an ISO-8601 date or timestamp such as 2026-01-31 or 2026-01-31T00:00:00Z." });
 
 /** The POST /v1/exports body. `bom` is an extension to API.md: a UTF-8 byte order mark for spreadsheet users. */
 export const createExportSchema = z.strictObject({
@@ -28,8 +37,8 @@ export const createExportSchema = z.strictObject({
   segmentId: z.string().optional().describe("users only: export the members of this segment."),
   conditions: z.unknown().optional().describe("users only: export the people matching this condition tree (the segment condition language)."),
   events: z.array(z.string().min(1).max(255)).min(1).max(MAX_EVENT_NAMES).optional().describe("events only: these event names (default: all)."),
-  from: timestamp.optional().describe("events only: occurred at or after this instant (inclusive)."),
-  to: timestamp.optional().describe("events only: occurred before this instant (exclusive)."),
+  from: timestamp.optional().describe("events only: occurred at or after this instant (inclusive). A date alone (2026-01-31) is its midnight UTC."),
+  to: timestamp.optional().describe("events only: occurred before this instant (exclusive). A date alone (2026-02-01) is its midnight UTC."),
   gzip: z.boolean().default(false).describe("Gzip the file (.csv.gz, application/gzip)."),
   bom: z.boolean().default(false).describe("Extension to API.md: start the file with a UTF-8 byte order mark, so spreadsheets read it as UTF-8."),
   callbackUrl: callbackUrlSchema
@@ -77,8 +86,8 @@ export function checkExportRequest(req: CreateExportRequest, checkConditions: (r
     seen.add(column);
   });
 
-  const from = req.from ? new Date(req.from) : null;
-  const to = req.to ? new Date(req.to) : null;
+  const from = req.from ? parseInstant(req.from) : null;
+  const to = req.to ? parseInstant(req.to) : null;
   if (from && to && from >= to) problems.push({ field: "to", reason: "Must be later than from (from is inclusive, to exclusive)." });
 
   if (problems.length > 0) {

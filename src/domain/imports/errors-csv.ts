@@ -21,6 +21,8 @@ export async function streamImportErrors(db: Db, workspaceId: string, id: string
   const width = imp.headers.length;
   async function* lines(): AsyncGenerator<string> {
     yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers.slice(own)].map(neutraliseCell)]);
+    // A requested run counts from zero: the rows of the run before it (a dry run) stay until the new run claims the import.
+    if (imp.errorCount === 0) return;
     const cursor = db.$client`
       select row, "column", value, code, message, record from import_errors
       where import_id = ${imp.id} order by row, seq`.cursor(CURSOR_ROWS);

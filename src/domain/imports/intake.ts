@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
-import { ValidationError } from "../errors.js";
+import { DomainError, ValidationError } from "../errors.js";
 import { mergeMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
@@ -55,10 +55,19 @@ export async function storeUpload(storage: Storage, workspaceId: string, body: R
   });
   const through = new PassThrough();
   const piping = pipeline(body, hasher, through);
-  const [written] = await Promise.all([storage.write(key, through, { maxBytes, contentType: "text/csv" }), piping.catch((err: unknown) => {
-    through.destroy(err as Error);
-    throw err;
-  })]);
+  // Both settle before anything is thrown, so a failed upload's partial file is gone by the time the client hears of it.
+  const [stored, piped] = await Promise.allSettled([
+    storage.write(key, through, { maxBytes, contentType: "text/csv" }),
+    piping.catch((err: unknown) => {
+      through.destroy(err as Error);
+      throw err;
+    }),
+  ]);
+  // The storage's own verdict (too large, no space) names the cause; the body's (a stall, a malformed part) otherwise.
+  if (stored.status === "rejected" && (stored.reason instanceof DomainError || piped.status === "fulfilled")) throw stored.reason;
+  if (piped.status === "rejected") throw piped.reason;
+  if (stored.status === "rejected") throw stored.reason;
+  const written = stored.value;
   const head = Buffer.concat(headChunks, headBytes);
   // Only a head that matches what storage holds is kept (it always should; anything else reads the file back).
   return { key, sizeBytes: written.sizeBytes, sha256: hash.digest("hex"), encodingScan: scanner.end(), ...(head.length === Math.min(written.sizeBytes, HEAD_BYTES) ? { head } : {}) };
@@ -122,7 +131,8 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       key = upload.key.replace(/\.upload$/, ".utf8.csv");
       keys.add(key);
       const source = await storage.read(upload.key);
-      await storage.write(key, source.pipe(decodeStream(sniff.encoding)).pipe(utf8Encoder()));
+      // pipe() does not close the source when the write fails (a full disk): its file handle would leak.
+      await storage.write(key, source.pipe(decodeStream(sniff.encoding)).pipe(utf8Encoder())).finally(() => source.destroy());
       await storage.delete(upload.key);
       keys.delete(upload.key);
       head = undefined;

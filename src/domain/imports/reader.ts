@@ -1,4 +1,5 @@
 import { parse } from "csv-parse";
+import { parse as parseSync } from "csv-parse/sync";
 import { restoreCell } from "../../lib/spreadsheet-safe.js";
 import type { Storage } from "../../storage/storage.js";
 import { OversizedRecordFinder, UnclosedQuote, type OversizedRecord } from "./record-skip.js";
@@ -144,4 +145,16 @@ function structureError(err: unknown, at: ReadFrom): unknown {
   const line = at.line + 1;
   if (e.code === "CSV_QUOTE_NOT_CLOSED") return unclosedQuote(line, at.row + 1);
   return new CsvStructureError(`The CSV is malformed at line ${line}: ${e.message}`, line);
+}
+
+/**
+ * How many cells the header row of the stored file has, trailing unnamed ones included (intake keeps only the
+ * named ones in `headers`): rows may carry blank cells under those (see dropBlankTail).
+ */
+export async function readHeaderWidth(storage: Storage, key: string, delimiter: string, headerBytes: number): Promise<number> {
+  if (headerBytes === 0) return 0;
+  const chunks: Buffer[] = [];
+  for await (const c of await storage.read(key, { start: 0, end: headerBytes - 1 })) chunks.push(c as Buffer);
+  const [header] = parseSync(Buffer.concat(chunks), { delimiter, record_delimiter: ["\r\n", "\n", "\r"], relax_quotes: true, skip_empty_lines: true, to: 1, bom: true }) as string[][];
+  return header?.length ?? 0;
 }

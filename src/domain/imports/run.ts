@@ -8,7 +8,8 @@ import type { Storage } from "../../storage/storage.js";
 import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type RowHandler, type StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
 import { importOptionsSchema, type ImportKind } from "./mapping.js";
-import { CsvStructureError, readRecords, type ParsedRecord } from "./reader.js";
+import { CsvStructureError, readHeaderWidth, readRecords, type ParsedRecord } from "./reader.js";
+import { dropBlankTail } from "./sniff.js";
 import { SKIP_CODES, rowError, type RowError } from "./rows.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
@@ -93,6 +94,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   const handler = createRowHandler(imp.kind as ImportKind, batchCtx, imp.headers, mapping);
   const batchSize = Math.min(deps.batchSize, handler.maxBatchSize ?? deps.batchSize);
   const secrets = secretColumns(imp.kind as ImportKind, imp.headers, mapping);
+  // Trailing unnamed header cells (`Email;Name;;`) are not in imp.headers: blank cells under them are dropped per row.
+  const fileWidth = await readHeaderWidth(deps.storage, imp.storageKey, imp.delimiter, imp.dataOffset);
 
   const conn = await deps.db.$client.reserve();
   let connectionLost = false;
@@ -125,6 +128,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
         row: imp.checkpointRow,
         line: imp.checkpointLine,
       }, deps.maxRecordBytes)) {
+        if (fileWidth > imp.headers.length) rec.record = dropBlankTail(rec.record, imp.headers.length, fileWidth);
         addRecord(batch, seen, rec, handler, headerOf[identifier] ?? identifier);
         if (batch.rows >= batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
           await flush(batch);
@@ -408,7 +412,10 @@ async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): 
         on conflict do nothing`);
     }
     await tx.execute(dsql`delete from import_people where import_id = ${imp.id}`);
-    const segmentIds = createdSegmentId && !imp.segmentIds.includes(createdSegmentId) ? [...imp.segmentIds, createdSegmentId] : imp.segmentIds;
+    // Appended in SQL: the batches added the segments of `segment` columns to the row since this run read it.
+    const segmentIds = createdSegmentId
+      ? dsql`case when ${imports.segmentIds} @> ${JSON.stringify([createdSegmentId])}::jsonb then ${imports.segmentIds} else ${imports.segmentIds} || ${JSON.stringify([createdSegmentId])}::jsonb end`
+      : imports.segmentIds;
     await tx
       .update(imports)
       .set({ status: imp.dryRun ? "validated" : "done", finishedAt: new Date(), updatedAt: new Date(), segmentIds })

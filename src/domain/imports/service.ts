@@ -4,6 +4,7 @@ import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
 import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
+import type { Storage } from "../../storage/storage.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { mergeMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
@@ -115,9 +116,15 @@ export async function setMapping(db: Db, workspaceId: string, id: string, body: 
   return updated;
 }
 
+/** The counts of a run, zero before its first batch. */
+const NO_COUNTS = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0, errorCount: 0 } as const;
+
 /**
- * Queues a run: a dry run (`validate`) or the real one (`start`). A failed import restarts from its last committed
- * batch. The import says `queued` only once the job is in the queue; when the queue is down it stays as it was.
+ * Queues a run: a dry run (`validate`, status `validating` at once, as API.md says) or the real one (`start`, status
+ * `queued`). A failed import restarts from its last committed batch; any other run starts with zero counts and no
+ * errors, so a start after a dry run does not show the dry run's figures while it waits. (The error rows themselves go
+ * when the run claims the import; error_count 0 already hides them.) When the queue is down the import is put back
+ * as it was, counts included.
  */
 export async function requestRun(db: Db, producer: Producer, workspaceId: string, id: string, dryRun: boolean): Promise<ImportRow> {
   const row = await getImport(db, workspaceId, id);
@@ -133,14 +140,14 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
   const [queued] = await db
     .update(imports)
     .set({
-      status: "queued",
+      status: dryRun ? "validating" : "queued",
       dryRun,
       queuedAt: new Date(),
       updatedAt: new Date(),
       cancelRequested: false,
       failureReason: null,
       finishedAt: null,
-      ...(resume ? {} : { checkpointRow: 0 }),
+      ...(resume ? {} : { checkpointRow: 0, ...NO_COUNTS }),
     })
     .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
     .returning();
@@ -149,25 +156,53 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
   return queued;
 }
 
+/** What a failed enqueue puts back: the import's fields before its run was requested. */
+export type BeforeRun = Pick<ImportRow, "status" | "dryRun" | "checkpointRow" | "failureReason" | "finishedAt" | keyof typeof NO_COUNTS>;
+
 /**
- * Puts the run of an import that says `queued` into the job queue. When the queue is down, the import goes back to
- * what it was (`before`: its fields before it was queued) and the error (503) is thrown. A crash between the two
- * leaves a queued import without a job: the reconciler re-enqueues it.
+ * Puts the run of an import that says `queued` (or `validating`) into the job queue. When the queue is down, the
+ * import goes back to what it was (`before`) and the error (503) is thrown. A crash between the two leaves a
+ * queued import without a job: the reconciler re-enqueues it.
  */
-export async function enqueueImportRun(
-  db: Db,
-  producer: Producer,
-  queued: ImportRow,
-  before: Pick<ImportRow, "status" | "dryRun" | "checkpointRow" | "failureReason" | "finishedAt">,
-): Promise<void> {
+export async function enqueueImportRun(db: Db, producer: Producer, queued: ImportRow, before: BeforeRun): Promise<void> {
   try {
     // The job id derives from queued_at, so the reconciler can find the job (or see it is gone) after a Redis restart.
     await producer.enqueue("import.run", { workspaceId: queued.workspaceId, importId: queued.id }, { jobId: importJobId(queued.id, queued.queuedAt ?? new Date()) });
   } catch (err) {
     await db
       .update(imports)
-      .set({ status: before.status, dryRun: before.dryRun, checkpointRow: before.checkpointRow, failureReason: before.failureReason, finishedAt: before.finishedAt })
-      .where(and(eq(imports.id, queued.id), eq(imports.workspaceId, queued.workspaceId), eq(imports.status, "queued"), eq(imports.fence, queued.fence)));
+      .set({
+        status: before.status,
+        dryRun: before.dryRun,
+        checkpointRow: before.checkpointRow,
+        failureReason: before.failureReason,
+        finishedAt: before.finishedAt,
+        total: before.total,
+        processed: before.processed,
+        created: before.created,
+        updated: before.updated,
+        unchanged: before.unchanged,
+        skipped: before.skipped,
+        failed: before.failed,
+        errorCount: before.errorCount,
+      })
+      .where(and(eq(imports.id, queued.id), eq(imports.workspaceId, queued.workspaceId), eq(imports.status, queued.status), eq(imports.fence, queued.fence)));
+    throw err;
+  }
+}
+
+/**
+ * Queues the run of an import created already queued (`start: true` on upload). When the queue is down the import
+ * and its upload are deleted before the error (503) is thrown: the client never learnt its id, so a draft left behind
+ * would be an orphan, and the 503 means "nothing was created, send it again". A job that still reaches Redis finds
+ * no import and does nothing.
+ */
+export async function enqueueNewImport(db: Db, storage: Pick<Storage, "delete">, producer: Producer, row: ImportRow): Promise<void> {
+  try {
+    await producer.enqueue("import.run", { workspaceId: row.workspaceId, importId: row.id }, { jobId: importJobId(row.id, row.queuedAt ?? new Date()) });
+  } catch (err) {
+    await db.delete(imports).where(and(eq(imports.id, row.id), eq(imports.workspaceId, row.workspaceId), eq(imports.status, "queued"), eq(imports.fence, row.fence)));
+    await storage.delete(row.storageKey);
     throw err;
   }
 }

@@ -96,10 +96,12 @@ export function sniffCsv(head: Buffer, opts: SniffOptions = {}): SniffResult {
   }
   const delimiter = pickDelimiter(layout.delimiterCounts);
   const records = parseRecords(text.slice(0, layout.cutAt), delimiter);
-  const [headerRecord, ...sample] = records;
+  const [headerRecord, ...rawSample] = records;
   if (!headerRecord) throw emptyFile();
-  const headers = headerRecord.map((h) => h.trim());
+  const named = headerRecord.map((h) => h.trim());
+  const headers = named.slice(0, namedWidth(named, rawSample));
   checkHeaders(headers);
+  const sample = rawSample.map((r) => dropBlankTail(r, headers.length, named.length));
 
   return {
     encoding,
@@ -282,6 +284,27 @@ function parseRecords(text: string, delimiter: CsvDelimiter): string[][] {
     }
     throw err;
   }
+}
+
+/**
+ * Spreadsheets often save trailing empty header cells (`Email;Name;;`): those columns are not part of the file's
+ * header as long as the sample holds nothing under them. A trailing unnamed column with data stays, and so is
+ * refused by checkHeaders like any unnamed column, so no cell is silently dropped.
+ */
+function namedWidth(headers: string[], sample: string[][]): number {
+  let width = headers.length;
+  while (width > 1 && headers[width - 1] === "" && sample.every((r) => (r[width - 1] ?? "").trim() === "")) width--;
+  return width;
+}
+
+/**
+ * A record's cells under the trailing unnamed columns (between `named` and `fileWidth`, the header row's cell count)
+ * are dropped when blank; a record with data there is returned whole, so the import reports it as ragged.
+ */
+export function dropBlankTail(record: string[], named: number, fileWidth: number): string[] {
+  if (record.length <= named || record.length > fileWidth) return record;
+  for (let i = named; i < record.length; i++) if (record[i]!.trim() !== "") return record;
+  return record.slice(0, named);
 }
 
 function checkHeaders(headers: string[]): void {

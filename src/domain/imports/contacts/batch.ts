@@ -267,7 +267,11 @@ async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
   );
 }
 
-/** The segment / segment_value columns: the person joins that static segment (created if missing) with that value. */
+/**
+ * The segment / segment_value columns: the person joins that static segment (created if missing) with that value.
+ * The import lists every segment its rows named (segmentIds), in the batch's transaction: the import row is already
+ * locked by the batch, and a rolled-back (dry-run) batch lists nothing.
+ */
 async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<void> {
   if (!ctx.headerOf.segment) return;
   const ws = ctx.workspaceId;
@@ -291,5 +295,13 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
      update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}', outcome = 'updated'
      where s.person_id in (select person_id from joined) and s.outcome in ('updated', 'unchanged')`,
     [ws],
+  );
+  await q(
+    `update imports i set segment_ids = i.segment_ids || coalesce((
+       select jsonb_agg(g.id::text order by g.name) from segments g
+       where g.workspace_id = $1 and not (i.segment_ids @> jsonb_build_array(g.id::text))
+         and g.name in (select s.segment from ${CONTACT_STAGE_TABLE} s where ${active} and s.segment is not null)), '[]')
+     where i.id = $2`,
+    [ws, ctx.importId],
   );
 }
