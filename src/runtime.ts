@@ -6,7 +6,7 @@ import type { Logger } from "./lib/logger.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
 import { createProducer, type Producer } from "./queue/producer.js";
 import { createProducerConnection } from "./queue/redis.js";
-import { createStorage } from "./storage/storage.js";
+import { createStorage } from "./storage/create.js";
 import type { Storage } from "./storage/storage.js";
 
 /** The long-lived resources every process role shares. */

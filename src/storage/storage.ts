@@ -1,8 +1,5 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
-import type { Env } from "../config/env.js";
 import { PayloadTooLargeError } from "../domain/errors.js";
-import { LocalStorage } from "./local.js";
-import { S3Storage } from "./s3.js";
 
 /** A stream, or bytes already in memory (a pasted CSV): those are written without stream machinery. */
 export type StorageBody = NodeJS.ReadableStream | Readable | Buffer;
@@ -30,43 +27,9 @@ export interface Storage {
   ping(): Promise<void>;
 }
 
-export type StorageEnv = Pick<
-  Env,
-  | "STORAGE_DRIVER"
-  | "STORAGE_DIR"
-  | "S3_BUCKET"
-  | "S3_REGION"
-  | "S3_ENDPOINT"
-  | "S3_ACCESS_KEY_ID"
-  | "S3_SECRET_ACCESS_KEY"
-  | "S3_FORCE_PATH_STYLE"
-  | "S3_CHECKSUM"
->;
-
-export function createStorage(env: StorageEnv): Storage {
-  if (env.STORAGE_DRIVER === "local") return new LocalStorage(env.STORAGE_DIR);
-  if (!env.S3_BUCKET) throw new Error("S3_BUCKET is required when STORAGE_DRIVER=s3");
-  if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
-    throw new Error("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together");
-  }
-  return new S3Storage(env.S3_BUCKET, {
-    region: env.S3_REGION,
-    endpoint: env.S3_ENDPOINT,
-    forcePathStyle: env.S3_FORCE_PATH_STYLE,
-    requestChecksumCalculation: env.S3_CHECKSUM,
-    responseChecksumValidation: env.S3_CHECKSUM,
-    // Without explicit keys the SDK's default chain applies (instance role, AWS_* variables, ...).
-    credentials:
-      env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
-        ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
-        : undefined,
-  });
-}
-
 /**
  * Keys become file paths in the local driver, so anything that could climb out of the storage
  * directory or mean different things on different systems is refused outright.
- * (Function declarations, not consts: the drivers import these while this module imports them.)
  */
 export function assertValidKey(key: string): void {
   const problem =

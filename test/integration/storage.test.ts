@@ -7,7 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InsufficientStorageError, NotFoundError, PayloadTooLargeError } from "../../src/domain/errors.js";
-import { createStorage, type Storage, type StorageEnv } from "../../src/storage/storage.js";
+import { createStorage, type StorageEnv } from "../../src/storage/create.js";
+import type { Storage } from "../../src/storage/storage.js";
 import { mountTinyFs, openFds } from "../helpers/tiny-fs.js";
 
 const MiB = 1024 * 1024;
