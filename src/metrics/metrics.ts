@@ -1,5 +1,6 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Queue } from "bullmq";
+import { withTimeout } from "../lib/timeout.js";
 
 /** Seconds; imports and exports of big files run for minutes, so the buckets reach well past the HTTP range. */
 const JOB_DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -92,15 +93,8 @@ function mergeFamilies(chunks: string[]): string {
 }
 
 async function queueMetrics(queues: Queue[]): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("timed out")), QUEUE_METRICS_TIMEOUT_MS);
-  });
-  try {
-    return mergeFamilies(await Promise.race([Promise.all(queues.map((q) => q.exportPrometheusMetrics())), timeout]));
-  } finally {
-    clearTimeout(timer);
-  }
+  const texts = await withTimeout(Promise.all(queues.map((q) => q.exportPrometheusMetrics())), QUEUE_METRICS_TIMEOUT_MS, () => new Error("timed out"));
+  return mergeFamilies(texts);
 }
 
 /** The Prometheus text of this process: its registry, then the job counts per queue and state from BullMQ. */

@@ -4,6 +4,7 @@ import type { Logger } from "../lib/logger.js";
 import { UnavailableError } from "../domain/errors.js";
 import { whenReady } from "./redis.js";
 import { JOBS, QUEUE_NAMES, parsePayload, type JobName, type JobPayload, type QueueName } from "./jobs.js";
+import { withTimeout } from "../lib/timeout.js";
 
 /** How long an enqueue may take before the caller is told the queue is unavailable: the API must answer 503 within 2 s. */
 const ENQUEUE_TIMEOUT_MS = 1_500;
@@ -50,25 +51,22 @@ export function createProducer(connection: Redis, prefix: string, log: Logger): 
     queue,
     async enqueue(name, payload, opts = {}) {
       const data = parsePayload(name, payload);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("enqueue timed out")), ENQUEUE_TIMEOUT_MS);
-      });
+      const add = async () => {
+        await whenReady(connection, ENQUEUE_TIMEOUT_MS);
+        await queue(JOBS[name].queue).add(name, data, {
+          jobId: opts.jobId,
+          delay: opts.delay,
+          ...(opts.attempts ? { attempts: opts.attempts } : {}),
+          ...(opts.backoffMs ? { backoff: { type: "exponential", delay: opts.backoffMs } } : {}),
+          ...(opts.removeWhenFinished ? { removeOnComplete: true, removeOnFail: true } : {}),
+        });
+      };
       try {
-        await Promise.race([whenReady(connection, ENQUEUE_TIMEOUT_MS), timeout]);
-        await Promise.race([queue(JOBS[name].queue).add(name, data, {
-              jobId: opts.jobId,
-              delay: opts.delay,
-              ...(opts.attempts ? { attempts: opts.attempts } : {}),
-              ...(opts.backoffMs ? { backoff: { type: "exponential", delay: opts.backoffMs } } : {}),
-              ...(opts.removeWhenFinished ? { removeOnComplete: true, removeOnFail: true } : {}),
-            }), timeout]);
+        await withTimeout(add(), ENQUEUE_TIMEOUT_MS, () => new Error("enqueue timed out"));
       } catch (err) {
         throw new UnavailableError("queue_unavailable", "The job queue is unavailable; try again shortly.", {
           cause: err instanceof Error ? err.message : String(err),
         });
-      } finally {
-        clearTimeout(timer);
       }
     },
     async close() {

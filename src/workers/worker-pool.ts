@@ -6,7 +6,10 @@ import type { Metrics } from "../metrics/metrics.js";
 import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type JobPayload, type QueueName } from "../queue/jobs.js";
 import { createWorkerConnection } from "../queue/redis.js";
 import type { Processors } from "./types.js";
+import { withTimeout } from "../lib/timeout.js";
 
+/** A forced close only drops connections; past this, a Redis that is gone cannot hold the shutdown up. */
+const FORCED_CLOSE_MS = 1_000;
 
 /**
  * Called when BullMQ will not run a job again, including when it fails a job that stalled too often without calling
@@ -124,16 +127,12 @@ export async function startWorkers(
     workers,
     async close() {
       shutdown.abort();
-      let timer: NodeJS.Timeout | undefined;
-      const bounded = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          log.warn({ timeoutMs: env.SHUTDOWN_TIMEOUT_MS }, "workers did not close in time; forcing");
-          resolve();
-        }, env.SHUTDOWN_TIMEOUT_MS);
+      const late = new Error("workers did not close in time");
+      await withTimeout(Promise.all(workers.map((w) => w.close())), env.SHUTDOWN_TIMEOUT_MS, () => late).catch((err: unknown) => {
+        if (err !== late) throw err;
+        log.warn({ timeoutMs: env.SHUTDOWN_TIMEOUT_MS }, "workers did not close in time; forcing");
       });
-      await Promise.race([Promise.all(workers.map((w) => w.close())), bounded]);
-      clearTimeout(timer);
-      await Promise.race([Promise.all(workers.map((w) => w.close(true))), new Promise((r) => setTimeout(r, 1_000))]);
+      await withTimeout(Promise.all(workers.map((w) => w.close(true))), FORCED_CLOSE_MS, () => new Error("forced close timed out")).catch(() => {});
       connection.disconnect();
     },
   };

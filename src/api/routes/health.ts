@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { AppDeps } from "../app.js";
 import type { RouteDocs } from "../plugins/docs.js";
 import { errorSchema } from "../schemas/common.js";
+import { withTimeout } from "../../lib/timeout.js";
 
 const readyDocs: RouteDocs = {
   summary: "Postgres, Redis and storage are reachable",
@@ -17,15 +18,6 @@ const readyDocs: RouteDocs = {
 /** How long each readiness probe may take before its dependency counts as down. */
 const PROBE_TIMEOUT_MS = 1_500;
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db" | "redis" | "storage">) {
   app.get("/healthz", { config: { docs: { summary: "The process is up", responses: { 200: { description: "Up", content: { "application/json": z.object({ status: z.literal("ok") }) } } } } } }, async () => ({ status: "ok" }));
@@ -42,7 +34,7 @@ export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db
     const results = await Promise.all(
       Object.entries(probes).map(async ([name, probe]) => {
         try {
-          await withTimeout(probe(), PROBE_TIMEOUT_MS);
+          await withTimeout(probe(), PROBE_TIMEOUT_MS, () => new Error(`timed out after ${PROBE_TIMEOUT_MS} ms`));
           return [name, "up"] as const;
         } catch {
           return [name, "down"] as const;
