@@ -26,7 +26,7 @@ export interface Runtime {
 export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: boolean } = {}): Promise<Runtime> {
   if (opts.migrate ?? true) {
     await ensureDatabase(env.DATABASE_URL);
-    await runMigrations(env.DATABASE_URL);
+    await runMigrations(env.DATABASE_URL, undefined, logger);
     logger.info("database migrated");
   }
   const db = createDb(env.DATABASE_URL, { max: env.DB_POOL_MAX, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS });

@@ -7,7 +7,7 @@ try {
   const log = createLogger(env);
   try {
     await ensureDatabase(env.DATABASE_URL);
-    await runMigrations(env.DATABASE_URL);
+    await runMigrations(env.DATABASE_URL, undefined, log);
     log.info("migrations applied");
   } catch (err) {
     log.fatal({ err }, "migration failed");

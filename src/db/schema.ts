@@ -54,6 +54,12 @@ export const people = pgTable(
      */
     workspaceId: uuid("workspace_id").notNull(),
     email: text("email"),
+    /**
+     * emailKey(email) (src/domain/people/email.ts), written with the email by every path that sets one: the unique
+     * index and every match by email use it, never lower(email). Null while the email is null, and for an email
+     * the key has not been computed for yet (backfillEmailKeys fills those when migrations run).
+     */
+    emailKey: text("email_key"),
     externalId: text("external_id"),
     username: text("username"),
     firstName: text("first_name"),
@@ -66,7 +72,9 @@ export const people = pgTable(
     lastSeenAt: ts("last_seen_at"),
   },
   (t) => [
-    uniqueIndex("people_workspace_email_uq").on(t.workspaceId, sql`lower(${t.email})`),
+    uniqueIndex("people_workspace_email_key_uq").on(t.workspaceId, t.emailKey),
+    /** Emails without a key yet: empty, except right after migration 0004 or a write that skipped the key. */
+    index("people_email_key_pending_idx").on(t.id).where(sql`${t.email} is not null and ${t.emailKey} is null`),
     uniqueIndex("people_workspace_external_id_uq").on(t.workspaceId, t.externalId),
     uniqueIndex("people_workspace_username_uq").on(t.workspaceId, t.username),
     index("people_workspace_id_idx").on(t.workspaceId, t.id),
@@ -82,6 +90,8 @@ export const teamMembers = pgTable(
       .notNull()
       .references(() => workspaces.id, { onDelete: "cascade" }),
     email: text("email").notNull(),
+    /** emailKey(email), as on people. */
+    emailKey: text("email_key"),
     firstName: text("first_name"),
     lastName: text("last_name"),
     /** argon2id hash; the password itself is never stored. */
@@ -91,7 +101,10 @@ export const teamMembers = pgTable(
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },
-  (t) => [uniqueIndex("team_members_workspace_email_uq").on(t.workspaceId, sql`lower(${t.email})`)],
+  (t) => [
+    uniqueIndex("team_members_workspace_email_key_uq").on(t.workspaceId, t.emailKey),
+    index("team_members_email_key_pending_idx").on(t.id).where(sql`${t.emailKey} is null`),
+  ],
 );
 
 export const labels = pgTable(

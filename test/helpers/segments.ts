@@ -1,4 +1,5 @@
  
+import { emailKey } from "../../src/domain/people/email.js";
 import type { Client } from "./api.js";
 import type { TestContext } from "./context.js";
 
@@ -6,8 +7,8 @@ import type { TestContext } from "./context.js";
 export async function insertPerson(ctx: TestContext, workspaceId: string, fields: { email?: string; externalId?: string; attributes?: Record<string, unknown> }): Promise<string> {
   const q = ctx.db.$client;
   const [row] = await q`
-    insert into people (workspace_id, email, external_id, attributes)
-    values (${workspaceId}, ${fields.email ?? null}, ${fields.externalId ?? null}, ${JSON.stringify(fields.attributes ?? {})}::jsonb)
+    insert into people (workspace_id, email, email_key, external_id, attributes)
+    values (${workspaceId}, ${fields.email ?? null}, ${fields.email === undefined ? null : emailKey(fields.email)}, ${fields.externalId ?? null}, ${JSON.stringify(fields.attributes ?? {})}::jsonb)
     returning id::text as id`;
   return row!.id as string;
 }

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
+import { emailKey } from "../../src/domain/people/email.js";
 import { compileConditions, parseConditions } from "../../src/domain/segments/conditions.js";
 import { useTestContext } from "../helpers/context.js";
 
@@ -45,8 +46,8 @@ async function seed(): Promise<Fixture> {
   const idOf = new Map<string, number>();
   for (const [tag, ws, p] of people) {
     const [row] = await q`
-      insert into people (workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes, created_at, last_seen_at)
-      values (${ws}, ${(p.email as string) ?? null}, ${(p.external_id as string) ?? null}, ${(p.username as string) ?? null},
+      insert into people (workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes, created_at, last_seen_at)
+      values (${ws}, ${(p.email as string) ?? null}, ${p.email === undefined ? null : emailKey(p.email as string)}, ${(p.external_id as string) ?? null}, ${(p.username as string) ?? null},
         ${(p.first_name as string) ?? null}, ${(p.last_name as string) ?? null}, ${(p.name as string) ?? null}, ${(p.company_id as string) ?? null},
         ${JSON.stringify(p.attributes)}::jsonb, ${p.created_at as string}, ${(p.last_seen_at as string) ?? null})
       returning id`;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import { csvRows, download, runExportVia } from "../helpers/exports.js";
+import { emailKey } from "../../src/domain/people/email.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
 const t = useTestContext();
@@ -11,7 +12,7 @@ let workers: WorkerPool;
 const ids: Record<string, string> = {};
 
 async function person(workspaceId: string, email: string, externalId: string | null): Promise<string> {
-  const [row] = await t.ctx.db.$client`insert into people (workspace_id, email, external_id) values (${workspaceId}, ${email}, ${externalId}) returning id::text`;
+  const [row] = await t.ctx.db.$client`insert into people (workspace_id, email, email_key, external_id) values (${workspaceId}, ${email}, ${emailKey(email)}, ${externalId}) returning id::text`;
   return row!.id as string;
 }
 

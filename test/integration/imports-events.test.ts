@@ -12,8 +12,8 @@ beforeAll(async () => {
   client = await createClient(t.ctx);
   workers = await startTestWorkers(t.ctx);
   await t.ctx.db.$client`
-    insert into people (workspace_id, email, external_id) values
-      (${client.workspaceId}, 'Ada@example.com', 'u-ada'), (${client.workspaceId}, 'alan@example.com', 'u-alan')`;
+    insert into people (workspace_id, email, email_key, external_id) values
+      (${client.workspaceId}, 'Ada@example.com', 'ada@example.com', 'u-ada'), (${client.workspaceId}, 'alan@example.com', 'alan@example.com', 'u-alan')`;
 });
 afterAll(async () => {
   await workers?.close();

@@ -1,8 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { backfillEmailKeys } from "../../src/db/email-keys.js";
+import { MIGRATIONS_DIR, runMigrations } from "../../src/db/migrate.js";
 import { dbUrl } from "../helpers/global-setup.js";
 import { REPO_ROOT, closedPort, isListening, spawnTs, withPort } from "../helpers/processes.js";
 
@@ -139,5 +142,101 @@ describe("migrate-cli failures", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Invalid configuration/);
     expect(r.stderr, r.stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
+/** A copy of the migrations folder holding only the first `n` migrations of the journal. */
+async function migrationsUpTo(n: number): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "roster-migrations-"));
+  await mkdir(path.join(dir, "meta"));
+  const journal = JSON.parse(await readFile(path.join(MIGRATIONS_DIR, "meta/_journal.json"), "utf8")) as { entries: { tag: string }[] };
+  journal.entries = journal.entries.slice(0, n);
+  await writeFile(path.join(dir, "meta/_journal.json"), JSON.stringify(journal));
+  for (const e of journal.entries) await copyFile(path.join(MIGRATIONS_DIR, `${e.tag}.sql`), path.join(dir, `${e.tag}.sql`));
+  return dir;
+}
+
+describe("migration 0004 (email keys) on existing data", () => {
+  let db: postgres.Sql;
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const ids = new Map<string, number>();
+  let ws: string;
+
+  beforeAll(async () => {
+    const name = await createEmptyDatabase();
+    const url = dbUrl(adminUrl, name);
+    const before = await migrationsUpTo(4);
+    try {
+      await runMigrations(url, before);
+    } finally {
+      await rm(before, { recursive: true, force: true });
+    }
+    db = postgres(url, { max: 1, onnotice: () => {} });
+    const [w] = await db`insert into workspaces (name) values ('W') returning id`;
+    ws = w!.id as string;
+    // Each of these was a person of its own under lower(email), or a person without an email. (istanbul@ could
+    // not be one next to İstanbul@: under glibc, lower('İ') is 'i'.)
+    const emails: [string, string | null][] = [
+      ["ascii", "Ada@Example.com"],
+      ["sigma", "ΟΔΥΣΣΕΑΣ@x.test"],
+      ["dotted", "İstanbul@x.test"],
+      ["nfd", "re\u0301my@x.test"],
+      ["nfc", "R\u00e9my@x.test"],
+      ["idn", "a@bücher.example"],
+      ["puny", "A@xn--bcher-kva.example"],
+      ["punyAlone", "b@XN--BCHER-KVA.example"],
+      ["none", null],
+    ];
+    for (const [tag, email] of emails) {
+      const [row] = await db`insert into people (workspace_id, email, external_id) values (${ws}, ${email}, ${tag}) returning id`;
+      ids.set(tag, Number(row!.id));
+    }
+    await db`insert into team_members (workspace_id, email) values (${ws}, 'ΟΔΥΣΣΕΑΣ@x.test'), (${ws}, 'Bo@X.test')`;
+    await runMigrations(url, undefined, { info: () => {}, warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }) } as never);
+  });
+
+  afterAll(async () => {
+    await db?.end();
+  });
+
+  it("keys every email as emailKey() does, and keeps every row", async () => {
+    const rows = await db<{ external_id: string; email: string | null; email_key: string | null }[]>`
+      select external_id, email, email_key from people order by id`;
+    expect(rows.map((r) => [r.external_id, r.email_key])).toEqual([
+      ["ascii", "ada@example.com"],
+      ["sigma", "οδυσσεασ@x.test"],
+      ["dotted", "i\u0307stanbul@x.test"],
+      ["nfd", "r\u00e9my@x.test"],
+      // Two people the old index told apart share a key now: the older keeps it, this one keeps its data.
+      ["nfc", null],
+      ["idn", "a@bücher.example"],
+      ["puny", null],
+      ["punyAlone", "b@bücher.example"],
+      ["none", null],
+    ]);
+    expect(rows[3]!.email).toBe("re\u0301my@x.test");
+    const members = await db`select email, email_key from team_members order by id`;
+    expect(members.map((m) => m.email_key)).toEqual(["οδυσσεασ@x.test", "bo@x.test"]);
+  });
+
+  it("reports the rows left without a key, naming the row that holds it", () => {
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.obj).toMatchObject({
+      count: 2,
+      duplicates: [
+        { table: "people", id: ids.get("nfc"), heldBy: ids.get("nfd") },
+        { table: "people", id: ids.get("puny"), heldBy: ids.get("idn") },
+      ],
+    });
+  });
+
+  it("the unique index is on the key, and later runs find nothing new to key", async () => {
+    await expect(db`insert into people (workspace_id, email, email_key) values (${ws}, 'x', 'ada@example.com')`).rejects.toMatchObject({ code: "23505" });
+    await db`insert into people (workspace_id, email) values (${ws}, 'Late@Example.com')`;
+    const again = await backfillEmailKeys(db);
+    expect(again.keyed).toBe(1);
+    expect(again.duplicates.map((d) => d.id)).toEqual([ids.get("nfc"), ids.get("puny")]);
+    const [late] = await db`select email_key from people where email = 'Late@Example.com'`;
+    expect(late!.email_key).toBe("late@example.com");
   });
 });

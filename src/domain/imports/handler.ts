@@ -11,7 +11,7 @@ import type { Identifier } from "./targets.js";
 
 export interface StagedRow {
   row: number;
-  /** The identifier as rows are matched on it (emails lower-cased). */
+  /** The identifier as rows are matched on it (an email as its emailKey(), src/domain/people/email.ts). */
   key: string;
   values: (string | null)[];
 }

@@ -1,16 +1,5 @@
 /** Parsers for typed cells: each returns the normalised value or null when the text is not of that type. */
 
-const EMAIL = /^[^\s@"(),:;<>[\\\]]+@[^\s@"(),:;<>[\\\]]+\.[^\s@"(),:;<>[\\\]]+$/;
-export const MAX_EMAIL_LENGTH = 320;
-
-export function normaliseEmail(raw: string): string | null {
-  const e = raw.trim();
-  if (e.length > MAX_EMAIL_LENGTH || !EMAIL.test(e)) return null;
-  // U+FFFD stands for bytes something could not decode: never part of a real address.
-  if (e.includes("\uFFFD")) return null;
-  return e;
-}
-
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 export function parseNumber(raw: string): number | null {

@@ -5,7 +5,7 @@ import { people } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { keyedValuesSchema } from "../attributes.js";
 import { ConflictError, ValidationError } from "../errors.js";
-import { normaliseEmail } from "../imports/values.js";
+import { emailKey, normaliseEmail } from "./email.js";
 import { evaluatePeople } from "../segments/realtime.js";
 import { personView, type PersonRow } from "./view.js";
 
@@ -67,7 +67,7 @@ export async function identifyPerson(db: Db, workspaceId: string, input: Identif
 async function upsert(db: Db, workspaceId: string, input: IdentifyInput): Promise<{ row: PersonRow; created: boolean }> {
   return db.transaction(async (tx) => {
     const keys = [
-      input.email !== undefined ? sql`lower(${people.email}) = lower(${input.email})` : undefined,
+      input.email !== undefined ? eq(people.emailKey, emailKey(input.email)) : undefined,
       input.externalId !== undefined ? eq(people.externalId, input.externalId) : undefined,
       input.username !== undefined ? eq(people.username, input.username) : undefined,
     ].filter((k) => k !== undefined);
@@ -89,7 +89,7 @@ async function upsert(db: Db, workspaceId: string, input: IdentifyInput): Promis
       });
     }
     const fields = {
-      ...(input.email !== undefined ? { email: input.email } : {}),
+      ...(input.email !== undefined ? { email: input.email, emailKey: emailKey(input.email) } : {}),
       ...(input.externalId !== undefined ? { externalId: input.externalId } : {}),
       ...(input.username !== undefined ? { username: input.username } : {}),
       ...(input.firstName !== undefined ? { firstName: input.firstName } : {}),

@@ -1,4 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
+import { emailKey } from "../people/email.js";
 import { ISO_DATE_RE } from "./dates.js";
 import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, NativeTextField, Relative, Scalar } from "./conditions.js";
 
@@ -11,8 +12,9 @@ import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, Na
  * an email matches `email neq x` and `email not_contains y`.
  *
  * Semantics worth knowing:
- * - Text: eq/in are exact (email case-insensitive, as emails are everywhere in Roster); contains, starts_with
- *   and ends_with ignore case.
+ * - Text: eq/in are exact, except on email, which compares keys (emailKey(): case, NFC and IDN-insensitive, as
+ *   emails are everywhere in Roster; the condition value's key is computed here, the person's is stored);
+ *   contains, starts_with and ends_with ignore case.
  * - Attributes (JSONB) compare by the type of the condition's value: a number compares numerically with JSON
  *   numbers and numeric strings ("42"); a date compares with strings holding an ISO-8601 date; a string or a
  *   boolean compares with the attribute's text form. A stored value of another type simply does not match:
@@ -138,7 +140,7 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
   const a = isAttr ? attr(field.slice("attributes.".length)) : null;
   const textCol = a ? attrText(a) : field in TEXT_COLUMNS ? raw(TEXT_COLUMNS[field as NativeTextField]) : null;
   const isEmail = field === "email";
-  const eqText = (v: string): SQL => (isEmail ? sql`lower(p.email) = lower(${txt(v)})` : sql`${textCol} = ${txt(v)}`);
+  const eqText = (v: string): SQL => (isEmail ? sql`p.email_key = ${txt(emailKey(v))}` : sql`${textCol} = ${txt(v)}`);
 
   switch (c.op) {
     case "exists":
@@ -168,8 +170,8 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
         if (booleans.length) parts.push(sql`lower(${attrTextFor(a, booleans.map(String))}) = any(${txtList(booleans.map(String))})`);
         pred = sql`(${sql.join(parts, sql` or `)})`;
       } else {
-        const values = txtList(c.value.map(String));
-        pred = isEmail ? sql`lower(p.email) = any(array(select lower(v) from unnest(${values}) v))` : sql`${textCol} = any(${values})`;
+        const values = txtList(c.value.map((v) => (isEmail ? emailKey(String(v)) : String(v))));
+        pred = sql`${isEmail ? sql`p.email_key` : textCol} = any(${values})`;
       }
       return c.op === "in" ? definitely(pred) : not(pred);
     }

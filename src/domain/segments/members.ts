@@ -3,6 +3,7 @@ import type { Db } from "../../db/client.js";
 import { people, segmentMemberships, segments } from "../../db/schema.js";
 import { decodeIdCursor, encodeIdCursor } from "../../lib/id-cursor.js";
 import { ValidationError } from "../errors.js";
+import { emailKey } from "../people/email.js";
 import { p, parsePersonId, personView } from "../people/view.js";
 import type { Executor } from "./graph.js";
 import { getSegment } from "./service.js";
@@ -22,15 +23,15 @@ export async function resolvePeople(
   refs: PersonRef[],
 ): Promise<{ ids: number[]; notFound: PersonRef[]; each: (number | undefined)[] }> {
   const ids = refs.flatMap((r) => ("id" in r ? [parsePersonId(r.id)].filter((x): x is number => x !== null) : []));
-  const emails = refs.flatMap((r) => ("email" in r ? [r.email.trim().toLowerCase()] : []));
+  const emails = refs.flatMap((r) => ("email" in r ? [emailKey(r.email)] : []));
   const externalIds = refs.flatMap((r) => ("externalId" in r ? [r.externalId] : []));
   const rows = await db
-    .select({ id: people.id, email: sql<string | null>`lower(${people.email})`, externalId: people.externalId })
+    .select({ id: people.id, email: people.emailKey, externalId: people.externalId })
     .from(people)
     .where(
       and(
         eq(people.workspaceId, workspaceId),
-        sql`(${ids.length ? inArray(people.id, ids) : sql`false`} or ${emails.length ? inArray(sql`lower(${people.email})`, emails) : sql`false`}
+        sql`(${ids.length ? inArray(people.id, ids) : sql`false`} or ${emails.length ? inArray(people.emailKey, emails) : sql`false`}
           or ${externalIds.length ? inArray(people.externalId, externalIds) : sql`false`})`,
       ),
     );
@@ -48,7 +49,7 @@ export async function resolvePeople(
             return n !== null && byId.has(n) ? n : undefined;
           })()
         : "email" in r
-          ? byEmail.get(r.email.trim().toLowerCase())
+          ? byEmail.get(emailKey(r.email))
           : byExternal.get(r.externalId);
     each.push(id);
     if (id === undefined) notFound.push(r);

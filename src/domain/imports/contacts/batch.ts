@@ -16,7 +16,7 @@ const CREATE_STAGE = `
   create temp table if not exists ${CONTACT_STAGE_TABLE} (
     row bigint not null,
     key text not null,
-    email text, external_id text, username text, first_name text, last_name text, name text, company_id text,
+    email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
     attributes jsonb, labels text, label_ids text, segment text, segment_value text,
     person_id bigint,
     prev_row bigint,
@@ -29,14 +29,14 @@ const CREATE_STAGE = `
 export type ContactBatchContext = BatchContext;
 export type { BatchResult, Outcome } from "../handler.js";
 
-/** Identity columns matched per identifier; the email match is case-insensitive, as the unique index is. */
+/** Identity columns matched per identifier; emails on their key (emailKey(), computed when rows are validated), as the unique index is. */
 const MATCH: Record<Identifier, { people: string; stage: string }> = {
-  email: { people: "lower(p.email)", stage: "s.key" },
+  email: { people: "p.email_key", stage: "s.key" },
   external_id: { people: "p.external_id", stage: "s.key" },
   username: { people: "p.username", stage: "s.key" },
 };
 const UNIQUE_FIELDS: { field: Identifier; people: string; stage: string; label: string }[] = [
-  { field: "email", people: "lower(p.email)", stage: "lower(s.email)", label: "email" },
+  { field: "email", people: "p.email_key", stage: "s.email_key", label: "email" },
   { field: "external_id", people: "p.external_id", stage: "s.external_id", label: "external id" },
   { field: "username", people: "p.username", stage: "s.username", label: "username" },
 ];
@@ -151,9 +151,9 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 
   // 3. New people, inserted in key order (their ids were drawn in step 1, so nothing joins back on the key).
   await q(
-    `insert into people (id, workspace_id, email, external_id, username, first_name, last_name, name, company_id, attributes)
+    `insert into people (id, workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes)
      overriding system value
-     select s.person_id, $1, s.email, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
+     select s.person_id, $1, s.email, s.email_key, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
      from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and ${ACTIVE}
      order by s.key`,
     [ws],
@@ -182,6 +182,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   await q(
     `update people p set
        ${FIELDS.map((f) => `${f} = coalesce(s.${f}, p.${f})`).join(", ")},
+       -- The key moves with the email (only when the email changes: that is when step 2 checked it for conflicts).
+       email_key = case when s.email is distinct from p.email and s.email is not null then s.email_key else p.email_key end,
        attributes = case when s.attributes is null then p.attributes else p.attributes || s.attributes end,
        updated_at = now()
      from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,

@@ -1,7 +1,8 @@
 import type { RowResult } from "../handler.js";
 import type { ImportOptions } from "../mapping.js";
 import { parseTarget, type Identifier, type MappingTarget } from "../targets.js";
-import { normaliseEmail, parseBoolean, parseDate, parseNumber } from "../values.js";
+import { emailKey, normaliseEmail } from "../../people/email.js";
+import { parseBoolean, parseDate, parseNumber } from "../values.js";
 import {
   MAX_ATTRIBUTE_LENGTH,
   MAX_FIELD_LENGTH,
@@ -20,6 +21,7 @@ import {
 /** Columns of the contacts staging table, in COPY order (after `row` and `key`). */
 export const CONTACT_STAGE_COLUMNS = [
   "email",
+  "email_key",
   "external_id",
   "username",
   "first_name",
@@ -96,6 +98,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
           continue;
         }
         values[slot.get("email")!] = email;
+        values[slot.get("email_key")!] = emailKey(email);
         continue;
       }
       if (p.column === "labels") {
@@ -119,15 +122,14 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
       }
     }
 
-    const keyValue = values[slot.get(identifier)!];
+    const keyValue = values[slot.get(identifier === "email" ? "email_key" : identifier)!];
     const identifierFailed = errors.some((e) => e.column === identifierHeader);
     if (!keyValue && !identifierFailed) {
       errors.push(rowError(row, identifierHeader, "", "missing_identifier", `The ${identifier} is empty: it identifies the person.`));
     }
     if (errors.length > 0 || !keyValue) return { ok: false, errors };
     if (attributes) values[slot.get("attributes")!] = JSON.stringify(attributes);
-    const key = identifier === "email" ? keyValue.toLowerCase() : keyValue;
-    return { ok: true, staged: { row, key, values } };
+    return { ok: true, staged: { row, key: keyValue, values } };
   };
 }
 

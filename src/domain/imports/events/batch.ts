@@ -17,7 +17,7 @@ const CREATE_STAGE = `
   create temp table if not exists ${T} (
     row bigint not null,
     key text not null,
-    email text, external_id text, username text,
+    email text, email_key text, external_id text, username text,
     event text, occurred_at timestamptz, properties jsonb,
     person_id bigint,
     new_person boolean not null default false,
@@ -25,9 +25,9 @@ const CREATE_STAGE = `
     err_code text, err_column text, err_value text, err_message text
   ) on commit delete rows`;
 
-/** How a person is matched on each identifier; emails case-insensitively, as the unique index is. */
-const PEOPLE_COLUMN = { email: "lower(p.email)", external_id: "p.external_id", username: "p.username" } as const;
-const STAGE_COLUMN = { email: "lower(s.email)", external_id: "s.external_id", username: "s.username" } as const;
+/** How a person is matched on each identifier; emails on their key (emailKey()), as the unique index is. */
+const PEOPLE_COLUMN = { email: "p.email_key", external_id: "p.external_id", username: "p.username" } as const;
+const STAGE_COLUMN = { email: "s.email_key", external_id: "s.external_id", username: "s.username" } as const;
 const ACTIVE = "s.outcome is null and s.err_code is null";
 
 export async function ensureEventStage(conn: ReservedSql): Promise<void> {
@@ -56,18 +56,23 @@ export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows
         [ws, ctx.headerOf[f]],
       );
     }
-    // One person per key; when several rows name the same new person, the last row's identity columns win.
-    const keyExpr = ctx.identifier === "email" ? "lower(ins.email)" : `ins.${ctx.identifier}`;
+    // One person per key, its id drawn first (nothing joins back on what the insert returns); when several rows
+    // name the same new person, the last row's identity columns win.
+    // (Materialised: a join may rescan its inner side, and each rescan would draw new ids.)
     await q(
-      `with ins as (
-         insert into people (workspace_id, email, external_id, username)
-         select $1, n.email, n.external_id, n.username from (
-           select distinct on (s.key) s.key, s.email, s.external_id, s.username
-           from ${T} s where ${ACTIVE} and s.person_id is null order by s.key, s.row desc) n
-         order by n.key
-         returning id, email, external_id, username)
-       update ${T} s set person_id = ins.id, new_person = true
-       from ins where ${keyExpr} = s.key and ${ACTIVE} and s.person_id is null`,
+      `with n as materialized (
+         select k.key, nextval((select pg_get_serial_sequence('people', 'id')::regclass)) as id
+         from (select distinct s.key from ${T} s where ${ACTIVE} and s.person_id is null order by s.key) k)
+       update ${T} s set person_id = n.id, new_person = true
+       from n where n.key = s.key and ${ACTIVE} and s.person_id is null`,
+    );
+    await q(
+      `insert into people (id, workspace_id, email, email_key, external_id, username)
+       overriding system value
+       select n.person_id, $1, n.email, n.email_key, n.external_id, n.username from (
+         select distinct on (s.key) s.key, s.person_id, s.email, s.email_key, s.external_id, s.username
+         from ${T} s where ${ACTIVE} and s.new_person order by s.key, s.row desc) n
+       order by n.key`,
       [ws],
     );
   } else {

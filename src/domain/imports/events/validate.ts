@@ -1,13 +1,14 @@
 import type { RowResult, StagedRow } from "../handler.js";
 import { MAX_ATTRIBUTE_LENGTH, MAX_FIELD_LENGTH, cellProblem, raggedError, rowError, type RowError } from "../rows.js";
 import { IDENTIFIERS, parseTarget, type Identifier, type MappingTarget } from "../targets.js";
-import { normaliseEmail, parseDate } from "../values.js";
+import { emailKey, normaliseEmail } from "../../people/email.js";
+import { parseDate } from "../values.js";
 
 /** Event names are labels people pick in segment conditions, not prose. */
 export const MAX_EVENT_NAME_LENGTH = 255;
 
 /** Columns of the events staging table, in COPY order (after `row` and `key`). */
-export const EVENT_STAGE_COLUMNS = ["email", "external_id", "username", "event", "occurred_at", "properties"] as const;
+export const EVENT_STAGE_COLUMNS = ["email", "email_key", "external_id", "username", "event", "occurred_at", "properties"] as const;
 type StageColumn = (typeof EVENT_STAGE_COLUMNS)[number];
 
 interface Plan {
@@ -60,7 +61,10 @@ export function eventRowValidator(headers: string[], mapping: Record<string, Map
         case "email": {
           const email = normaliseEmail(text);
           if (!email) errors.push(rowError(row, p.header, cell, "invalid_email", `"${text}" is not a valid email address.`));
-          else values[slot.get("email")!] = email;
+          else {
+            values[slot.get("email")!] = email;
+            values[slot.get("email_key")!] = emailKey(email);
+          }
           break;
         }
         case "event":
@@ -78,7 +82,7 @@ export function eventRowValidator(headers: string[], mapping: Record<string, Map
       }
     }
 
-    const keyValue = values[slot.get(identifier)!];
+    const keyValue = values[slot.get(identifier === "email" ? "email_key" : identifier)!];
     if (!keyValue && !errors.some((e) => e.column === headerOf(identifier))) {
       errors.push(rowError(row, headerOf(identifier), "", "missing_identifier", `The ${identifier} is empty: it identifies the person.`));
     }
@@ -87,7 +91,6 @@ export function eventRowValidator(headers: string[], mapping: Record<string, Map
     }
     if (errors.length > 0 || !keyValue) return { ok: false, errors };
     if (properties) values[slot.get("properties")!] = JSON.stringify(properties);
-    const key = identifier === "email" ? keyValue.toLowerCase() : keyValue;
-    return { ok: true, staged: { row, key, values } satisfies StagedRow };
+    return { ok: true, staged: { row, key: keyValue, values } satisfies StagedRow };
   };
 }

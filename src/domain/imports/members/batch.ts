@@ -6,7 +6,7 @@ import { MEMBER_TEXT_COLUMNS, type MemberRow } from "./validate.js";
 
 /**
  * One batch of team members, written set-based inside the caller's transaction, like contacts: COPY into a temp
- * staging table (passwords only as hashes), match on lower(email), insert new members in key order, update the
+ * staging table (passwords only as hashes), match on the email key, insert new members in key order, update the
  * changed ones. Team members are not people: no person events, labels or segments.
  */
 
@@ -49,7 +49,7 @@ export async function writeMemberBatch(conn: ReservedSql, ctx: BatchContext, row
     rows.map((r) => [r.row, r.key, ...r.values, r.hash, String(r.passwordRedacted)]),
   );
 
-  await q(`update ${T} s set member_id = m.id from team_members m where m.workspace_id = $1 and lower(m.email) = s.key`, [ws]);
+  await q(`update ${T} s set member_id = m.id from team_members m where m.workspace_id = $1 and m.email_key = s.key`, [ws]);
   if (ctx.options.mode === "create_only") {
     await q(
       `update ${T} s set outcome = 'skipped', err_code = 'already_exists', err_column = $1, err_value = s.key,
@@ -86,15 +86,18 @@ export async function writeMemberBatch(conn: ReservedSql, ctx: BatchContext, row
   // Lock the existing members this batch touches, in id order, so concurrent imports cannot deadlock.
   await q(`select m.id from team_members m join ${T} s on s.member_id = m.id where ${ACTIVE} order by m.id for update of m`);
 
+  // New members get their ids first, so no join back on what the insert returns is needed: joining back on
+  // lower(email) (which the key was not) once left rows inserted but never counted.
   await q(
-    `with ins as (
-       insert into team_members (workspace_id, email, first_name, last_name, active, role, password_hash)
-       select $1, s.email, s.first_name, s.last_name, coalesce(s.active, true), s.role, s.password_hash
-       from ${T} s where ${ACTIVE} and s.member_id is null
-       order by s.key
-       returning id, lower(email) as key)
-     update ${T} s set member_id = ins.id, outcome = 'created'
-     from ins where ins.key = s.key and ${ACTIVE} and s.member_id is null`,
+    `update ${T} s set member_id = nextval((select pg_get_serial_sequence('team_members', 'id')::regclass)), outcome = 'created'
+     where ${ACTIVE} and s.member_id is null`,
+  );
+  await q(
+    `insert into team_members (id, workspace_id, email, email_key, first_name, last_name, active, role, password_hash)
+     overriding system value
+     select s.member_id, $1, s.email, s.key, s.first_name, s.last_name, coalesce(s.active, true), s.role, s.password_hash
+     from ${T} s where s.outcome = 'created' and s.err_code is null
+     order by s.key`,
     [ws],
   );
 

@@ -21,8 +21,8 @@ export async function hashPasswords(conn: ReservedSql, workspaceId: string, rows
   // Read outside the batch transaction so that slow hashing holds no locks. A hash that changes between this read
   // and the batch's write is kept when this row's password verified against the one read.
   const stored = await conn`
-    select lower(email) as key, password_hash from team_members
-    where workspace_id = ${workspaceId} and lower(email) = any(${todo.map((r) => r.key)}::text[]) and password_hash is not null`;
+    select email_key as key, password_hash from team_members
+    where workspace_id = ${workspaceId} and email_key = any(${todo.map((r) => r.key)}::text[]) and password_hash is not null`;
   const hashOf = new Map(stored.map((s) => [s.key as string, s.password_hash as string]));
 
   let next = 0;

@@ -1,7 +1,8 @@
 import type { RowResult, StagedRow } from "../handler.js";
 import { MAX_FIELD_LENGTH, cellProblem, rowError, type RowError } from "../rows.js";
 import { parseTarget, type MappingTarget } from "../targets.js";
-import { normaliseEmail, parseBoolean } from "../values.js";
+import { emailKey, normaliseEmail } from "../../people/email.js";
+import { parseBoolean } from "../values.js";
 import { REDACTED } from "./redact.js";
 
 /** PRODUCT.md: team-member passwords have at least 6 characters. */
@@ -96,6 +97,6 @@ export function memberRowValidator(headers: string[], mapping: Record<string, Ma
       errors.push(rowError(row, emailHeader, "", "missing_identifier", "The email is empty: it identifies the team member."));
     }
     if (errors.length > 0 || !email) return { ok: false, errors };
-    return { ok: true, staged: { row, key: email.toLowerCase(), values, password, passwordRedacted, hash: null } };
+    return { ok: true, staged: { row, key: emailKey(email), values, password, passwordRedacted, hash: null } };
   };
 }
