@@ -1,14 +1,14 @@
 import type { Readable } from "node:stream";
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { exports, segments, type ExportStatus } from "../../db/schema.js";
-import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
 import type { Storage } from "../../storage/storage.js";
-import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
+import { ConflictError, NotFoundError } from "../errors.js";
 import { checkConditions, conditionSegments } from "./conditions-filter.js";
 import { checkExportRequest, type CreateExportRequest, type ExportKind, type ExportParams } from "./request.js";
+import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type ExportRow = typeof exports.$inferSelect;
 
@@ -83,20 +83,15 @@ export async function createExport(db: Db, producer: Producer, workspaceId: stri
 export async function listExports(db: Db, workspaceId: string, q: { status?: ExportStatus; limit: number; cursor?: string }) {
   const conds = [eq(exports.workspaceId, workspaceId)];
   if (q.status) conds.push(eq(exports.status, q.status));
-  if (q.cursor) {
-    const c = decodeCursor(q.cursor);
-    if (!c) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
-    conds.push(sql`(date_trunc('milliseconds', ${exports.createdAt}), ${exports.id}) < (${c.createdAt.toISOString()}::timestamptz, ${c.id}::uuid)`);
-  }
+  const { after, orderBy } = newestFirst(exports, q.cursor);
+  if (after) conds.push(after);
   const rows = await db
     .select()
     .from(exports)
     .where(and(...conds))
-    .orderBy(desc(sql`date_trunc('milliseconds', ${exports.createdAt})`), desc(exports.id))
+    .orderBy(...orderBy)
     .limit(q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  return { data: page.map(exportView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  return newestFirstPage(rows, q.limit, exportView);
 }
 
 export interface Download {

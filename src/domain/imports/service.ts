@@ -1,7 +1,6 @@
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
-import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
 import type { Storage } from "../../storage/storage.js";
@@ -9,6 +8,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { mergeMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { importJobId } from "./recovery.js";
+import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type ImportRow = typeof imports.$inferSelect;
 
@@ -77,20 +77,15 @@ export function summaryView(row: ImportRow) {
 export async function listImports(db: Db, workspaceId: string, q: { status?: ImportStatus; limit: number; cursor?: string }) {
   const conds = [eq(imports.workspaceId, workspaceId)];
   if (q.status) conds.push(eq(imports.status, q.status));
-  if (q.cursor) {
-    const c = decodeCursor(q.cursor);
-    if (!c) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
-    conds.push(sql`(date_trunc('milliseconds', ${imports.createdAt}), ${imports.id}) < (${c.createdAt.toISOString()}::timestamptz, ${c.id}::uuid)`);
-  }
+  const { after, orderBy } = newestFirst(imports, q.cursor);
+  if (after) conds.push(after);
   const rows = await db
     .select()
     .from(imports)
     .where(and(...conds))
-    .orderBy(desc(sql`date_trunc('milliseconds', ${imports.createdAt})`), desc(imports.id))
+    .orderBy(...orderBy)
     .limit(q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  return { data: page.map(summaryView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  return newestFirstPage(rows, q.limit, summaryView);
 }
 
 /**

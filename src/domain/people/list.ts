@@ -1,23 +1,19 @@
 import { and, asc, desc, eq, gt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { events, labels, personLabels, segmentMemberships, segments } from "../../db/schema.js";
-import { decodeIdCursor, encodeIdCursor } from "../../lib/id-cursor.js";
-import { NotFoundError, ValidationError } from "../errors.js";
+import { encodeIdCursor } from "../../lib/id-cursor.js";
+import { NotFoundError } from "../errors.js";
 import { compileConditions, parseConditions } from "../segments/conditions.js";
 import { assertReferencedSegmentsExist } from "../segments/preview.js";
 import { getSegment } from "../segments/service.js";
 import { p, parsePersonId, personView } from "./view.js";
+import { idAfter } from "../paging.js";
 
 /** Events shown on a profile, newest first. */
 export const PROFILE_RECENT_EVENTS = 20;
 
 async function page(db: Db, workspaceId: string, filter: SQL | undefined, q: { limit: number; cursor?: string }) {
-  let after = 0;
-  if (q.cursor) {
-    const c = decodeIdCursor(q.cursor);
-    if (c === null) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
-    after = c;
-  }
+  const after = idAfter(q.cursor);
   const rows = await db
     .select()
     .from(p)

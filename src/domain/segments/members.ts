@@ -1,12 +1,13 @@
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { people, segmentMemberships, segments } from "../../db/schema.js";
-import { decodeIdCursor, encodeIdCursor } from "../../lib/id-cursor.js";
+import { encodeIdCursor } from "../../lib/id-cursor.js";
 import { ValidationError } from "../errors.js";
 import { emailKey } from "../people/email.js";
 import { p, parsePersonId, personView } from "../people/view.js";
 import type { Executor } from "./graph.js";
 import { getSegment } from "./service.js";
+import { idAfter } from "../paging.js";
 
 /** People named in one add/remove request. */
 export const MAX_MEMBER_REFS = 1000;
@@ -117,12 +118,7 @@ async function changeStaticMembers(db: Db, workspaceId: string, segmentId: strin
 /** Members of a segment, ordered by person id (keyset pagination), with their membership value and entry time. */
 export async function listMembers(db: Db, workspaceId: string, segmentId: string, q: { limit: number; cursor?: string }) {
   const seg = await getSegment(db, workspaceId, segmentId);
-  let after = 0;
-  if (q.cursor) {
-    const c = decodeIdCursor(q.cursor);
-    if (c === null) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
-    after = c;
-  }
+  const after = idAfter(q.cursor);
   const rows = await db
     .select({ person: p, value: segmentMemberships.value, enteredAt: segmentMemberships.enteredAt })
     .from(segmentMemberships)

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { and, desc, eq, ne, sql } from "drizzle-orm";
+import { and, eq, ne } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { segmentDependencies, segments } from "../../db/schema.js";
-import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
 import type { Logger } from "../../lib/logger.js";
 import { isUuid } from "../../lib/uuid.js";
 import { isUniqueViolation } from "../db-errors.js";
@@ -10,6 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { parseConditions, segmentReferences, type Condition } from "./conditions.js";
 import { findCycle, loadSegmentGraph, lockSegmentDefinitions, type Executor } from "./graph.js";
 import { requestSegmentRecompute, type Enqueuer } from "./triggers.js";
+import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type SegmentRow = typeof segments.$inferSelect;
 
@@ -49,20 +49,15 @@ export async function getSegment(db: Executor, workspaceId: string, id: string):
 
 export async function listSegments(db: Db, workspaceId: string, q: { limit: number; cursor?: string }) {
   const conds = [eq(segments.workspaceId, workspaceId)];
-  if (q.cursor) {
-    const c = decodeCursor(q.cursor);
-    if (!c) throw new ValidationError("invalid_cursor", "The cursor is not one this API returned.");
-    conds.push(sql`(date_trunc('milliseconds', ${segments.createdAt}), ${segments.id}) < (${c.createdAt.toISOString()}::timestamptz, ${c.id}::uuid)`);
-  }
+  const { after, orderBy } = newestFirst(segments, q.cursor);
+  if (after) conds.push(after);
   const rows = await db
     .select()
     .from(segments)
     .where(and(...conds))
-    .orderBy(desc(sql`date_trunc('milliseconds', ${segments.createdAt})`), desc(segments.id))
+    .orderBy(...orderBy)
     .limit(q.limit + 1);
-  const page = rows.slice(0, q.limit);
-  const last = page[page.length - 1];
-  return { data: page.map(segmentView), nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  return newestFirstPage(rows, q.limit, segmentView);
 }
 
 /**
