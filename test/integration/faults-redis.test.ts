@@ -93,7 +93,7 @@ describe("Redis restarted empty mid-import", () => {
 
     const second = worker({ RECONCILE_INTERVAL_MS: "0" });
     const done = await waitForImport(client, id, 90_000);
-    expect(done.status).toBe("done");
+    expect(done.status, String(done.failureReason)).toBe("done");
     expect(second.stdout()).toContain("import had no live job; re-enqueued");
     await expectExactlyOnce(t.ctx, client, id, 20_000);
     const [row] = await t.ctx.db.$client`select attempts from imports where id = ${id}`;
@@ -136,7 +136,7 @@ describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes"
     await hold.release();
 
     const done = await waitForImport(client, id, 90_000);
-    expect(done.status).toBe("done");
+    expect(done.status, String(done.failureReason)).toBe("done");
     await expectExactlyOnce(t.ctx, client, id, rows);
     const [row] = await t.ctx.db.$client`select attempts from imports where id = ${id}`;
     // At least one takeover (the frozen lock can be seen as stalled by both workers in turn): each took a new fence.
