@@ -14,6 +14,8 @@ type ExportRow = typeof exports.$inferSelect;
 
 /** Postgres expects a job for the export. */
 export const EXPORT_ACTIVE = ["queued", "processing"] as const satisfies readonly ExportStatus[];
+/** The export may still have a file in storage (the cleanup deletes an expired one's). */
+export const EXPORT_WITH_FILE = ["done", "expired"] as const satisfies readonly ExportStatus[];
 /** The run ended: the export is announced to its callbackUrl (`expired` comes later, from done). */
 export const EXPORT_FINAL = ["done", "failed", "expired"] as const satisfies readonly ExportStatus[];
 

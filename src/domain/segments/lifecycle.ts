@@ -6,13 +6,11 @@
  */
 import { and, eq, isNull, lt, or } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
-import { segments } from "../../db/schema.js";
+import { segments, type SegmentStatus } from "../../db/schema.js";
 import { segmentRecomputeJobId, workspaceRecomputeJobId } from "../../queue/job-ids.js";
 import { olderThan, type RunKind, type StrandedRun } from "../runs.js";
 import { requestSegmentRecompute } from "./triggers.js";
 
-export const SEGMENT_STATUSES = ["computing", "ready", "failed"] as const;
-export type SegmentStatus = (typeof SEGMENT_STATUSES)[number];
 /** A recompute is queued or running. */
 export const SEGMENT_ACTIVE = ["computing"] as const satisfies readonly SegmentStatus[];
 /** The last recompute ended. */
