@@ -178,6 +178,9 @@ export const events = pgTable(
   ],
 );
 
+export const SEGMENT_STATUSES = ["computing", "ready", "failed"] as const;
+export type SegmentStatus = (typeof SEGMENT_STATUSES)[number];
+
 export const segments = pgTable(
   "segments",
   {
@@ -189,7 +192,7 @@ export const segments = pgTable(
     description: text("description"),
     type: text("type", { enum: ["dynamic", "static"] }).notNull(),
     conditions: jsonb("conditions"),
-    status: text("status", { enum: ["computing", "ready", "failed"] }).notNull().default("ready"),
+    status: text("status", { enum: SEGMENT_STATUSES }).notNull().default("ready"),
     failureReason: text("failure_reason"),
     memberCount: bigint("member_count", { mode: "number" }).notNull().default(0),
     lastComputedAt: ts("last_computed_at"),

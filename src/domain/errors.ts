@@ -9,7 +9,6 @@ export abstract class DomainError extends Error {
     | "conflict"
     | "too_large"
     | "unavailable"
-    | "unauthorized"
     | "unsupported_media"
     | "bad_request"
     | "timeout"
@@ -44,9 +43,6 @@ export class PayloadTooLargeError extends DomainError {
 }
 export class UnavailableError extends DomainError {
   readonly kind = "unavailable";
-}
-export class UnauthorizedError extends DomainError {
-  readonly kind = "unauthorized";
 }
 export class UnsupportedMediaError extends DomainError {
   readonly kind = "unsupported_media";

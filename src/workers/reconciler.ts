@@ -1,17 +1,22 @@
-import { and, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../db/client.js";
-import { exports, segments } from "../db/schema.js";
-import { failExport } from "../domain/exports/run.js";
-import { exportJobId } from "../domain/exports/service.js";
-import { requestSegmentRecompute, segmentJobId, workspaceJobId } from "../domain/segments/triggers.js";
-import { failImportRun, findRunningImports, importJobId, rearmImport } from "../domain/imports/recovery.js";
+import { exportRuns } from "../domain/exports/lifecycle.js";
+import { importRuns } from "../domain/imports/lifecycle.js";
+import type { RunKind, StrandedRun } from "../domain/runs.js";
+import { segmentRuns } from "../domain/segments/lifecycle.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queue/producer.js";
+import type { Announce } from "./run-processor.js";
 
 /** A run requested this recently may still be between its Postgres update and its enqueue (which times out at 2 s). */
 export const ENQUEUE_GRACE_MS = 5_000;
 /** Job states in which BullMQ will still run (or is running) the job. */
 const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "waiting-children"]);
+
+/**
+ * Every kind of job-backed run whose durable state lives in Postgres. A new kind (deletions) implements RunKind in
+ * its domain module and is added here.
+ */
+export const RUN_KINDS: readonly RunKind[] = [importRuns, exportRuns, segmentRuns];
 
 export interface ReconcileDeps {
   db: Db;
@@ -19,6 +24,8 @@ export interface ReconcileDeps {
   log: Logger;
   /** Overrides ENQUEUE_GRACE_MS (tests). */
   graceMs?: number;
+  /** Announces a run the reconciler failed (webhooks); without it nothing is announced. */
+  announce?: Announce;
 }
 
 export interface ReconcileResult {
@@ -26,106 +33,59 @@ export interface ReconcileResult {
   failed: number;
 }
 
-/**
- * One reconciler per kind of background work whose durable state lives in Postgres: find rows that say
- * queued/running, look their job up by the id the producer derived from the row, and re-enqueue (or fail) those with
- * no live job.
- */
-const RECONCILERS: Record<string, (deps: ReconcileDeps) => Promise<ReconcileResult>> = {
-  imports: reconcileImports,
-  exports: reconcileExports,
-  segments: reconcileSegments,
-};
-
-const olderThan = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
-
 async function jobState(queue: ReturnType<Producer["queue"]>, id: string) {
   const job = await queue.getJob(id);
   return { job, state: job ? await job.getState() : "missing" };
 }
 
-async function reconcileExports({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
+/**
+ * One kind: find runs Postgres shows queued/running, look their jobs up by the ids the kind derives from the row, and
+ * for those with no live job, fail the run (its job failed and the kind has a fail-for-good) or queue it again.
+ */
+async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUEUE_GRACE_MS, announce }: ReconcileDeps): Promise<ReconcileResult> {
   const result: ReconcileResult = { requeued: 0, failed: 0 };
-  const queue = producer.queue("exports");
-  const running = await db
-    .select({ id: exports.id, workspaceId: exports.workspaceId })
-    .from(exports)
-    .where(and(inArray(exports.status, ["queued", "processing"]), lt(exports.createdAt, olderThan(graceMs))));
-  for (const exp of running) {
-    const { job, state } = await jobState(queue, exportJobId(exp.id));
-    if (LIVE_STATES.has(state)) continue;
-    if (state === "failed") {
-      if (await failExport(db, exp.id, `The export stopped: ${job?.failedReason ?? "its job failed"}.`)) result.failed += 1;
+  const queue = producer.queue(kind.queue);
+  for (const run of await kind.stranded(db, graceMs)) {
+    const states = await Promise.all(run.jobIds.map((id) => jobState(queue, id)));
+    if (states.some((s) => LIVE_STATES.has(s.state))) continue;
+    const own = states[0];
+    if (own?.state === "failed" && kind.fail) {
+      // BullMQ gave up (and the worker could not say so): show the reason; for an import a start resumes from the checkpoint.
+      if (await kind.fail(db, run, { cause: "job_failed", message: own.job?.failedReason })) {
+        result.failed += 1;
+        await announceFailed(kind, run, announce, log);
+      }
       continue;
     }
-    // A finished job under this id would swallow the new one (same job id): the run is fenced, so a rerun is safe.
-    await job?.remove();
-    await producer.enqueue("export.run", { workspaceId: exp.workspaceId, exportId: exp.id }, { jobId: exportJobId(exp.id) });
-    log.warn({ exportId: exp.id, workspaceId: exp.workspaceId, jobState: state }, "export had no live job; re-enqueued");
+    // A finished job under the id the requeue reuses would swallow the new one.
+    if (kind.reusesJobId) await own?.job?.remove();
+    if (!(await kind.requeue(db, producer, run))) continue;
+    log.warn({ [`${kind.noun}Id`]: run.id, workspaceId: run.workspaceId, status: run.status, jobState: own?.state }, `${kind.noun} had no live job; re-enqueued`);
     result.requeued += 1;
   }
   return result;
 }
 
-async function reconcileSegments({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
-  const result: ReconcileResult = { requeued: 0, failed: 0 };
-  const queue = producer.queue("segments");
-  const computing = await db
-    .select({ id: segments.id, workspaceId: segments.workspaceId })
-    .from(segments)
-    .where(
-      and(
-        eq(segments.status, "computing"),
-        eq(segments.type, "dynamic"),
-        or(isNull(segments.recomputeRequestedAt), lt(segments.recomputeRequestedAt, olderThan(graceMs))),
-        lt(segments.updatedAt, olderThan(graceMs)),
-      ),
-    );
-  for (const seg of computing) {
-    const [own, workspace] = await Promise.all([jobState(queue, segmentJobId(seg.id)), jobState(queue, workspaceJobId(seg.workspaceId))]);
-    if (LIVE_STATES.has(own.state) || LIVE_STATES.has(workspace.state)) continue;
-    await requestSegmentRecompute(db, producer, seg.workspaceId, seg.id);
-    log.warn({ segmentId: seg.id, workspaceId: seg.workspaceId }, "segment was computing with no live job; recompute re-enqueued");
-    result.requeued += 1;
-  }
-  return result;
+async function announceFailed(kind: RunKind, run: StrandedRun, announce: Announce | undefined, log: Logger): Promise<void> {
+  if (!kind.webhook || !announce) return;
+  await announce({ workspaceId: run.workspaceId, resource: kind.webhook, id: run.id }).catch((e: unknown) =>
+    log.warn({ err: (e as Error).message }, "could not queue the webhook"),
+  );
 }
 
 /** Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash between update and enqueue). */
 export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult> }> {
   const results: Record<string, ReconcileResult> = {};
   let ok = true;
-  for (const [name, reconcile] of Object.entries(RECONCILERS)) {
+  for (const kind of RUN_KINDS) {
     try {
-      results[name] = await reconcile(deps);
+      results[kind.name] = await reconcileKind(kind, deps);
     } catch (err) {
       ok = false;
-      deps.log.warn({ reconciler: name, err: (err as Error).message }, "reconcile pass failed; will retry");
+      deps.log.warn({ reconciler: kind.name, err: (err as Error).message }, "reconcile pass failed; will retry");
     }
   }
   return { ok, results };
-}
-
-async function reconcileImports({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
-  const result: ReconcileResult = { requeued: 0, failed: 0 };
-  const queue = producer.queue("imports");
-  for (const imp of await findRunningImports(db, graceMs)) {
-    const job = await queue.getJob(importJobId(imp.id, imp.queuedAt));
-    const state = job ? await job.getState() : "missing";
-    if (LIVE_STATES.has(state)) continue;
-    const ids = { workspaceId: imp.workspaceId, importId: imp.id };
-    if (state === "failed") {
-      // BullMQ gave up (and the worker could not say so): show the reason; a start resumes from the checkpoint.
-      if (await failImportRun(db, ids, `The import stopped: ${job?.failedReason ?? "its job failed"}. Start it again to resume.`)) result.failed += 1;
-      continue;
-    }
-    const queuedAt = await rearmImport(db, imp);
-    if (!queuedAt) continue;
-    await producer.enqueue("import.run", ids, { jobId: importJobId(imp.id, queuedAt) });
-    log.warn({ importId: imp.id, workspaceId: imp.workspaceId, status: imp.status, jobState: state }, "import had no live job; re-enqueued");
-    result.requeued += 1;
-  }
-  return result;
 }
 
 /** The start pass is retried this often until it succeeds once (Redis or Postgres may still be coming up). */

@@ -1,15 +1,18 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from "bullmq";
+import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type JobPayload, type QueueName } from "../queue/jobs.js";
 import { createWorkerConnection } from "../queue/redis.js";
+import { isFinalFailure } from "./run-processor.js";
 import type { Processors } from "./types.js";
 import { withTimeout } from "../lib/timeout.js";
 
 /** A forced close only drops connections; past this, a Redis that is gone cannot hold the shutdown up. */
 const FORCED_CLOSE_MS = 1_000;
+/** Minutes of BullMQ's per-queue completed/failed counts kept in Redis (a few hundred KB per queue). */
+const METRICS_DATA_POINTS = MetricsTime.ONE_WEEK;
 
 /**
  * Called when BullMQ will not run a job again, including when it fails a job that stalled too often without calling
@@ -46,11 +49,6 @@ export async function checkEvictionPolicy(redis: Redis, log: Logger): Promise<vo
   } catch (err) {
     log.warn({ err: (err as Error).message }, "could not read Redis maxmemory-policy (CONFIG may be disabled); make sure it is 'noeviction'");
   }
-}
-
-/** BullMQ will not retry: an unrecoverable error (a stalled-too-often job fails as one) or no attempts left. */
-function isFinalFailure(job: Job, err: Error): boolean {
-  return err.name === "UnrecoverableError" || Boolean(job.deferredFailure) || job.attemptsMade >= (job.opts.attempts ?? 1);
 }
 
 export async function startWorkers(
@@ -92,6 +90,9 @@ export async function startWorkers(
         stalledInterval: env.WORKER_LOCK_MS,
         // Two crashes in a row must not fail an import (processors resume from Postgres checkpoints); default 5.
         maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+        // BullMQ's own completed/failed counts (bullmq_job_completed_total, bullmq_job_failed_total on /metrics),
+        // kept per minute in Redis for a week.
+        metrics: { maxDataPoints: METRICS_DATA_POINTS },
       },
     );
     // Per attempt, from when this attempt started: a retried job is observed once per attempt.

@@ -3,6 +3,7 @@ import { startMetricsServer } from "../../src/workers/metrics-server.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
+import { runExportVia } from "../helpers/exports.js";
 import { parsePrometheus, valueOf, type Sample } from "../helpers/prometheus.js";
 
 const t = useTestContext();
@@ -81,6 +82,28 @@ describe("GET /metrics", () => {
     // Default process metrics.
     expect(samples.some((s) => s.name === "process_cpu_user_seconds_total")).toBe(true);
     expect(samples.some((s) => s.name === "nodejs_heap_size_used_bytes")).toBe(true);
+  });
+
+  it("counts the bytes of each finished export file by kind, and BullMQ's completed and failed jobs per queue", async () => {
+    const bytes = async () => valueOf((await scrape()).samples, "roster_export_bytes_total", { kind: "users" });
+    expect(await bytes()).toBe(0);
+    const first = await runExportVia(client, { kind: "users" });
+    const second = await runExportVia(client, { kind: "users", gzip: true });
+    expect(first.status).toBe("done");
+    expect(second.status).toBe("done");
+    expect(first.sizeBytes).toBeGreaterThan(0);
+    expect(await bytes()).toBe(first.sizeBytes + second.sizeBytes);
+
+    // BullMQ counts a job once it records it completed, a moment after the export says done.
+    let { samples } = await scrape();
+    for (let i = 0; i < 100 && valueOf(samples, "bullmq_job_completed_total", { queue: "exports" }) < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      ({ samples } = await scrape());
+    }
+    // The exports queue also runs the scheduled export cleanup.
+    expect(valueOf(samples, "bullmq_job_completed_total", { queue: "exports" })).toBeGreaterThanOrEqual(2);
+    expect(valueOf(samples, "bullmq_job_completed_total", { queue: "imports" })).toBe(3);
+    expect(valueOf(samples, "bullmq_job_failed_total", { queue: "imports" })).toBe(0);
   });
 
   it("has one HELP and TYPE line per metric family, as Prometheus requires", async () => {

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { importJobId } from "../../src/domain/imports/recovery.js";
+import { importRunJobId as importJobId } from "../../src/queue/job-ids.js";
 import { JOB_NAMES } from "../../src/queue/jobs.js";
 import { reconcileAll } from "../../src/workers/reconciler.js";
 import { startWorkers } from "../../src/workers/worker-pool.js";

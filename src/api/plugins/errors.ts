@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import fp from "fastify-plugin";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { isDatabaseUnavailableCode } from "../../db/connection-errors.js";
 import { DomainError } from "../../domain/errors.js";
 
 const STATUS_BY_KIND: Record<DomainError["kind"], number> = {
@@ -11,7 +12,6 @@ const STATUS_BY_KIND: Record<DomainError["kind"], number> = {
   conflict: 409,
   too_large: 413,
   unavailable: 503,
-  unauthorized: 401,
   unsupported_media: 415,
   bad_request: 400,
   timeout: 408,
@@ -41,22 +41,6 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   });
   socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
-
-/** Error codes meaning the database could not be reached (node's socket errors, postgres.js's, Postgres shutdown/limits). */
-const DB_UNAVAILABLE = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "57P01",
-  "57P02",
-  "57P03",
-  "53300",
-]);
 
 /** Maps every error to the API's error shape; messages of unexpected (5xx) errors never leave the process. */
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
@@ -88,7 +72,7 @@ export const errorsPlugin = fp(async (app: FastifyInstance) => {
     }
     // drizzle wraps driver errors (DrizzleQueryError) with the original as `cause`.
     const cause = (err as { cause?: { code?: unknown } }).cause;
-    if (DB_UNAVAILABLE.has(String(err.code)) || DB_UNAVAILABLE.has(String(cause?.code))) {
+    if (isDatabaseUnavailableCode(err.code) || isDatabaseUnavailableCode(cause?.code)) {
       // The logger shows a query error as the driver's (code, message): drizzle's message repeats the parameters.
       req.log.warn({ err }, "database unavailable");
       return sendError(reply, 503, "database_unavailable", "The database is unavailable; try again shortly.");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SEGMENT_STATUSES } from "../../db/schema.js";
 import type { listMembers } from "../../domain/segments/members.js";
 import type { previewSegment } from "../../domain/segments/preview.js";
 import type { SegmentView } from "../../domain/segments/service.js";
@@ -14,7 +15,7 @@ export const segmentSchema = z.object({
   type: z.enum(["dynamic", "static"]),
   // The jsonb column is untyped (unknown) in the view, so the JSON Schema type is given here rather than by a zod record.
   conditions: z.unknown().meta({ type: "object", nullable: true, description: 'the condition tree of a dynamic segment (API.md "Conditions"); null for a static one' }),
-  status: z.enum(["computing", "ready", "failed"]),
+  status: z.enum(SEGMENT_STATUSES),
   failureReason: z.string().nullable(),
   memberCount: z.number().int(),
   lastComputedAt: z.string().nullable().describe("ISO-8601 UTC"),

@@ -9,6 +9,7 @@ import type { Db } from "../../db/client.js";
 import { exports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Storage } from "../../storage/storage.js";
+import { EXPORT_WITH_FILE } from "./lifecycle.js";
 
 /** Rows per round: bounded so a backlog after downtime is worked off in steps, not one huge statement. */
 const CLEANUP_BATCH = 500;
@@ -26,7 +27,7 @@ export async function cleanupExpiredExports(deps: { db: Db; storage: Storage; lo
           db
             .select({ id: exports.id })
             .from(exports)
-            .where(and(inArray(exports.status, ["done", "expired"]), lte(exports.expiresAt, now), isNotNull(exports.storageKey)))
+            .where(and(inArray(exports.status, EXPORT_WITH_FILE), lte(exports.expiresAt, now), isNotNull(exports.storageKey)))
             .limit(CLEANUP_BATCH),
         ),
       )

@@ -7,6 +7,7 @@ import type { Producer } from "../../queue/producer.js";
 import type { Storage } from "../../storage/storage.js";
 import { ConflictError, NotFoundError } from "../errors.js";
 import { checkConditions, conditionSegments } from "./conditions-filter.js";
+import { enqueueExportRun } from "./lifecycle.js";
 import { checkExportRequest, type CreateExportRequest, type ExportKind, type ExportParams } from "./request.js";
 import { newestFirst, newestFirstPage } from "../paging.js";
 
@@ -54,9 +55,6 @@ async function assertSegments(db: Db, workspaceId: string, ids: string[], field:
   if (found.length !== wanted.length) throw new NotFoundError("Segment", { field });
 }
 
-/** The BullMQ job id of an export's run, derived from its id so the reconciler can find it after a Redis restart. */
-export const exportJobId = (exportId: string) => `export-${exportId}`;
-
 /**
  * Records an export and queues its job. A callbackUrl is taken as validated (callbackUrlSchema) and allowed (the
  * server signs webhooks) by the caller. The export exists only if its job was queued: when the queue is down the
@@ -72,7 +70,7 @@ export async function createExport(db: Db, producer: Producer, workspaceId: stri
     .returning();
   if (!row) throw new Error("insert into exports returned nothing");
   try {
-    await producer.enqueue("export.run", { workspaceId, exportId: row.id }, { jobId: exportJobId(row.id) });
+    await enqueueExportRun(producer, { workspaceId, id: row.id });
   } catch (err) {
     await db.delete(exports).where(eq(exports.id, row.id));
     throw err;

@@ -1,7 +1,7 @@
-import { and, eq, inArray, sql as dsql } from "drizzle-orm";
 import type { ReservedSql } from "postgres";
 import type { Db } from "../../db/client.js";
-import { imports, type ImportStatus } from "../../db/schema.js";
+import { isConnectionLostCode } from "../../db/connection-errors.js";
+import type { imports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { recordImportRows, type Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
@@ -14,6 +14,7 @@ import { SKIP_CODES, rowError, type RowError } from "./rows.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
 import { REDACTED, hiddenColumns } from "./members/redact.js";
+import { claimImport, failClaimedImport, finishImport } from "./lifecycle.js";
 
 /** Errors kept per import (all are counted): enough to fix a file, bounded so a garbage file cannot fill the disk. */
 export const MAX_STORED_ERRORS = 10_000;
@@ -75,7 +76,7 @@ type ImportRow = typeof imports.$inferSelect;
  * checkpoint, and commits one transaction per batch. A dry run writes the same batches and rolls them back.
  */
 export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string; importId: string }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
-  const imp = await claim(deps.db, ids);
+  const imp = await claimImport(deps.db, ids);
   if (!imp) return "not_runnable";
   const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, fence: imp.fence });
   const options = importOptionsSchema.parse(imp.options);
@@ -161,17 +162,18 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       conn.release();
     }
   }
-  return finish(deps.db, imp, createdSegmentId);
+  return (await finishImport(deps.db, imp, createdSegmentId)) ?? "fence_lost";
 }
 
-/** Postgres error codes for a backend that was terminated or is shutting down. */
-const TERMINATED_CODES = new Set(["57P01", "57P02", "57P03"]);
+/** Ends this run as failed (only while it holds the fence); committed batches stay and the counts say so. */
+async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome> {
+  await failClaimedImport(db, imp, reason);
+  return "failed";
+}
 
 /** The reserved connection is gone (terminated, network lost, or ended by us after a batch timeout). */
 function isConnectionLost(err: unknown): boolean {
-  if (err instanceof BatchTimeoutError) return true;
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (code.startsWith("CONNECTION_") || TERMINATED_CODES.has(code) || code === "ECONNRESET" || code === "EPIPE");
+  return err instanceof BatchTimeoutError || isConnectionLostCode((err as { code?: unknown } | null)?.code);
 }
 
 export class BatchTimeoutError extends Error {
@@ -342,86 +344,6 @@ async function saveErrors(
            r.col, r.value, r.code, r.message, r.record
     from jsonb_to_recordset(${JSON.stringify(rows.map((r) => ({ row: r.row, seq: r.seq, col: r.column, value: r.value, code: r.code, message: r.message, record: r.record })))}::jsonb)
       as r(row bigint, seq int, col text, value text, code text, message text, record jsonb)`;
-}
-
-/** Takes the import for this run: a new fencing token; a fresh start (or any dry run) resets counts and errors. */
-async function claim(db: Db, ids: { workspaceId: string; importId: string }): Promise<ImportRow | null> {
-  return db.transaction(async (tx) => {
-    const [cur] = await tx
-      .select()
-      .from(imports)
-      .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)))
-      .for("update");
-    const runnable: ImportStatus[] = ["queued", "processing", "validating"];
-    if (!cur || !runnable.includes(cur.status) || !cur.mapping || !cur.identifier) return null;
-    const fresh = cur.dryRun || cur.checkpointRow === 0;
-    if (fresh) {
-      await tx.execute(dsql`delete from import_errors where import_id = ${cur.id}`);
-      await tx.execute(dsql`delete from import_people where import_id = ${cur.id}`);
-    }
-    const [claimed] = await tx
-      .update(imports)
-      .set({
-        fence: dsql`${imports.fence} + 1`,
-        attempts: dsql`${imports.attempts} + 1`,
-        status: cur.dryRun ? "validating" : "processing",
-        startedAt: cur.startedAt && !fresh ? cur.startedAt : new Date(),
-        updatedAt: new Date(),
-        ...(fresh
-          ? {
-              total: 0,
-              processed: 0,
-              created: 0,
-              updated: 0,
-              unchanged: 0,
-              skipped: 0,
-              failed: 0,
-              errorCount: 0,
-              checkpointRow: 0,
-              checkpointByte: cur.dataOffset,
-              checkpointLine: cur.headerLines,
-              finishedAt: null,
-              failureReason: null,
-            }
-          : {}),
-      })
-      .where(eq(imports.id, cur.id))
-      .returning();
-    return claimed ?? null;
-  });
-}
-
-/** Marks the import failed (only while this run holds the fence); committed batches stay and the counts say so. */
-async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome> {
-  await db
-    .update(imports)
-    .set({ status: "failed", failureReason: reason, finishedAt: new Date(), updatedAt: new Date() })
-    .where(and(eq(imports.id, imp.id), eq(imports.fence, imp.fence), inArray(imports.status, ["processing", "validating"])));
-  return "failed";
-}
-
-async function finish(db: Db, imp: ImportRow, createdSegmentId: string | null): Promise<RunOutcome> {
-  return db.transaction(async (tx) => {
-    const [cur] = await tx.select({ fence: imports.fence }).from(imports).where(eq(imports.id, imp.id)).for("update");
-    if (!cur || cur.fence !== imp.fence) return "fence_lost";
-    if (createdSegmentId) {
-      await tx.execute(dsql`
-        insert into segment_memberships (workspace_id, segment_id, person_id)
-        select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from import_people where import_id = ${imp.id}
-        order by person_id
-        on conflict do nothing`);
-    }
-    await tx.execute(dsql`delete from import_people where import_id = ${imp.id}`);
-    // Appended in SQL: the batches added the segments of `segment` columns to the row since this run read it.
-    const segmentIds = createdSegmentId
-      ? dsql`case when ${imports.segmentIds} @> ${JSON.stringify([createdSegmentId])}::jsonb then ${imports.segmentIds} else ${imports.segmentIds} || ${JSON.stringify([createdSegmentId])}::jsonb end`
-      : imports.segmentIds;
-    await tx
-      .update(imports)
-      .set({ status: imp.dryRun ? "validated" : "done", finishedAt: new Date(), updatedAt: new Date(), segmentIds })
-      .where(eq(imports.id, imp.id));
-    return imp.dryRun ? "validated" : "done";
-  });
 }
 
 /** Columns whose cells never leave the worker in clear (passwords, tokens, keys): their index and header. */

@@ -3,11 +3,11 @@ import type { Db } from "../../db/client.js";
 import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { Producer } from "../../queue/producer.js";
-import type { Storage } from "../../storage/storage.js";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.js";
 import { mergeMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
-import { importJobId } from "./recovery.js";
+import { IMPORT_CLOSED, IMPORT_EDITABLE, IMPORT_IDLE, IMPORT_STARTABLE, NO_COUNTS, enqueueImportRun } from "./lifecycle.js";
+import { isIn } from "../runs.js";
 import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type ImportRow = typeof imports.$inferSelect;
@@ -95,7 +95,7 @@ export async function listImports(db: Db, workspaceId: string, q: { status?: Imp
  */
 export async function setMapping(db: Db, workspaceId: string, id: string, body: { identifier: string; mapping?: MappingField; options?: unknown }) {
   const row = await getImport(db, workspaceId, id);
-  if (!["draft", "validated"].includes(row.status)) {
+  if (!isIn(IMPORT_EDITABLE, row.status)) {
     throw new ConflictError("import_not_editable", `The import is ${row.status}; its mapping can no longer change.`);
   }
   const mapping = body.mapping === "suggested" ? row.suggestedMapping : mergeMapping(row.headers, row.mapping ?? row.suggestedMapping, body.mapping ?? {});
@@ -105,14 +105,11 @@ export async function setMapping(db: Db, workspaceId: string, id: string, body: 
   const [updated] = await db
     .update(imports)
     .set({ identifier: v.identifier, mapping: v.mapping, options: v.options, sample, status: "draft", updatedAt: new Date() })
-    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), inArray(imports.status, ["draft", "validated"])))
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), inArray(imports.status, IMPORT_EDITABLE)))
     .returning();
   if (!updated) throw new ConflictError("import_not_editable", "The import changed state meanwhile; fetch it and try again.");
   return updated;
 }
-
-/** The counts of a run, zero before its first batch. */
-const NO_COUNTS = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0, errorCount: 0 } as const;
 
 /**
  * Queues a run: a dry run (`validate`, status `validating` at once, as API.md says) or the real one (`start`, status
@@ -123,8 +120,7 @@ const NO_COUNTS = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0
  */
 export async function requestRun(db: Db, producer: Producer, workspaceId: string, id: string, dryRun: boolean): Promise<ImportRow> {
   const row = await getImport(db, workspaceId, id);
-  const from: ImportStatus[] = ["draft", "validated", "failed"];
-  if (!from.includes(row.status)) {
+  if (!isIn(IMPORT_STARTABLE, row.status)) {
     throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
   }
   if (!row.mapping || !row.identifier) {
@@ -151,62 +147,11 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
   return queued;
 }
 
-/** What a failed enqueue puts back: the import's fields before its run was requested. */
-export type BeforeRun = Pick<ImportRow, "status" | "dryRun" | "checkpointRow" | "failureReason" | "finishedAt" | keyof typeof NO_COUNTS>;
-
-/**
- * Puts the run of an import that says `queued` (or `validating`) into the job queue. When the queue is down, the
- * import goes back to what it was (`before`) and the error (503) is thrown. A crash between the two leaves a
- * queued import without a job: the reconciler re-enqueues it.
- */
-export async function enqueueImportRun(db: Db, producer: Producer, queued: ImportRow, before: BeforeRun): Promise<void> {
-  try {
-    // The job id derives from queued_at, so the reconciler can find the job (or see it is gone) after a Redis restart.
-    await producer.enqueue("import.run", { workspaceId: queued.workspaceId, importId: queued.id }, { jobId: importJobId(queued.id, queued.queuedAt ?? new Date()) });
-  } catch (err) {
-    await db
-      .update(imports)
-      .set({
-        status: before.status,
-        dryRun: before.dryRun,
-        checkpointRow: before.checkpointRow,
-        failureReason: before.failureReason,
-        finishedAt: before.finishedAt,
-        total: before.total,
-        processed: before.processed,
-        created: before.created,
-        updated: before.updated,
-        unchanged: before.unchanged,
-        skipped: before.skipped,
-        failed: before.failed,
-        errorCount: before.errorCount,
-      })
-      .where(and(eq(imports.id, queued.id), eq(imports.workspaceId, queued.workspaceId), eq(imports.status, queued.status), eq(imports.fence, queued.fence)));
-    throw err;
-  }
-}
-
-/**
- * Queues the run of an import created already queued (`start: true` on upload). When the queue is down the import
- * and its upload are deleted before the error (503) is thrown: the client never learnt its id, so a draft left behind
- * would be an orphan, and the 503 means "nothing was created, send it again". A job that still reaches Redis finds
- * no import and does nothing.
- */
-export async function enqueueNewImport(db: Db, storage: Pick<Storage, "delete">, producer: Producer, row: ImportRow): Promise<void> {
-  try {
-    await producer.enqueue("import.run", { workspaceId: row.workspaceId, importId: row.id }, { jobId: importJobId(row.id, row.queuedAt ?? new Date()) });
-  } catch (err) {
-    await db.delete(imports).where(and(eq(imports.id, row.id), eq(imports.workspaceId, row.workspaceId), eq(imports.status, "queued"), eq(imports.fence, row.fence)));
-    await storage.delete(row.storageKey);
-    throw err;
-  }
-}
-
 /** Cancels at once when nothing runs; a running import stops after its current batch (committed rows stay). */
 export async function cancelImport(db: Db, workspaceId: string, id: string): Promise<ImportRow> {
   const row = await getImport(db, workspaceId, id);
-  if (["done", "cancelled"].includes(row.status)) throw new ConflictError("import_finished", `The import is already ${row.status}.`);
-  const immediate = ["draft", "validated", "failed", "queued"].includes(row.status);
+  if (isIn(IMPORT_CLOSED, row.status)) throw new ConflictError("import_finished", `The import is already ${row.status}.`);
+  const immediate = isIn(IMPORT_IDLE, row.status);
   const [updated] = await db
     .update(imports)
     .set(immediate ? { status: "cancelled", finishedAt: new Date(), updatedAt: new Date() } : { cancelRequested: true, updatedAt: new Date() })

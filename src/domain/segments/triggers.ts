@@ -1,13 +1,11 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { segmentDependencies, segments } from "../../db/schema.js";
+import { segmentRecomputeJobId, workspaceRecomputeJobId } from "../../queue/job-ids.js";
 import type { Producer } from "../../queue/producer.js";
 
 export type Enqueuer = Pick<Producer, "enqueue">;
 
-/** BullMQ job ids may not contain ':'; one id per segment / workspace makes a queued request absorb the next. */
-export const segmentJobId = (segmentId: string) => `segment-recompute-${segmentId}`;
-export const workspaceJobId = (workspaceId: string) => `segments-workspace-${workspaceId}`;
 
 /**
  * Asks for a recompute of one segment. The request time is stamped on the segment first: a recompute already
@@ -18,7 +16,7 @@ export async function requestSegmentRecompute(db: Db, producer: Enqueuer, worksp
     .update(segments)
     .set({ recomputeRequestedAt: sql`clock_timestamp()` })
     .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId)));
-  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentJobId(segmentId), removeWhenFinished: true });
+  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentRecomputeJobId(segmentId), removeWhenFinished: true });
 }
 
 /**
@@ -33,7 +31,7 @@ export async function requestDynamicSegmentRecompute(db: Db, producer: Enqueuer,
     .where(and(eq(segments.id, segmentId), eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")))
     .returning();
   if (!row) return null;
-  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentJobId(segmentId), removeWhenFinished: true });
+  await producer.enqueue("segment.recompute", { workspaceId, segmentId }, { jobId: segmentRecomputeJobId(segmentId), removeWhenFinished: true });
   return row;
 }
 
@@ -43,7 +41,7 @@ export async function requestWorkspaceRecompute(db: Db, producer: Enqueuer, work
     .update(segments)
     .set({ recomputeRequestedAt: sql`clock_timestamp()` })
     .where(and(eq(segments.workspaceId, workspaceId), eq(segments.type, "dynamic")));
-  await producer.enqueue("segments.recompute_workspace", { workspaceId }, { jobId: workspaceJobId(workspaceId), removeWhenFinished: true });
+  await producer.enqueue("segments.recompute_workspace", { workspaceId }, { jobId: workspaceRecomputeJobId(workspaceId), removeWhenFinished: true });
 }
 
 /** Asks for a recompute of the segments whose conditions use `segmentId` directly (they cascade further). */

@@ -3,7 +3,9 @@ import type { Env } from "../../config/env.js";
 import type { Db } from "../../db/client.js";
 import type { WebhookStatus } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
+import { webhookDeliveryJobId } from "../../queue/job-ids.js";
 import type { Producer } from "../../queue/producer.js";
+import type { FinalFailure, RunOwner, RunRef } from "../runs.js";
 import { loadWebhookSubject, webhookTables, type WebhookResource } from "./resources.js";
 import { SIGNATURE_HEADER, signatureHeader, workspaceWebhookSecret } from "./signature.js";
 
@@ -41,7 +43,7 @@ export async function queueWebhook(deps: { db: Db; producer: Producer; log: Logg
     await deps.producer.enqueue(
       "webhook.deliver",
       { workspaceId: target.workspaceId, resource: target.resource, resourceId: target.id },
-      { jobId: `webhook-${target.resource}-${target.id}-${row.status}`, attempts: deps.settings.maxAttempts, backoffMs: deps.settings.backoffMs },
+      { jobId: webhookDeliveryJobId(target.resource, target.id, row.status), attempts: deps.settings.maxAttempts, backoffMs: deps.settings.backoffMs },
     );
   } catch (err) {
     deps.log.warn({ resource: target.resource, id: target.id, err: (err as Error).message }, "could not queue the webhook");
@@ -113,3 +115,27 @@ async function record(db: Db, target: WebhookTarget, status: WebhookStatus, erro
     .set({ webhookStatus: status, webhookAttempts: sql`${table.webhookAttempts} + 1`, webhookLastError: error })
     .where(and(eq(table.id, target.id), eq(table.workspaceId, target.workspaceId)));
 }
+
+/** Statuses of a resource's latest delivery; `pending` while its job runs or waits to retry. */
+export const DELIVERY_FINAL = ["delivered", "failed"] as const satisfies readonly WebhookStatus[];
+
+/**
+ * What happens when a delivery's job fails for good without recording it (its last attempt records `failed` itself):
+ * a delivery still pending says `failed` with the reason.
+ */
+async function failDelivery(db: Db, resource: WebhookResource, run: RunRef, failure: FinalFailure): Promise<boolean> {
+  const table = webhookTables[resource];
+  const reason = failure.cause === "attempts" ? `The delivery stopped after ${failure.attempts} attempts: ${failure.message}` : `The delivery stopped: ${failure.message ?? "its job failed"}.`;
+  const rows = await db
+    .update(table)
+    .set({ webhookStatus: "failed", webhookLastError: reason })
+    .where(and(eq(table.id, run.id), eq(table.workspaceId, run.workspaceId), eq(table.webhookStatus, "pending")))
+    .returning({ id: table.id });
+  return rows.length > 0;
+}
+
+/** Webhook deliveries as a kind of run, per resource (a delivery announces nothing itself). */
+export const webhookDeliveries: Record<WebhookResource, RunOwner> = {
+  import: { final: DELIVERY_FINAL, fail: (db, run, failure) => failDelivery(db, "import", run, failure) },
+  export: { final: DELIVERY_FINAL, fail: (db, run, failure) => failDelivery(db, "export", run, failure) },
+};

@@ -1,13 +1,14 @@
-import { DelayedError } from "bullmq";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
+import { importRuns } from "../../domain/imports/lifecycle.js";
 import { runImport } from "../../domain/imports/run.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
-import type { JobContext, Processor } from "../types.js";
+import type { RunSpec } from "../run-processor.js";
+import type { JobContext } from "../types.js";
 
 export interface ImportProcessorDeps {
   db: Db;
@@ -16,41 +17,28 @@ export interface ImportProcessorDeps {
   maxRecordBytes?: number;
   batchTimeoutMs?: number;
   metrics?: Metrics;
-  /** Called once the import reached a finished status (webhooks). */
-  onFinished?: (ids: { workspaceId: string; importId: string }) => Promise<void>;
   producer: Enqueuer;
 }
 
-/** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
-export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import.run"> {
-  return async (payload, ctx) => {
-    try {
-      const outcome = await runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
+/** Identifies an import run's job for the wrapper (fail, webhook): see src/workers/run-processor.ts. */
+export const importRunJob: Pick<RunSpec<"import.run">, "owner" | "ref"> = {
+  owner: () => importRuns,
+  ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
+};
+
+/** Runs an import job (the wrapper puts it back on shutdown, to resume from its checkpoint); refreshes segments after it. */
+export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
+  return {
+    ...importRunJob,
+    run: (payload, ctx) =>
+      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
         signal: ctx.signal,
         // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
         onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
-      });
-      ctx.log.info({ outcome }, "import run ended");
-      if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);
+      }),
+    afterFinished: async (payload, outcome, ctx) => {
       if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
-      if (outcome === "interrupted") {
-        await ctx.job.moveToDelayed(Date.now() + 1_000, ctx.token);
-        throw new DelayedError();
-      }
-      return { outcome };
-    } catch (err) {
-      if (err instanceof DelayedError) throw err;
-      const attempts = ctx.job.opts.attempts ?? 1;
-      if (ctx.job.attemptsMade + 1 >= attempts) {
-        // Out of retries: say so on the import rather than leave it "processing" forever.
-        await deps.db
-          .update(imports)
-          .set({ status: "failed", failureReason: `The import stopped after ${attempts} attempts: ${(err as Error).message}`, finishedAt: new Date() })
-          .where(and(eq(imports.id, payload.importId), inArray(imports.status, ["queued", "processing", "validating"])));
-        await deps.onFinished?.(payload).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message }, "could not queue the webhook"));
-      }
-      throw err;
-    }
+    },
   };
 }
 

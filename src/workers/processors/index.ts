@@ -3,42 +3,55 @@ import { createSql, type Sql } from "../../db/client.js";
 import type { Runtime } from "../../runtime.js";
 import type { Processors } from "../types.js";
 import { queueWebhook, webhookSettings } from "../../domain/webhooks/delivery.js";
-import { exportCleanupProcessor } from "./export-cleanup.js";
-import { exportRunProcessor } from "./export-run.js";
+import { gaveUpHandler, runProcessor, type RunProcessorDeps } from "../run-processor.js";
 import type { GaveUpHandlers } from "../worker-pool.js";
-import { failImportRun } from "../../domain/imports/recovery.js";
-import { importRunProcessor } from "./import-run.js";
-import { webhookDeliverProcessor } from "./webhook-deliver.js";
+import { exportCleanupProcessor } from "./export-cleanup.js";
+import { exportRun, exportRunJob } from "./export-run.js";
+import { importRun, importRunJob } from "./import-run.js";
+import { webhookDeliver, webhookDeliverJob } from "./webhook-deliver.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
 
-/** One processor per job kind of the contract (startup fails if one is missing). */
+/** What the run wrapper needs: the database and a way to announce a finished resource to its callbackUrl. */
+export function buildRunDeps(rt: Pick<Runtime, "db" | "env" | "producer" | "logger">): RunProcessorDeps {
+  const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings: webhookSettings(rt.env) };
+  return { db: rt.db, announce: (target) => queueWebhook(webhookDeps, target) };
+}
+
+/**
+ * One processor per job kind of the contract (startup fails if one is missing). Job-backed runs go through the one
+ * wrapper (src/workers/run-processor.ts); segment jobs record their own outcome on the segment and start over when retried.
+ */
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "metrics" | "producer" | "logger">): Processors {
-  const settings = webhookSettings(rt.env);
+  const deps = buildRunDeps(rt);
   const segmentDeps = { db: rt.db, producer: rt.producer };
-  const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings };
   return {
-    "import.run": importRunProcessor({
-      db: rt.db,
-      storage: rt.storage,
-      batchSize: rt.env.IMPORT_BATCH_SIZE,
-      maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
-      batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
-      metrics: rt.metrics,
-      producer: rt.producer,
-      onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId }),
-    }),
-    "webhook.deliver": webhookDeliverProcessor({ db: rt.db, settings }),
+    "import.run": runProcessor(
+      deps,
+      importRun({
+        db: rt.db,
+        storage: rt.storage,
+        batchSize: rt.env.IMPORT_BATCH_SIZE,
+        maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
+        batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
+        metrics: rt.metrics,
+        producer: rt.producer,
+      }),
+    ),
+    "webhook.deliver": runProcessor(deps, webhookDeliver({ db: rt.db, settings: webhookSettings(rt.env) })),
     "segment.recompute": segmentRecomputeProcessor(segmentDeps),
     "segments.recompute_workspace": workspaceRecomputeProcessor(segmentDeps),
     "segments.refresh_all": refreshAllProcessor(segmentDeps),
-    "export.run": exportRunProcessor({
-      db: rt.db,
-      storage: rt.storage,
-      ttlDays: rt.env.EXPORT_TTL_DAYS,
-      timeoutMs: rt.env.EXPORT_TIMEOUT_MS,
-      connect: exportConnection(rt.env),
-      onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "export", id: ids.exportId }),
-    }),
+    "export.run": runProcessor(
+      deps,
+      exportRun({
+        db: rt.db,
+        storage: rt.storage,
+        ttlDays: rt.env.EXPORT_TTL_DAYS,
+        timeoutMs: rt.env.EXPORT_TIMEOUT_MS,
+        connect: exportConnection(rt.env),
+        metrics: rt.metrics,
+      }),
+    ),
     "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
   };
 }
@@ -48,15 +61,12 @@ export function exportConnection(env: Pick<Env, "DATABASE_URL" | "EXPORT_TIMEOUT
   return () => createSql(env.DATABASE_URL, { max: 1, statementTimeoutMs: env.EXPORT_TIMEOUT_MS, applicationName: "roster-export" });
 }
 
-/** What each job kind records when BullMQ gives up on a job (e.g. it stalled more than WORKER_MAX_STALLED_COUNT times). */
+/** Job-backed runs BullMQ gives up on without calling the processor (it stalled more than WORKER_MAX_STALLED_COUNT times). */
 export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger">): GaveUpHandlers {
-  const settings = webhookSettings(rt.env);
+  const deps = buildRunDeps(rt);
   return {
-    "import.run": async (ids, reason) => {
-      const reasonText = `The import stopped: ${reason}. Committed rows are kept; start it again to resume from the last committed batch.`;
-      if (await failImportRun(rt.db, ids, reasonText)) {
-        await queueWebhook({ db: rt.db, producer: rt.producer, log: rt.logger, settings }, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId });
-      }
-    },
+    "import.run": gaveUpHandler(deps, importRunJob, rt.logger),
+    "export.run": gaveUpHandler(deps, exportRunJob, rt.logger),
+    "webhook.deliver": gaveUpHandler(deps, webhookDeliverJob, rt.logger),
   };
 }

@@ -1,0 +1,20 @@
+/**
+ * Every BullMQ job id Roster builds, in one place. An id derives from what Postgres stores, so a job can be looked up
+ * again after a Redis restart (BullMQ's own ids restart at 1 and are never stored as references); one id per request
+ * makes a job still queued absorb a duplicate request. BullMQ ids may not contain ':'.
+ */
+
+/** One run request of an import: a new request (a new queued_at) is a new job, so a finished job never absorbs it. */
+export const importRunJobId = (importId: string, queuedAt: Date) => `import-${importId}-${queuedAt.getTime()}`;
+
+/** The run of an export (an export is run once; the reconciler removes a finished job before re-enqueueing). */
+export const exportRunJobId = (exportId: string) => `export-${exportId}`;
+
+/** One segment's recompute: a request while one is queued is absorbed by it. */
+export const segmentRecomputeJobId = (segmentId: string) => `segment-recompute-${segmentId}`;
+
+/** Every dynamic segment of a workspace (after imports): one queued request per workspace. */
+export const workspaceRecomputeJobId = (workspaceId: string) => `segments-workspace-${workspaceId}`;
+
+/** One delivery per resource and status, so a validated-then-done import announces both. */
+export const webhookDeliveryJobId = (resource: string, resourceId: string, status: string) => `webhook-${resource}-${resourceId}-${status}`;
