@@ -6,6 +6,7 @@ import { exportJobId } from "../domain/exports/service.js";
 import { requestSegmentRecompute, segmentJobId, workspaceJobId } from "../domain/segments/triggers.js";
 import { failImportRun, findRunningImports, importJobId, rearmImport } from "../domain/imports/recovery.js";
 import type { Logger } from "../lib/logger.js";
+import { deletionJobId, enqueueDeletionRun, failDeletion, strandedDeletions } from "../domain/deletions/lifecycle.js";
 import type { Producer } from "../queue/producer.js";
 
 /** A run requested this recently may still be between its Postgres update and its enqueue (which times out at 2 s). */
@@ -35,7 +36,28 @@ const RECONCILERS: Record<string, (deps: ReconcileDeps) => Promise<ReconcileResu
   imports: reconcileImports,
   exports: reconcileExports,
   segments: reconcileSegments,
+  deletions: reconcileDeletions,
 };
+
+async function reconcileDeletions({ db, producer, log, graceMs = ENQUEUE_GRACE_MS }: ReconcileDeps): Promise<ReconcileResult> {
+  const result: ReconcileResult = { requeued: 0, failed: 0 };
+  const queue = producer.queue("deletions");
+  for (const del of await strandedDeletions(db, graceMs)) {
+    const { job, state } = await jobState(queue, deletionJobId(del.id));
+    if (LIVE_STATES.has(state)) continue;
+    const ids = { workspaceId: del.workspaceId, deletionId: del.id };
+    if (state === "failed") {
+      if (await failDeletion(db, ids, job?.failedReason ?? "its job failed")) result.failed += 1;
+      continue;
+    }
+    // The run is fenced and resumes from what is left of its snapshot, so a rerun is safe.
+    await job?.remove();
+    await enqueueDeletionRun(producer, del);
+    log.warn({ deletionId: del.id, workspaceId: del.workspaceId, jobState: state }, "deletion had no live job; re-enqueued");
+    result.requeued += 1;
+  }
+  return result;
+}
 
 const olderThan = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
 

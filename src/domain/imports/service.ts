@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
 import { decodeCursor, encodeCursor } from "../../lib/cursor.js";
@@ -71,6 +71,7 @@ export function summaryView(row: ImportRow) {
     webhookStatus: row.webhookStatus,
     webhookAttempts: row.webhookAttempts,
     webhookLastError: row.webhookLastError,
+    uploadExpiredAt: row.uploadExpiredAt?.toISOString() ?? null,
   };
 }
 
@@ -132,6 +133,11 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
   if (!from.includes(row.status)) {
     throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
   }
+  if (row.uploadExpiredAt) {
+    throw new ConflictError("upload_expired", "The import's upload was deleted (its retention ended); upload the file again as a new import.", {
+      uploadExpiredAt: row.uploadExpiredAt.toISOString(),
+    });
+  }
   if (!row.mapping || !row.identifier) {
     throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");
   }
@@ -149,7 +155,8 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
       finishedAt: null,
       ...(resume ? {} : { checkpointRow: 0, ...NO_COUNTS }),
     })
-    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
+    // The retention sweep may delete the upload meanwhile: a run is only requested while the file is there.
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status), isNull(imports.uploadExpiredAt)))
     .returning();
   if (!queued) throw new ConflictError("import_state_changed", "The import changed state meanwhile; fetch it and try again.");
   await enqueueImportRun(db, producer, queued, row);

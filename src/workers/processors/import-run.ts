@@ -8,6 +8,7 @@ import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
 import type { JobContext, Processor } from "../types.js";
+import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 
 export interface ImportProcessorDeps {
   db: Db;
@@ -19,6 +20,8 @@ export interface ImportProcessorDeps {
   /** Called once the import reached a finished status (webhooks). */
   onFinished?: (ids: { workspaceId: string; importId: string }) => Promise<void>;
   producer: Enqueuer;
+  /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
+  uploadRetentionHours: number;
 }
 
 /** Runs an import job; on shutdown puts the job back in the queue (no attempt used) to resume from its checkpoint. */
@@ -31,6 +34,7 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
         onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
       });
       ctx.log.info({ outcome }, "import run ended");
+      if (outcome === "done" || outcome === "failed" || outcome === "cancelled") await expireAtEnd(deps, payload.importId, ctx.log);
       if (outcome === "done" || outcome === "validated" || outcome === "failed" || outcome === "cancelled") await deps.onFinished?.(payload);
       if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
       if (outcome === "interrupted") {
@@ -47,11 +51,17 @@ export function importRunProcessor(deps: ImportProcessorDeps): Processor<"import
           .update(imports)
           .set({ status: "failed", failureReason: `The import stopped after ${attempts} attempts: ${(err as Error).message}`, finishedAt: new Date() })
           .where(and(eq(imports.id, payload.importId), inArray(imports.status, ["queued", "processing", "validating"])));
+        await expireAtEnd(deps, payload.importId, ctx.log);
         await deps.onFinished?.(payload).catch((e: unknown) => ctx.log.warn({ err: (e as Error).message }, "could not queue the webhook"));
       }
       throw err;
     }
   };
+}
+
+/** The import ended: its upload goes now when it must (a failure here is retried by the retention sweep). */
+async function expireAtEnd(deps: ImportProcessorDeps, importId: string, log: JobContext["log"]): Promise<void> {
+  await expireUploadAtEnd(deps, importId).catch((err: Error) => log.warn({ err: err.message }, "could not delete the upload at the import's end; the retention sweep will"));
 }
 
 /**

@@ -8,6 +8,10 @@ import { exportRunProcessor } from "./export-run.js";
 import type { GaveUpHandlers } from "../worker-pool.js";
 import { failImportRun } from "../../domain/imports/recovery.js";
 import { importRunProcessor } from "./import-run.js";
+import { deletionRunProcessor, retentionSweepProcessor } from "./deletions.js";
+import { failDeletion } from "../../domain/deletions/lifecycle.js";
+import { sweepSettings } from "../../domain/retention/sweep.js";
+import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 import { webhookDeliverProcessor } from "./webhook-deliver.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
 
@@ -25,6 +29,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
       metrics: rt.metrics,
       producer: rt.producer,
+      uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
       onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId }),
     }),
     "webhook.deliver": webhookDeliverProcessor({ db: rt.db, settings }),
@@ -40,6 +45,14 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       onFinished: (ids) => queueWebhook(webhookDeps, { workspaceId: ids.workspaceId, resource: "export", id: ids.exportId }),
     }),
     "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
+    "deletion.run": deletionRunProcessor({
+      db: rt.db,
+      storage: rt.storage,
+      batchSize: rt.env.DELETION_BATCH_SIZE,
+      draftRetentionHours: rt.env.DRAFT_RETENTION_HOURS,
+      metrics: rt.metrics,
+    }),
+    "retention.sweep": retentionSweepProcessor({ db: rt.db, storage: rt.storage, settings: sweepSettings(rt.env) }),
   };
 }
 
@@ -49,14 +62,18 @@ export function exportConnection(env: Pick<Env, "DATABASE_URL" | "EXPORT_TIMEOUT
 }
 
 /** What each job kind records when BullMQ gives up on a job (e.g. it stalled more than WORKER_MAX_STALLED_COUNT times). */
-export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger">): GaveUpHandlers {
+export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger" | "storage">): GaveUpHandlers {
   const settings = webhookSettings(rt.env);
   return {
     "import.run": async (ids, reason) => {
       const reasonText = `The import stopped: ${reason}. Committed rows are kept; start it again to resume from the last committed batch.`;
       if (await failImportRun(rt.db, ids, reasonText)) {
+        await expireUploadAtEnd({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }, ids.importId).catch(() => {});
         await queueWebhook({ db: rt.db, producer: rt.producer, log: rt.logger, settings }, { workspaceId: ids.workspaceId, resource: "import", id: ids.importId });
       }
+    },
+    "deletion.run": async (ids, reason) => {
+      await failDeletion(rt.db, ids, reason);
     },
   };
 }
