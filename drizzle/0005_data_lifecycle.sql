@@ -23,6 +23,7 @@ CREATE TABLE "deletions" (
 );
 --> statement-breakpoint
 ALTER TABLE "imports" ADD COLUMN "upload_expired_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "imports" ADD COLUMN "cells_expired_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "deletion_targets" ADD CONSTRAINT "deletion_targets_deletion_id_deletions_id_fk" FOREIGN KEY ("deletion_id") REFERENCES "public"."deletions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "deletions" ADD CONSTRAINT "deletions_workspace_id_workspaces_id_fk" FOREIGN KEY ("workspace_id") REFERENCES "public"."workspaces"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "deletions_workspace_created_idx" ON "deletions" USING btree ("workspace_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint

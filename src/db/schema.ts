@@ -312,6 +312,11 @@ export const imports = pgTable(
      * rows and the failed rows' cells are gone; counts and error rows (row, column, code, message) stay.
      */
     uploadExpiredAt: ts("upload_expired_at"),
+    /**
+     * When the sample rows and the failed rows' cells were deleted: with the file, except for a team-member import,
+     * whose file goes when it ends (passwords) while its cells, passwords already redacted, follow UPLOAD_RETENTION_HOURS.
+     */
+    cellsExpiredAt: ts("cells_expired_at"),
     createdAt: createdAt(),
     queuedAt: ts("queued_at"),
     startedAt: ts("started_at"),

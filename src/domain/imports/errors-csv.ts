@@ -21,7 +21,7 @@ export async function streamImportErrors(db: Db, workspaceId: string, id: string
   const own = ERROR_REPORT_COLUMNS.every((c, i) => imp.headers[i] === c) ? ERROR_REPORT_COLUMNS.length : 0;
   const width = imp.headers.length;
   // The cells went with the upload (retention): the report keeps row, column, code and message and says so.
-  const expired = imp.uploadExpiredAt !== null;
+  const expired = imp.cellsExpiredAt !== null;
   async function* lines(): AsyncGenerator<string> {
     yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers.slice(own)].map(neutraliseCell)]);
     // A requested run counts from zero: the rows of the run before it (a dry run) stay until the new run claims the import.

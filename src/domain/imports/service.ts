@@ -72,6 +72,7 @@ export function summaryView(row: ImportRow) {
     webhookAttempts: row.webhookAttempts,
     webhookLastError: row.webhookLastError,
     uploadExpiredAt: row.uploadExpiredAt?.toISOString() ?? null,
+    cellsExpiredAt: row.cellsExpiredAt?.toISOString() ?? null,
   };
 }
 
@@ -129,14 +130,15 @@ const NO_COUNTS = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0
  */
 export async function requestRun(db: Db, producer: Producer, workspaceId: string, id: string, dryRun: boolean): Promise<ImportRow> {
   const row = await getImport(db, workspaceId, id);
-  const from: ImportStatus[] = ["draft", "validated", "failed"];
-  if (!from.includes(row.status)) {
-    throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
-  }
+  // First: nothing can run on an import whose file is gone, whatever its status says.
   if (row.uploadExpiredAt) {
     throw new ConflictError("upload_expired", "The import's upload was deleted (its retention ended); upload the file again as a new import.", {
       uploadExpiredAt: row.uploadExpiredAt.toISOString(),
     });
+  }
+  const from: ImportStatus[] = ["draft", "validated", "failed"];
+  if (!from.includes(row.status)) {
+    throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
   }
   if (!row.mapping || !row.identifier) {
     throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");

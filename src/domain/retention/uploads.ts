@@ -1,7 +1,7 @@
 /**
  * How long an import's upload lives. An import's stored file, its sample rows and its failed rows' cells are one
  * copy of what the client sent: they go together, when the import ended plus UPLOAD_RETENTION_HOURS (a team-member
- * import's at once: passwords must not rest on disk), or with the whole draft when a draft sits untouched for
+ * import's file at once: passwords must not rest on disk; its cells, passwords redacted, with the retention), or with the whole draft when a draft sits untouched for
  * DRAFT_RETENTION_HOURS. An import whose upload expired keeps its counts and its error rows (row, column, code,
  * message); it can no longer be started or validated (409 upload_expired).
  *
@@ -31,20 +31,32 @@ type UploadDeps = { db: Db; storage: Pick<Storage, "delete"> };
 const statusList = (statuses: readonly string[]) => sql.raw(statuses.map((s) => `'${s}'`).join(", "));
 
 /**
- * Deletes one import's upload (file, sample, failed rows' cells) if the import is in one of `statuses` and still holds
- * it. True when this call expired it.
+ * Deletes one import's upload if the import is in one of `statuses`: the file (if still there) and, unless
+ * `keepCells`, the sample rows and failed rows' cells. True when this call deleted anything.
  */
-export async function expireImportUpload(deps: UploadDeps, importId: string, statuses: readonly ImportStatus[] = IMPORT_ENDED): Promise<boolean> {
+export async function expireImportUpload(
+  deps: UploadDeps,
+  importId: string,
+  opts: { statuses?: readonly ImportStatus[]; keepCells?: boolean } = {},
+): Promise<boolean> {
+  const statuses = opts.statuses ?? IMPORT_ENDED;
   return deps.db.transaction(async (tx) => {
-    const [row] = await tx.execute<{ storage_key: string }>(sql`
-      select storage_key from imports
-      where id = ${importId}::uuid and upload_expired_at is null and status in (${statusList(statuses)})
+    const [row] = await tx.execute<{ storage_key: string; file: boolean; cells: boolean }>(sql`
+      select storage_key, upload_expired_at is null as file, cells_expired_at is null as cells from imports
+      where id = ${importId}::uuid and status in (${statusList(statuses)}) and (upload_expired_at is null or cells_expired_at is null)
       for update`);
     if (!row) return false;
-    // The report keeps row, column, code and message; the cells (and the offending value) were the upload's.
-    await tx.execute(sql`update import_errors set record = null, value = null where import_id = ${importId}::uuid and (record is not null or value is not null)`);
-    await tx.execute(sql`update imports set upload_expired_at = now(), sample = '[]'::jsonb, updated_at = now() where id = ${importId}::uuid`);
-    await deps.storage.delete(row.storage_key);
+    const clearCells = row.cells && !opts.keepCells;
+    if (!row.file && !clearCells) return false;
+    if (clearCells) {
+      // The report keeps row, column, code and message; the cells (and the offending value) were the upload's.
+      await tx.execute(sql`update import_errors set record = null, value = null where import_id = ${importId}::uuid and (record is not null or value is not null)`);
+      await tx.execute(sql`update imports set cells_expired_at = now(), sample = '[]'::jsonb where id = ${importId}::uuid`);
+    }
+    if (row.file) {
+      await tx.execute(sql`update imports set upload_expired_at = now(), updated_at = now() where id = ${importId}::uuid`);
+      await deps.storage.delete(row.storage_key);
+    }
     return true;
   });
 }
@@ -77,12 +89,12 @@ export async function sweepUploads(
   let uploadsExpired = 0;
   let after = "00000000-0000-0000-0000-000000000000";
   for (;;) {
-    const due = await deps.db.execute<{ id: string }>(sql`
-      select id from imports
-      where upload_expired_at is null and status in (${statusList(IMPORT_ENDED)}) ${inWorkspace}
+    const due = await deps.db.execute<{ id: string; kind: string; due: boolean }>(sql`
+      select id, kind, coalesce(finished_at, updated_at) <= ${endedBefore}::timestamptz as due from imports
+      where (upload_expired_at is null or cells_expired_at is null) and status in (${statusList(IMPORT_ENDED)}) ${inWorkspace}
         and (kind = 'members' or coalesce(finished_at, updated_at) <= ${endedBefore}::timestamptz) and id > ${after}::uuid
       order by id limit ${SWEEP_BATCH}`);
-    for (const r of due) if (await expireImportUpload(deps, r.id)) uploadsExpired += 1;
+    for (const r of due) if (await expireImportUpload(deps, r.id, { keepCells: r.kind === "members" && !r.due })) uploadsExpired += 1;
     if (due.length < SWEEP_BATCH) break;
     after = due[due.length - 1]!.id;
   }
@@ -109,5 +121,6 @@ export async function sweepUploads(
 export async function expireUploadAtEnd(deps: UploadDeps & { uploadRetentionHours: number }, importId: string): Promise<boolean> {
   const [row] = await deps.db.execute<{ kind: string }>(sql`select kind from imports where id = ${importId}::uuid`);
   if (!row || (row.kind !== "members" && deps.uploadRetentionHours > 0)) return false;
-  return expireImportUpload(deps, importId);
+  // A team-member file goes now; its cells (passwords redacted) stay for the report until the retention ends.
+  return expireImportUpload(deps, importId, { keepCells: deps.uploadRetentionHours > 0 });
 }
