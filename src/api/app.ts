@@ -8,6 +8,7 @@ import { parseJson } from "../lib/json.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { QUEUE_NAMES } from "../queue/jobs.js";
+import { deletionRoutes } from "./routes/deletions.js";
 import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
@@ -96,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         await scoped.register(segmentRoutes, deps);
         await scoped.register(userRoutes, deps);
         await scoped.register(exportRoutes, deps);
+        await scoped.register(deletionRoutes, deps);
       });
     },
     { prefix: "/v1" },

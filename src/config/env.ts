@@ -52,6 +52,17 @@ export const envSchema = z
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
     WEBHOOK_CONCURRENCY: concurrency.default(4),
+    DELETION_CONCURRENCY: concurrency.default(1),
+    /** People erased per deletion batch (one transaction each; a crash redoes at most one batch). */
+    DELETION_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1_000),
+    /** Hours an import's upload is kept after the import ends (done, failed, cancelled); 0 deletes it at once. Team-member uploads: always at once. */
+    UPLOAD_RETENTION_HOURS: z.coerce.number().min(0).max(24 * 3650).default(24),
+    /** Hours a draft (or a dry-run-only import) may sit untouched before it is deleted with its upload. */
+    DRAFT_RETENTION_HOURS: z.coerce.number().positive().max(24 * 3650).default(168),
+    /** Hours an Idempotency-Key (and the response it replays) is kept. */
+    IDEMPOTENCY_KEY_TTL_HOURS: z.coerce.number().positive().max(24 * 3650).default(24),
+    /** How often the retention sweep runs (uploads, drafts, failed rows' cells, idempotency keys, expired exports). */
+    RETENTION_INTERVAL_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
     /** Signs webhooks; each workspace's secret is derived from it (nothing is stored). Unset: callbackUrl is refused. */
     WEBHOOK_SIGNING_KEY: z.string().min(32, "must be at least 32 characters").optional(),
     WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(30).default(8),

@@ -310,6 +310,16 @@ export const imports = pgTable(
     webhookStatus: text("webhook_status", { enum: WEBHOOK_STATUSES }),
     webhookAttempts: integer("webhook_attempts").notNull().default(0),
     webhookLastError: text("webhook_last_error"),
+    /**
+     * When the stored upload was deleted (retention, the end of a team-member import, an erase): the file, the sample
+     * rows and the failed rows' cells are gone; counts and error rows (row, column, code, message) stay.
+     */
+    uploadExpiredAt: ts("upload_expired_at"),
+    /**
+     * When the sample rows and the failed rows' cells were deleted: with the file, except for a team-member import,
+     * whose file goes when it ends (passwords) while its cells, passwords already redacted, follow UPLOAD_RETENTION_HOURS.
+     */
+    cellsExpiredAt: ts("cells_expired_at"),
     createdAt: createdAt(),
     queuedAt: ts("queued_at"),
     startedAt: ts("started_at"),
@@ -319,6 +329,8 @@ export const imports = pgTable(
   (t) => [
     index("imports_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
     index("imports_active_idx").on(t.status).where(sql`${t.status} in ('queued', 'validating', 'processing')`),
+    /** The retention sweep's lookup: imports that still hold an upload. */
+    index("imports_upload_held_idx").on(t.status, t.updatedAt).where(sql`${t.uploadExpiredAt} is null`),
     check("imports_webhook_status_ck", sql`${t.webhookStatus} in ('pending', 'delivered', 'failed')`),
   ],
 );
@@ -413,4 +425,58 @@ export const idempotencyKeys = pgTable(
     primaryKey({ name: "idempotency_keys_pk", columns: [t.workspaceId, t.key] }),
     index("idempotency_keys_created_idx").on(t.createdAt),
   ],
+);
+
+export const DELETION_STATUSES = ["queued", "processing", "done", "failed"] as const;
+export type DeletionStatus = (typeof DELETION_STATUSES)[number];
+
+/**
+ * An erase of many people, run as a job. The selector (conditions or a segment) is kept only until the run has taken
+ * its snapshot of who matches (deletion_targets); people named in the request are resolved to ids when it is made, so
+ * no email, external id or username of an erased person is ever stored here.
+ */
+export const deletions = pgTable(
+  "deletions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    status: text("status", { enum: DELETION_STATUSES }).notNull().default("queued"),
+    /** Which selector the request used; shown after the selector itself is cleared. */
+    selectorKind: text("selector_kind", { enum: ["users", "segment", "conditions"] }).notNull(),
+    /** `{segmentId}` or `{conditions}` until the snapshot; null afterwards (and for `users`, whose ids are targets at once). */
+    selector: jsonb("selector").$type<Record<string, unknown>>(),
+    dryRun: boolean("dry_run").notNull().default(false),
+    /** People in the snapshot (null until it is taken); `deleted` counts those erased, in committed batches. */
+    matched: bigint("matched", { mode: "number" }),
+    deleted: bigint("deleted", { mode: "number" }).notNull().default(0),
+    /** Fencing token, as on imports: each run bumps it, and a batch commits only while it holds the newest. */
+    fence: bigint("fence", { mode: "number" }).notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    failureReason: text("failure_reason"),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("deletions_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
+    index("deletions_active_idx").on(t.status).where(sql`${t.status} in ('queued', 'processing')`),
+  ],
+);
+
+/**
+ * Who a deletion still has to erase: its snapshot, worked off in person-id order, each batch deleting its rows here in
+ * the transaction that erases the people. What is left is what a resumed run does; empty when the deletion is done.
+ */
+export const deletionTargets = pgTable(
+  "deletion_targets",
+  {
+    deletionId: uuid("deletion_id")
+      .notNull()
+      .references(() => deletions.id, { onDelete: "cascade" }),
+    personId: id64("person_id").notNull(),
+  },
+  (t) => [primaryKey({ name: "deletion_targets_pk", columns: [t.deletionId, t.personId] })],
 );

@@ -20,6 +20,8 @@ export interface Metrics {
   importRows: Counter<"kind" | "outcome">;
   jobDuration: Histogram<"queue" | "job" | "outcome">;
   exportBytes: Counter<"kind">;
+  /** People erased by deletion jobs (DELETE /v1/users/:id is counted by its HTTP metric). */
+  peopleErased: Counter;
   httpDuration: Histogram<"method" | "route" | "status_code">;
 }
 
@@ -45,6 +47,11 @@ export function createMetrics(): Metrics {
       name: "roster_export_bytes_total",
       help: "Bytes of export files written, by export kind",
       labelNames: ["kind"],
+      registers: [registry],
+    }),
+    peopleErased: new Counter({
+      name: "roster_people_erased_total",
+      help: "People erased by deletion jobs, counted as each batch commits",
       registers: [registry],
     }),
     httpDuration: new Histogram({

@@ -18,3 +18,6 @@ export const workspaceRecomputeJobId = (workspaceId: string) => `segments-worksp
 
 /** One delivery per resource and status, so a validated-then-done import announces both. */
 export const webhookDeliveryJobId = (resource: string, resourceId: string, status: string) => `webhook-${resource}-${resourceId}-${status}`;
+
+/** The run of a deletion (fenced and resumable: a rerun under the same id carries on with whoever is left). */
+export const deletionRunJobId = (deletionId: string) => `deletion-${deletionId}`;

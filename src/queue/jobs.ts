@@ -6,7 +6,7 @@ import { z } from "zod";
  */
 const id = z.string().uuid();
 
-export const QUEUE_NAMES = ["imports", "segments", "exports", "webhooks"] as const;
+export const QUEUE_NAMES = ["imports", "segments", "exports", "webhooks", "deletions"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export const JOBS = {
@@ -27,6 +27,10 @@ export const JOBS = {
   "export.run": { queue: "exports", payload: z.object({ workspaceId: id, exportId: id }).strict() },
   /** Deletes the files of expired exports (every workspace); run by a job scheduler. */
   "export.cleanup": { queue: "exports", payload: z.object({}).strict() },
+  /** Erases the people of one deletion in batches; fenced and resumable like an import. */
+  "deletion.run": { queue: "deletions", payload: z.object({ workspaceId: id, deletionId: id }).strict() },
+  /** Deletes what is kept no longer than configured (every workspace); run by a job scheduler. */
+  "retention.sweep": { queue: "deletions", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;
 
 export type JobName = keyof typeof JOBS;

@@ -8,10 +8,11 @@ import type { Producer } from "./producer.js";
  */
 export const NIGHTLY_REFRESH_SCHEDULER_ID = "segments-nightly-refresh";
 export const EXPORT_CLEANUP_SCHEDULER_ID = "export-cleanup";
+export const RETENTION_SWEEP_SCHEDULER_ID = "retention-sweep";
 
-type ScheduleEnv = Pick<Env, "SEGMENT_REFRESH_CRON" | "SEGMENT_REFRESH_TZ" | "EXPORT_CLEANUP_INTERVAL_MINUTES">;
+type ScheduleEnv = Pick<Env, "SEGMENT_REFRESH_CRON" | "SEGMENT_REFRESH_TZ" | "EXPORT_CLEANUP_INTERVAL_MINUTES" | "RETENTION_INTERVAL_MINUTES">;
 
-/** Registers every recurring job: the nightly segment refresh and the export cleanup (idempotent). */
+/** Registers every recurring job: the nightly segment refresh, the export cleanup and the retention sweep (idempotent). */
 export async function registerSchedules(producer: Pick<Producer, "queue">, env: ScheduleEnv, log: Logger): Promise<void> {
   await producer.queue("segments").upsertJobScheduler(
     NIGHTLY_REFRESH_SCHEDULER_ID,
@@ -23,8 +24,13 @@ export async function registerSchedules(producer: Pick<Producer, "queue">, env: 
     { every: env.EXPORT_CLEANUP_INTERVAL_MINUTES * 60_000 },
     { name: "export.cleanup", data: {}, opts: { attempts: 3, backoff: { type: "exponential", delay: 10_000 } } },
   );
+  await producer.queue("deletions").upsertJobScheduler(
+    RETENTION_SWEEP_SCHEDULER_ID,
+    { every: env.RETENTION_INTERVAL_MINUTES * 60_000 },
+    { name: "retention.sweep", data: {}, opts: { attempts: 3, backoff: { type: "exponential", delay: 10_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  );
   log.info(
-    { segmentRefresh: { cron: env.SEGMENT_REFRESH_CRON, tz: env.SEGMENT_REFRESH_TZ }, exportCleanupMinutes: env.EXPORT_CLEANUP_INTERVAL_MINUTES },
+    { segmentRefresh: { cron: env.SEGMENT_REFRESH_CRON, tz: env.SEGMENT_REFRESH_TZ }, exportCleanupMinutes: env.EXPORT_CLEANUP_INTERVAL_MINUTES, retentionSweepMinutes: env.RETENTION_INTERVAL_MINUTES },
     "recurring jobs scheduled",
   );
 }

@@ -34,6 +34,11 @@ export interface RunSpec<N extends JobName> {
   run(payload: JobPayload<N>, ctx: RunContext): Promise<string>;
   /** After a finished run was announced (e.g. segments refreshed after an import); its errors fail the attempt. */
   afterFinished?(payload: JobPayload<N>, outcome: string, ctx: RunContext): Promise<void>;
+  /**
+   * Once the run has ended, however it ended (a final outcome, or its kind's `fail`): what must not outlive it (an
+   * import's upload). Best effort: it logs its own errors, and a sweep catches up.
+   */
+  ended?(payload: JobPayload<N>, log: Logger): Promise<void>;
 }
 
 export interface RunProcessorDeps {
@@ -52,9 +57,12 @@ export function isFinalFailure(job: Job, err: Error): boolean {
 }
 
 /** Ends a run for good; when that changed its row, announces it. A webhook that cannot be queued is logged, never thrown. */
-async function failForGood(deps: RunProcessorDeps, owner: RunOwner, ref: RunRef, failure: FinalFailure, log: Logger): Promise<void> {
+async function failForGood<N extends JobName>(deps: RunProcessorDeps, spec: Pick<RunSpec<N>, "owner" | "ref" | "ended">, payload: JobPayload<N>, failure: FinalFailure, log: Logger): Promise<void> {
+  const owner = spec.owner(payload);
+  const ref = spec.ref(payload);
   if (!owner.fail || !(await owner.fail(deps.db, ref, failure))) return;
   log.warn({ runId: ref.id, workspaceId: ref.workspaceId, cause: failure.cause }, "run failed for good");
+  await spec.ended?.(payload, log);
   await announce(deps, owner, ref, log);
 }
 
@@ -73,6 +81,7 @@ export function runProcessor<N extends JobName>(deps: RunProcessorDeps, spec: Ru
       const outcome = await spec.run(payload, ctx);
       ctx.log.info({ outcome }, "run ended");
       if (owner.final.includes(outcome)) {
+        await spec.ended?.(payload, ctx.log);
         await announce(deps, owner, ref, ctx.log);
         await spec.afterFinished?.(payload, outcome, ctx);
       }
@@ -85,7 +94,7 @@ export function runProcessor<N extends JobName>(deps: RunProcessorDeps, spec: Ru
       if (err instanceof DelayedError) throw err;
       if (ctx.lastAttempt) {
         const attempts = ctx.job.opts.attempts ?? 1;
-        await failForGood(deps, owner, ref, { cause: "attempts", attempts, message: (err as Error).message }, ctx.log);
+        await failForGood(deps, spec, payload, { cause: "attempts", attempts, message: (err as Error).message }, ctx.log);
       }
       throw err;
     }
@@ -93,8 +102,8 @@ export function runProcessor<N extends JobName>(deps: RunProcessorDeps, spec: Ru
 }
 
 /** For the worker pool's `failed` event: a job BullMQ gave up on without the processor (it stalled too often). */
-export function gaveUpHandler<N extends JobName>(deps: RunProcessorDeps, spec: Pick<RunSpec<N>, "owner" | "ref">, log: Logger) {
+export function gaveUpHandler<N extends JobName>(deps: RunProcessorDeps, spec: Pick<RunSpec<N>, "owner" | "ref" | "ended">, log: Logger) {
   return async (payload: JobPayload<N>, reason: string): Promise<void> => {
-    await failForGood(deps, spec.owner(payload), spec.ref(payload), { cause: "gave_up", message: reason }, log);
+    await failForGood(deps, spec, payload, { cause: "gave_up", message: reason }, log);
   };
 }

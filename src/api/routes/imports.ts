@@ -7,6 +7,7 @@ import { IMPORT_STATUSES } from "../../db/schema.js";
 import { BadRequestError, DomainError, PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "../../domain/errors.js";
 import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
+import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingFieldSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { enqueueNewImport } from "../../domain/imports/lifecycle.js";
@@ -212,6 +213,10 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
 
   app.post("/imports/:id/cancel", { schema: { params: idParams }, config: { docs: importDocs.accepted("Cancel; committed rows stay") } }, async (req, reply) => {
     let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
+    // Cancelled before any run: a team-member upload (or any, with UPLOAD_RETENTION_HOURS=0) goes now.
+    if (row.status === "cancelled" && (await expireUploadAtEnd({ ...deps, uploadRetentionHours: deps.env.UPLOAD_RETENTION_HOURS }, row.id))) {
+      row = await getImport(deps.db, req.workspaceId, row.id);
+    }
     if (row.status === "cancelled" && row.callbackUrl) {
       // Cancelled before any run: no worker will finish it, so the webhook is queued here.
       await queueWebhook({ ...deps, log: deps.logger, settings: webhooks }, { workspaceId: req.workspaceId, resource: "import", id: row.id });

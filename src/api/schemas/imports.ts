@@ -50,6 +50,14 @@ export const importSummarySchema = z.object({
   webhookStatus: z.enum(WEBHOOK_STATUSES).nullable().describe("latest delivery to callbackUrl: pending, delivered or failed"),
   webhookAttempts: z.number().int(),
   webhookLastError: z.string().nullable(),
+  uploadExpiredAt: z
+    .string()
+    .nullable()
+    .describe("when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired"),
+  cellsExpiredAt: z
+    .string()
+    .nullable()
+    .describe("when the sample rows and failed rows' cells were deleted (with the upload; a team-member import's after UPLOAD_RETENTION_HOURS, its file at once); the error report then says the cells expired"),
 });
 
 export const importObjectSchema = importSummarySchema.extend({
@@ -111,6 +119,8 @@ export const importDocs = {
   accepted: (summary: string) => ({ summary, responses: { 202: { description: "Accepted; Location names the import", content: json(importObjectSchema) } } }),
   errors: {
     summary: "Every row error as CSV",
+    description:
+      "After the cells expired (cellsExpiredAt) the report still lists row, column, code and message; value and the row's cells are empty and the message ends with \"(cells expired with the upload)\".",
     responses: { 200: { description: "row,column,value,code,message", content: { "text/csv": z.string() } } },
   },
 } satisfies Record<string, RouteDocs | ((s: string) => RouteDocs)>;

@@ -11,7 +11,8 @@ const CURSOR_ROWS = 500;
 /**
  * The import's row errors as CSV: `row,column,value,code,message`, one line per error, followed by the row's cells
  * under the file's own headers. Fix the cells and upload the report again as is: the first five columns are ignored.
- * Cells are neutralised for spreadsheets (they repeat what the uploaded file held).
+ * Cells are neutralised for spreadsheets (they repeat what the uploaded file held). Once the upload expired, value and
+ * cells are empty and each message says the cells expired.
  */
 export async function streamImportErrors(db: Db, workspaceId: string, id: string): Promise<{ filename: string; stream: Readable }> {
   const imp = await getImport(db, workspaceId, id);
@@ -19,6 +20,8 @@ export async function streamImportErrors(db: Db, workspaceId: string, id: string
   // would make it impossible to upload a third time).
   const own = ERROR_REPORT_COLUMNS.every((c, i) => imp.headers[i] === c) ? ERROR_REPORT_COLUMNS.length : 0;
   const width = imp.headers.length;
+  // The cells went with the upload (retention): the report keeps row, column, code and message and says so.
+  const expired = imp.cellsExpiredAt !== null;
   async function* lines(): AsyncGenerator<string> {
     yield stringify([[...ERROR_REPORT_COLUMNS, ...imp.headers.slice(own)].map(neutraliseCell)]);
     // A requested run counts from zero: the rows of the run before it (a dry run) stay until the new run claims the import.
@@ -31,7 +34,8 @@ export async function streamImportErrors(db: Db, workspaceId: string, id: string
         rows.map((r) => {
           const record = (r.record as string[] | null) ?? [];
           const cells = Array.from({ length: width - own }, (_, i) => record[own + i] ?? "");
-          return [String(r.row), r.column ?? "", r.value ?? "", r.code, r.message, ...cells].map((c: string) => neutraliseCell(c));
+          const message = expired ? `${r.message as string} (cells expired with the upload)` : (r.message as string);
+          return [String(r.row), r.column ?? "", r.value ?? "", r.code, message, ...cells].map((c: string) => neutraliseCell(c));
         }),
       );
     }

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { importErrors, imports, type ImportStatus } from "../../db/schema.js";
 import { isUuid } from "../../lib/uuid.js";
@@ -71,6 +71,8 @@ export function summaryView(row: ImportRow) {
     webhookStatus: row.webhookStatus,
     webhookAttempts: row.webhookAttempts,
     webhookLastError: row.webhookLastError,
+    uploadExpiredAt: row.uploadExpiredAt?.toISOString() ?? null,
+    cellsExpiredAt: row.cellsExpiredAt?.toISOString() ?? null,
   };
 }
 
@@ -120,6 +122,12 @@ export async function setMapping(db: Db, workspaceId: string, id: string, body: 
  */
 export async function requestRun(db: Db, producer: Producer, workspaceId: string, id: string, dryRun: boolean): Promise<ImportRow> {
   const row = await getImport(db, workspaceId, id);
+  // First: nothing can run on an import whose file is gone, whatever its status says.
+  if (row.uploadExpiredAt) {
+    throw new ConflictError("upload_expired", "The import's upload was deleted (its retention ended); upload the file again as a new import.", {
+      uploadExpiredAt: row.uploadExpiredAt.toISOString(),
+    });
+  }
   if (!isIn(IMPORT_STARTABLE, row.status)) {
     throw new ConflictError("import_not_startable", `The import is ${row.status}; only draft, validated or failed imports can be ${dryRun ? "validated" : "started"}.`);
   }
@@ -140,7 +148,8 @@ export async function requestRun(db: Db, producer: Producer, workspaceId: string
       finishedAt: null,
       ...(resume ? {} : { checkpointRow: 0, ...NO_COUNTS }),
     })
-    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
+    // The retention sweep may delete the upload meanwhile: a run is only requested while the file is there.
+    .where(and(eq(imports.id, id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status), isNull(imports.uploadExpiredAt)))
     .returning();
   if (!queued) throw new ConflictError("import_state_changed", "The import changed state meanwhile; fetch it and try again.");
   await enqueueImportRun(db, producer, queued, row);

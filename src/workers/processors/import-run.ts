@@ -7,6 +7,7 @@ import type { Metrics } from "../../metrics/metrics.js";
 import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
+import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 import type { RunSpec } from "../run-processor.js";
 import type { JobContext } from "../types.js";
 
@@ -18,18 +19,28 @@ export interface ImportProcessorDeps {
   batchTimeoutMs?: number;
   metrics?: Metrics;
   producer: Enqueuer;
+  /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
+  uploadRetentionHours: number;
 }
 
-/** Identifies an import run's job for the wrapper (fail, webhook): see src/workers/run-processor.ts. */
-export const importRunJob: Pick<RunSpec<"import.run">, "owner" | "ref"> = {
-  owner: () => importRuns,
-  ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
-};
+/**
+ * An import run's job as the wrapper sees it (fail, webhook, and the upload that must not outlive a team-member
+ * import): see src/workers/run-processor.ts.
+ */
+export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | "uploadRetentionHours">): Pick<RunSpec<"import.run">, "owner" | "ref" | "ended"> {
+  return {
+    owner: () => importRuns,
+    ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
+    ended: async (p, log) => {
+      await expireUploadAtEnd(deps, p.importId).catch((err: Error) => log.warn({ err: err.message }, "could not delete the upload at the import's end; the retention sweep will"));
+    },
+  };
+}
 
 /** Runs an import job (the wrapper puts it back on shutdown, to resume from its checkpoint); refreshes segments after it. */
 export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
   return {
-    ...importRunJob,
+    ...importRunJob(deps),
     run: (payload, ctx) =>
       runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
         signal: ctx.signal,

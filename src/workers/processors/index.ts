@@ -8,6 +8,8 @@ import type { GaveUpHandlers } from "../worker-pool.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRun, exportRunJob } from "./export-run.js";
 import { importRun, importRunJob } from "./import-run.js";
+import { deletionRun, deletionRunJob, retentionSweepProcessor } from "./deletions.js";
+import { sweepSettings } from "../../domain/retention/sweep.js";
 import { webhookDeliver, webhookDeliverJob } from "./webhook-deliver.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
 
@@ -35,6 +37,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
         batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
         metrics: rt.metrics,
         producer: rt.producer,
+        uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
       }),
     ),
     "webhook.deliver": runProcessor(deps, webhookDeliver({ db: rt.db, settings: webhookSettings(rt.env) })),
@@ -53,6 +56,11 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       }),
     ),
     "export.cleanup": exportCleanupProcessor({ db: rt.db, storage: rt.storage }),
+    "deletion.run": runProcessor(
+      deps,
+      deletionRun({ db: rt.db, storage: rt.storage, batchSize: rt.env.DELETION_BATCH_SIZE, draftRetentionHours: rt.env.DRAFT_RETENTION_HOURS, metrics: rt.metrics }),
+    ),
+    "retention.sweep": retentionSweepProcessor({ db: rt.db, storage: rt.storage, settings: sweepSettings(rt.env) }),
   };
 }
 
@@ -62,10 +70,11 @@ export function exportConnection(env: Pick<Env, "DATABASE_URL" | "EXPORT_TIMEOUT
 }
 
 /** Job-backed runs BullMQ gives up on without calling the processor (it stalled more than WORKER_MAX_STALLED_COUNT times). */
-export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger">): GaveUpHandlers {
+export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" | "logger" | "storage">): GaveUpHandlers {
   const deps = buildRunDeps(rt);
   return {
-    "import.run": gaveUpHandler(deps, importRunJob, rt.logger),
+    "import.run": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
+    "deletion.run": gaveUpHandler(deps, deletionRunJob, rt.logger),
     "export.run": gaveUpHandler(deps, exportRunJob, rt.logger),
     "webhook.deliver": gaveUpHandler(deps, webhookDeliverJob, rt.logger),
   };

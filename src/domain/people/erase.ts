@@ -1,0 +1,58 @@
+/**
+ * Erasing people: the one place that knows every table a person's data reaches. Used by DELETE /v1/users/:id and by
+ * each batch of a deletion job, always inside one transaction, so a person is either wholly there or wholly gone.
+ *
+ * Segment bookkeeping: the memberships go and every segment's member_count drops by the members it lost (under the
+ * segment's shared membership lock, as a real-time evaluation takes it, so a full recompute never interleaves). No
+ * `segment.left` event is written: it would be an event row about the erased person, which the erase must not leave.
+ * Nobody else's membership changes: conditions are evaluated per person, so removing one person moves no one else.
+ */
+import { sql } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import type { Executor } from "../segments/graph.js";
+import { lockSegmentMembership } from "../segments/membership-diff.js";
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** `person_id in (…ids…)` with the ids as one jsonb parameter (one bind however many). */
+const idList = (ids: number[]) => sql`(select x::bigint from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) x)`;
+
+/**
+ * Erases the given people of the workspace in the caller's transaction: memberships (counts follow), events, label
+ * links, import ledger entries, stored identify responses, then the people. Ids of another workspace or of no one are
+ * ignored. Returns the ids actually erased, ascending.
+ */
+export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: number[]): Promise<number[]> {
+  const ids = [...new Set(personIds)].sort((a, b) => a - b);
+  if (!ids.length) return [];
+  // 1. Lock the people first, in id order (as import batches write them), so two erasers or an import never deadlock.
+  const locked = await tx.execute<{ id: string }>(sql`
+    select id from people where workspace_id = ${workspaceId}::uuid and id in ${idList(ids)} order by id for update`);
+  const found = locked.map((r) => Number(r.id));
+  if (!found.length) return [];
+  // 2. Shared membership lock on every segment they belong to, in segment order: a recompute (exclusive) finishes first.
+  const segs = await tx.execute<{ segment_id: string }>(sql`
+    select distinct segment_id from segment_memberships where person_id in ${idList(found)} order by segment_id`);
+  for (const s of segs) await lockSegmentMembership(tx as Executor, s.segment_id, "shared");
+  // 3. Memberships, with each segment's count lowered by what it lost (incremental: concurrent evaluations add up).
+  await tx.execute(sql`
+    with gone as (
+      delete from segment_memberships m where m.person_id in ${idList(found)} returning m.segment_id),
+    lost as (select segment_id, count(*) as n from gone group by segment_id)
+    update segments s set member_count = greatest(s.member_count - lost.n, 0) from lost where s.id = lost.segment_id`);
+  // 4. Events, explicitly: the foreign key to people is going away (its check costs every event insert).
+  await tx.execute(sql`delete from events where workspace_id = ${workspaceId}::uuid and person_id in ${idList(found)}`);
+  // 5. Label links and a running import's ledger (neither is keyed by workspace: person ids are global).
+  await tx.execute(sql`delete from person_labels where person_id in ${idList(found)}`);
+  await tx.execute(sql`delete from import_people where person_id in ${idList(found)}`);
+  // 6. Stored identify responses (Idempotency-Key replays) repeat the person's fields.
+  await tx.execute(sql`
+    delete from idempotency_keys where workspace_id = ${workspaceId}::uuid and response_body ->> 'id' in (select x from jsonb_array_elements_text(${JSON.stringify(found.map(String))}::jsonb) x)`);
+  await tx.execute(sql`delete from people where workspace_id = ${workspaceId}::uuid and id in ${idList(found)}`);
+  return found;
+}
+
+/** Erases people in a transaction of its own; the ids actually erased. */
+export async function erasePeople(db: Db, workspaceId: string, personIds: number[]): Promise<number[]> {
+  return db.transaction((tx) => erasePeopleIn(tx, workspaceId, personIds));
+}
