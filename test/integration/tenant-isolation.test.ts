@@ -126,7 +126,7 @@ describe("tenant isolation: every operation of the OpenAPI spec, called with wor
 
   it("neither workspace's API key reaches the logs or the job data in Redis", async () => {
     const logs = t.ctx.logs.join("");
-    expect(logs).toContain("import run ended");
+    expect(logs).toContain("\"outcome\":\"done\",\"msg\":\"run ended\"");
     const redis = await dumpRedis(t.ctx.redis, t.ctx.env.QUEUE_PREFIX);
     expect(redis).toContain(a.workspaceId);
     for (const key of [a.apiKey, b.apiKey]) {
