@@ -60,14 +60,19 @@ describe("recompute triggers", () => {
   });
 
   it("an import that changed nobody queues no recompute", async () => {
-    const seg = await createSegment(client, { name: "Unchanged import", type: "dynamic", conditions: { field: "attributes.plan", op: "eq", value: "pro" } });
-    const first = await waitForComputed(client, seg.id);
+    // A workspace of its own: the earlier tests' imports queue workspace recomputes that may still run late.
+    const ws = await createClient(t.ctx, client.app, "Unchanged import");
     const csv = "email,plan\nimp1@x.test,pro\n";
-    const created = await pasteImport(client, csv, { identifier: "email", mapping: { email: "email", plan: "attribute:plan" }, start: true });
-    const done = await waitForImport(client, created.json.id);
+    const mapping = { email: "email", plan: "attribute:plan" };
+    // Written directly, so no import's recompute is in flight when the segment is created.
+    await insertPerson(t.ctx, ws.workspaceId, { email: "imp1@x.test", attributes: { plan: "pro" } });
+    const seg = await createSegment(ws, { name: "Unchanged import", type: "dynamic", conditions: { field: "attributes.plan", op: "eq", value: "pro" } });
+    const first = await waitForComputed(ws, seg.id);
+    const created = await pasteImport(ws, csv, { identifier: "email", mapping, start: true });
+    const done = await waitForImport(ws, created.json.id);
     expect(done.counts).toMatchObject({ created: 0, updated: 0, unchanged: 1 });
     await new Promise((r) => setTimeout(r, 500));
-    expect((await client.request("GET", `/v1/segments/${seg.id}`)).json.lastComputedAt).toBe(first.lastComputedAt);
+    expect((await ws.request("GET", `/v1/segments/${seg.id}`)).json.lastComputedAt).toBe(first.lastComputedAt);
   });
 });
 
