@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
@@ -13,10 +13,12 @@ import type { Producer } from "../queue/producer.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { dashboardPlugin } from "./plugins/dashboard.js";
-import { docsPlugin, type RouteDocs } from "./plugins/docs.js";
+import { docsPlugin } from "./plugins/docs.js";
 import { clientErrorHandler, errorsPlugin } from "./plugins/errors.js";
-import { metricsPlugin } from "./plugins/metrics.js";
+import { idempotencyPlugin } from "./plugins/idempotency.js";
+import { metricsPlugin, metricsRoute } from "./plugins/metrics.js";
 import { workspaceRateLimit } from "./plugins/rate-limit.js";
+import { declaredSerializer, declareErrors } from "./plugins/responses.js";
 import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { exportRoutes } from "./routes/exports.js";
@@ -61,56 +63,64 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       done(err as Error, undefined);
     }
   });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
   app.addHook("onSend", async (req, reply) => {
     reply.header("x-request-id", req.id);
   });
 
   await app.register(errorsPlugin);
   await app.register(docsPlugin, { version: APP_VERSION });
-  await app.register(metricsPlugin, { metrics: deps.metrics, producer: deps.producer });
-  await app.register(healthRoutes, deps);
+  await app.register(metricsPlugin, { metrics: deps.metrics });
   await app.register(dashboardPlugin, {
     adminToken: deps.env.ADMIN_TOKEN,
     readOnly: deps.env.DASHBOARD_READ_ONLY,
     queues: QUEUE_NAMES.map((q) => deps.producer.queue(q)),
   });
-  await app.register(
-    async (v1) => {
-      await v1.register(
-        async (admin) => {
-          await admin.register(adminAuth, { adminToken: deps.env.ADMIN_TOKEN });
-          await admin.register(adminRoutes, deps);
-        },
-        { prefix: "/admin" },
-      );
-      await v1.register(async (scoped) => {
-        await scoped.register(apiKeyAuth, { db: deps.db });
-        await scoped.register(workspaceRateLimit, {
-          max: deps.env.RATE_LIMIT_MAX,
-          windowMs: deps.env.RATE_LIMIT_WINDOW_MS,
-          ...(deps.env.RATE_LIMIT_STORE === "redis" ? { redis: deps.redis } : {}),
+  // The API's routes validate with zod and answer through their declared zod responses. The compilers are set in this
+  // scope, not at the root, where they would break plugins that bring JSON-schema routes of their own.
+  await app.register(async (api) => {
+    api.setValidatorCompiler(validatorCompiler);
+    api.setSerializerCompiler(declaredSerializer);
+    await api.register(healthRoutes, deps);
+    await api.register(metricsRoute, { metrics: deps.metrics, producer: deps.producer });
+    await api.register(
+      async (v1) => {
+        await v1.register(
+          async (admin) => {
+            admin.addHook("onRoute", declareErrors(401, 404, 422));
+            await admin.register(adminAuth, { adminToken: deps.env.ADMIN_TOKEN });
+            await admin.register(adminRoutes, deps);
+          },
+          { prefix: "/admin" },
+        );
+        await v1.register(async (scoped) => {
+          scoped.addHook("onRoute", declareErrors(401, 422, 429, 503));
+          await scoped.register(apiKeyAuth, { db: deps.db });
+          await scoped.register(workspaceRateLimit, {
+            max: deps.env.RATE_LIMIT_MAX,
+            windowMs: deps.env.RATE_LIMIT_WINDOW_MS,
+            ...(deps.env.RATE_LIMIT_STORE === "redis" ? { redis: deps.redis } : {}),
+          });
+          await scoped.register(idempotencyPlugin, { db: deps.db });
+          await scoped.register(workspaceRoutes, deps);
+          await scoped.register(importRoutes, deps);
+          await scoped.register(segmentRoutes, deps);
+          await scoped.register(userRoutes, deps);
+          await scoped.register(exportRoutes, deps);
+          await scoped.register(deletionRoutes, deps);
         });
-        await scoped.register(workspaceRoutes, deps);
-        await scoped.register(importRoutes, deps);
-        await scoped.register(segmentRoutes, deps);
-        await scoped.register(userRoutes, deps);
-        await scoped.register(exportRoutes, deps);
-        await scoped.register(deletionRoutes, deps);
-      });
-    },
-    { prefix: "/v1" },
-  );
+      },
+      { prefix: "/v1" },
+    );
+  });
   if (!deps.env.ADMIN_TOKEN) deps.logger.warn("ADMIN_TOKEN is not set: admin routes and the queue dashboard are disabled");
   return app as unknown as FastifyInstance;
 }
 
 /** Routes that act for the workspace of the caller's API key. */
 async function workspaceRoutes(app: FastifyInstance): Promise<void> {
-  const docs: RouteDocs = {
-    summary: "The workspace of the API key",
-    responses: { 200: { description: "The workspace", content: { "application/json": z.object({ workspaceId: z.string() }) } } },
-  };
-  app.get("/me", { config: { docs } }, async (req) => ({ workspaceId: req.workspaceId }));
+  app.get(
+    "/me",
+    { schema: { response: { 200: z.object({ workspaceId: z.string() }).describe("The workspace") } }, config: { docs: { summary: "The workspace of the API key" } } },
+    async (req) => ({ workspaceId: req.workspaceId }),
+  );
 }

@@ -72,3 +72,32 @@ export function registeredRoutes(app: FastifyInstance): { method: string; path: 
 
 /** `/v1/imports/:id` → `/v1/imports/{id}` as OpenAPI writes it. */
 export const toOpenApiPath = (path: string) => path.replace(/:(\w+)/g, "{$1}");
+
+/**
+ * How a JSON value departs from an OpenAPI 3.0 schema as this spec writes them (properties, required,
+ * additionalProperties, items, anyOf/oneOf, nullable, type, enum): fields the spec lacks, fields it requires that are
+ * missing, values of another type. Empty when the value fits.
+ */
+export function specProblems(schema: any, value: unknown, path = "$"): string[] {
+  if (!schema || Object.keys(schema).filter((k) => k !== "description" && k !== "default").length === 0) return []; // any value
+  if (value === null) return schema.nullable || schema.enum?.includes(null) ? [] : [`${path}: null where the spec says ${schema.type ?? "a value"}`];
+  const alternatives = schema.anyOf ?? schema.oneOf;
+  if (alternatives) {
+    const each = alternatives.map((alt: any) => specProblems(alt, value, path));
+    return each.some((p: string[]) => p.length === 0) ? [] : [`${path}: fits none of ${alternatives.length} alternatives (${each[0].join("; ")})`];
+  }
+  if (schema.enum && !schema.enum.includes(value)) return [`${path}: ${JSON.stringify(value)} is not one of ${schema.enum.join(", ")}`];
+  const actual = Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value;
+  if (schema.type && schema.type !== actual && !(schema.type === "number" && actual === "integer")) return [`${path}: ${actual} where the spec says ${schema.type}`];
+  if (Array.isArray(value)) return value.flatMap((item, i) => specProblems(schema.items, item, `${path}[${i}]`));
+  if (actual !== "object") return [];
+  const obj = value as Record<string, unknown>;
+  const props: Record<string, any> = schema.properties ?? {};
+  const out = (schema.required ?? []).filter((k: string) => !(k in obj)).map((k: string) => `${path}.${k}: missing, the spec requires it`);
+  for (const [key, v] of Object.entries(obj)) {
+    if (key in props) out.push(...specProblems(props[key], v, `${path}.${key}`));
+    else if (typeof schema.additionalProperties === "object") out.push(...specProblems(schema.additionalProperties, v, `${path}.${key}`));
+    else if (schema.additionalProperties === false || schema.properties) out.push(`${path}.${key}: not in the spec`);
+  }
+  return out;
+}

@@ -1,3 +1,5 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
@@ -242,11 +244,14 @@ describe("idempotency, history and cancel", () => {
     expect(first.status).toBe(201);
     expect(second.status).toBe(201);
     expect(second.json.id).toBe(first.json.id);
+    expect(second.headers.location).toBe(`/v1/imports/${first.json.id}`);
     const other = await pasteImport(client, "email\nother@x.io", { identifier: "email" }, headers);
     expect(other.status).toBe(422);
     expect(other.json.error.code).toBe("idempotency_key_reused");
     const [n] = await q(client, `select count(*)::int as n from imports where workspace_id = $ws`);
     expect(n?.n).toBe(1);
+    // The replay's and the refused request's uploads are not kept: only the import's own file is.
+    expect(await readdir(path.join(t.ctx.storageDir, "uploads", client.workspaceId))).toHaveLength(1);
   });
 
   it("GET /v1/imports lists history newest first, filters by status, pages with a cursor", async () => {

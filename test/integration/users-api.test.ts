@@ -1,5 +1,6 @@
  
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fingerprint } from "../../src/domain/idempotency.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
@@ -84,6 +85,30 @@ describe("identify", () => {
     const b = await identify(client, { externalId: "idem-u" }, { "idempotency-key": "identify-1" });
     expect(b.status).toBe(a.status);
     expect(b.json.id).toBe(a.json.id);
+    expect(a.headers.location).toBe(`/v1/users/${a.json.id}`);
+    expect(b.headers.location).toBe(a.headers.location);
+    expect((await identify(client, { externalId: "idem-other" }, { "idempotency-key": "identify-1" })).status).toBe(422);
+  });
+
+  it("replays tracked events with the same Idempotency-Key, recording them once; another request with the key is 422", async () => {
+    await identify(client, { externalId: "idem-tracker" });
+    const events = [{ user: { externalId: "idem-tracker" }, event: "Idem Clicked" }];
+    const send = (body: object) => client.request("POST", "/v1/events", { payload: body, headers: { "idempotency-key": "track-1" } });
+    const first = await send({ events });
+    const again = await send({ events });
+    expect(first.status).toBe(200);
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(first.json);
+    expect(again.headers.location).toBeUndefined();
+    expect(await t.ctx.db.$client`select 1 from events where workspace_id = ${client.workspaceId} and name = 'Idem Clicked'`).toHaveLength(1);
+    expect((await send({ events: [...events, ...events] })).status).toBe(422);
+  });
+
+  it("fingerprints a request as before the idempotency option (method, path and body), so stored keys still replay", async () => {
+    const body = { externalId: "stored-before", attributes: { plan: "pro" } };
+    expect((await identify(client, body, { "idempotency-key": "fingerprint-1" })).status).toBe(201);
+    const [row] = await t.ctx.db.$client`select request_hash from idempotency_keys where workspace_id = ${client.workspaceId} and key = 'fingerprint-1'`;
+    expect(row?.request_hash).toBe(fingerprint({ route: "POST /v1/users/identify", ...body }));
   });
 });
 

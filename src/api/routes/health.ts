@@ -1,28 +1,30 @@
 import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { sql } from "drizzle-orm";
 import { whenReady } from "../../queue/redis.js";
 import { z } from "zod";
 import type { AppDeps } from "../app.js";
-import type { RouteDocs } from "../plugins/docs.js";
-import { errorSchema } from "../schemas/common.js";
+import { errorResponse } from "../schemas/common.js";
 import { withTimeout } from "../../lib/timeout.js";
 
-const readyDocs: RouteDocs = {
-  summary: "Postgres, Redis and storage are reachable",
-  responses: {
-    200: { description: "Ready", content: { "application/json": z.object({ status: z.literal("ready"), checks: z.record(z.string(), z.enum(["up", "down"])) }) } },
-    503: { description: "A dependency is down (details.checks says which)", content: { "application/json": errorSchema } },
-  },
+const checksSchema = z.record(z.string(), z.enum(["up", "down"]));
+const readyResponses = {
+  200: z.object({ status: z.literal("ready"), checks: checksSchema }).describe("Ready"),
+  503: errorResponse("A dependency is down (details.checks says which)"),
 };
 
 /** How long each readiness probe may take before its dependency counts as down. */
 const PROBE_TIMEOUT_MS = 1_500;
 
+export async function healthRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "redis" | "storage">) {
+  const app = base.withTypeProvider<ZodTypeProvider>();
+  app.get(
+    "/healthz",
+    { schema: { response: { 200: z.object({ status: z.literal("ok") }).describe("Up") } }, config: { docs: { summary: "The process is up" } } },
+    async () => ({ status: "ok" as const }),
+  );
 
-export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db" | "redis" | "storage">) {
-  app.get("/healthz", { config: { docs: { summary: "The process is up", responses: { 200: { description: "Up", content: { "application/json": z.object({ status: z.literal("ok") }) } } } } } }, async () => ({ status: "ok" }));
-
-  app.get("/readyz", { config: { docs: readyDocs } }, async (_req, reply) => {
+  app.get("/readyz", { schema: { response: readyResponses }, config: { docs: { summary: "Postgres, Redis and storage are reachable" } } }, async (_req, reply) => {
     const probes: Record<string, () => Promise<unknown>> = {
       postgres: async () => deps.db.execute(sql`select 1`),
       redis: async () => {
@@ -43,7 +45,7 @@ export async function healthRoutes(app: FastifyInstance, deps: Pick<AppDeps, "db
     );
     const checks = Object.fromEntries(results);
     const down = results.filter(([, s]) => s === "down").map(([n]) => n);
-    if (down.length === 0) return { status: "ready", checks };
+    if (down.length === 0) return { status: "ready" as const, checks };
     return reply.status(503).send({
       error: { code: "not_ready", message: `Not ready: ${down.join(", ")} ${down.length === 1 ? "is" : "are"} down.`, details: { checks } },
       requestId: reply.request.id,

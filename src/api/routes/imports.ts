@@ -5,19 +5,18 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { IMPORT_STATUSES } from "../../db/schema.js";
 import { BadRequestError, DomainError, PayloadTooLargeError, UnsupportedMediaError, ValidationError } from "../../domain/errors.js";
-import { fingerprint, withIdempotency } from "../../domain/idempotency.js";
 import { streamImportErrors } from "../../domain/imports/errors-csv.js";
 import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingFieldSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { enqueueNewImport } from "../../domain/imports/lifecycle.js";
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
-import { DEFAULT_LIMIT, MAX_LIMIT } from "../../lib/cursor.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
 import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
 import type { AppDeps } from "../app.js";
 import { guardUploadIdle, type IdleGuard } from "../upload-idle.js";
-import { createImportQuery, importDocs } from "../schemas/imports.js";
+import { errorResponse, errorResponses, pageOf, pageQuery, textResponse } from "../schemas/common.js";
+import { createImportBodies, createImportQuery, importObjectSchema, importSummarySchema } from "../schemas/imports.js";
 
 /** Multipart bounds: one file, a handful of small fields; anything more is refused with 413. */
 const MULTIPART_LIMITS = { files: 1, parts: 12, fields: 10, fieldSize: 1024 * 1024 };
@@ -139,29 +138,52 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     throw new UnsupportedMediaError("unsupported_media_type", "Send multipart/form-data with a 'file' part, a text/csv body, or JSON {\"csv\": \"…\"}.");
   }
 
-  app.post("/imports", { schema: { querystring: createImportQuery }, config: { docs: importDocs.create } }, async (req, reply) => {
-    const { upload, fields: raw } = await receive(req, reply);
-    let fields: Fields;
-    try {
-      fields = parseFields(raw);
-    } catch (err) {
-      await deps.storage.delete(upload.key);
-      throw err;
-    }
-    if (fields.callbackUrl && !webhooks.signingKey) {
-      await deps.storage.delete(upload.key);
-      throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
-    }
-    const header = req.headers["idempotency-key"];
-    const idemKey = typeof header === "string" ? header : undefined;
-    // The fingerprint only matters with a key.
-    const hash = idemKey === undefined ? "" : fingerprint({ route: "POST /v1/imports", ...fields, file: upload.sha256 });
-    let usedUpload = false;
-    const res = await withIdempotency(deps.db, req.workspaceId, idemKey, hash, async () => {
-      usedUpload = true;
+  /** What the preHandler received for POST /v1/imports; the upload is the import's once the handler used it. */
+  const intakes = new WeakMap<FastifyRequest, { upload: StoredUpload; fields?: Fields; used: boolean }>();
+  const intakeOf = (req: FastifyRequest) => intakes.get(req)!;
+  const importLocation = (body: { id: string }) => `/v1/imports/${body.id}`;
+
+  app.post(
+    "/imports",
+    {
+      schema: {
+        querystring: createImportQuery,
+        response: {
+          201: importObjectSchema.describe("The import (draft, or queued when started)"),
+          400: errorResponse("malformed_multipart: no boundary, or the body ends before its closing boundary; invalid_json"),
+          408: errorResponse("request_timeout: the upload stalled for UPLOAD_IDLE_TIMEOUT_MS; nothing was kept"),
+          ...errorResponses(413, 415),
+          507: errorResponse("insufficient_storage: no room to store the upload; nothing was kept"),
+        },
+      },
+      config: {
+        docs: { summary: "Upload a CSV (multipart, raw text/csv, or pasted JSON) and create an import", body: createImportBodies },
+        // The same fields and the same file (by its SHA-256) make the same request.
+        idempotent: { location: importLocation, request: (req) => ({ ...intakeOf(req).fields, file: intakeOf(req).upload.sha256 }) },
+      },
+      // The body is read before the idempotency check, which needs the file's hash.
+      preHandler: async (req, reply) => {
+        const { upload, fields } = await receive(req, reply);
+        const intake: { upload: StoredUpload; fields?: Fields; used: boolean } = { upload, used: false };
+        intakes.set(req, intake);
+        intake.fields = parseFields(fields);
+        if (intake.fields.callbackUrl && !webhooks.signingKey) {
+          throw new ValidationError("webhooks_disabled", "This server does not send webhooks (WEBHOOK_SIGNING_KEY is not set); leave callbackUrl out.");
+        }
+      },
+      // A stored file no import took (a refused request, a replay) is deleted before the answer leaves.
+      onSend: async (req) => {
+        const intake = intakes.get(req);
+        if (intake && !intake.used) await deps.storage.delete(intake.upload.key);
+      },
+    },
+    async (req, reply) => {
+      const intake = intakeOf(req);
+      const fields = intake.fields!;
+      intake.used = true;
       // With start, the import is inserted already queued (one statement) and its job enqueued right after: the file
       // is stored (fsynced) before the row exists, and the row exists before the job.
-      const row = await createImportFromUpload(deps.db, deps.storage, req.workspaceId, upload, {
+      const row = await createImportFromUpload(deps.db, deps.storage, req.workspaceId, intake.upload, {
         kind: fields.kind,
         filename: fields.filename ?? null,
         identifier: fields.identifier,
@@ -171,47 +193,46 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         start: fields.start,
       });
       if (fields.start) await enqueueNewImport(deps.db, deps.storage, deps.producer, row);
+      reply.status(201);
       // A new import has no errors: the view is built from the inserted row, nothing is read back.
-      return { statusCode: 201, body: await importView(deps.db, row) };
-    }).catch(async (err: unknown) => {
-      if (!usedUpload) await deps.storage.delete(upload.key);
-      throw err;
-    });
-    if (!usedUpload) await deps.storage.delete(upload.key);
-    const body = res.body as { id: string };
-    return reply.status(res.statusCode).header("location", `/v1/imports/${body.id}`).send(body);
-  });
+      return importView(deps.db, row);
+    },
+  );
+
+  const theImport = (description: string) => ({ 200: importObjectSchema.describe(description) });
+  const accepted = { 202: importObjectSchema.describe("Accepted; Location names the import"), ...errorResponses(409) };
 
   app.get(
     "/imports",
     {
-      schema: {
-        querystring: z.object({
-          status: z.enum(IMPORT_STATUSES).optional(),
-          limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),
-          cursor: z.string().optional(),
-        }),
-      },
-      config: { docs: importDocs.list },
+      schema: { querystring: pageQuery.extend({ status: z.enum(IMPORT_STATUSES).optional() }), response: { 200: pageOf(importSummarySchema).describe("A page of imports") } },
+      config: { docs: { summary: "Import history, newest first" } },
     },
     async (req) => listImports(deps.db, req.workspaceId, req.query),
   );
 
-  app.get("/imports/:id", { schema: { params: idParams }, config: { docs: importDocs.get } }, async (req) => importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)));
+  app.get("/imports/:id", { schema: { params: idParams, response: theImport("The import") }, config: { docs: { summary: "An import" } } }, async (req) =>
+    importView(deps.db, await getImport(deps.db, req.workspaceId, req.params.id)),
+  );
 
-  app.put("/imports/:id/mapping", { schema: { params: idParams, body: mappingRequestSchema }, config: { docs: importDocs.mapping } }, async (req) => {
-    const row = await setMapping(deps.db, req.workspaceId, req.params.id, req.body);
-    return importView(deps.db, row);
-  });
+  app.put(
+    "/imports/:id/mapping",
+    { schema: { params: idParams, body: mappingRequestSchema, response: { ...theImport("The import"), ...errorResponses(409) } }, config: { docs: { summary: "Set identifier, mapping and options" } } },
+    async (req) => {
+      const row = await setMapping(deps.db, req.workspaceId, req.params.id, req.body);
+      return importView(deps.db, row);
+    },
+  );
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams }, config: { docs: importDocs.accepted(dryRun ? "Dry run: validate every row, write nothing (status validating)" : "Queue the import (status queued, counts from zero)") } }, async (req, reply) => {
+    const summary = dryRun ? "Dry run: validate every row, write nothing (status validating)" : "Queue the import (status queued, counts from zero)";
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams, response: accepted }, config: { docs: { summary } } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
-      return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
+      return reply.status(202).header("location", importLocation(row)).send(await importView(deps.db, row));
     });
   }
 
-  app.post("/imports/:id/cancel", { schema: { params: idParams }, config: { docs: importDocs.accepted("Cancel; committed rows stay") } }, async (req, reply) => {
+  app.post("/imports/:id/cancel", { schema: { params: idParams, response: accepted }, config: { docs: { summary: "Cancel; committed rows stay" } } }, async (req, reply) => {
     let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
     // Cancelled before any run: a team-member upload (or any, with UPLOAD_RETENTION_HOURS=0) goes now.
     if (row.status === "cancelled" && (await expireUploadAtEnd({ ...deps, uploadRetentionHours: deps.env.UPLOAD_RETENTION_HOURS }, row.id))) {
@@ -222,14 +243,25 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       await queueWebhook({ ...deps, log: deps.logger, settings: webhooks }, { workspaceId: req.workspaceId, resource: "import", id: row.id });
       row = await getImport(deps.db, req.workspaceId, row.id);
     }
-    return reply.status(202).header("location", `/v1/imports/${row.id}`).send(await importView(deps.db, row));
+    return reply.status(202).header("location", importLocation(row)).send(await importView(deps.db, row));
   });
 
-  app.get("/imports/:id/errors", { schema: { params: idParams }, config: { docs: importDocs.errors } }, async (req, reply) => {
-    const { filename, stream } = await streamImportErrors(deps.db, req.workspaceId, req.params.id);
-    return reply
-      .header("content-type", "text/csv; charset=utf-8")
-      .header("content-disposition", `attachment; filename="${filename}"`)
-      .send(stream);
-  });
+  app.get(
+    "/imports/:id/errors",
+    { schema: { params: idParams, response: { 200: textResponse("row,column,value,code,message, then the failed row's own cells", "text/csv") } }, config: {
+        docs: {
+          summary: "Every row error as CSV",
+          description:
+            "After the cells expired (cellsExpiredAt) the report still lists row, column, code and message; value and the row's cells are empty and the message ends with \"(cells expired with the upload)\".",
+        },
+      },
+    },
+    async (req, reply) => {
+      const { filename, stream } = await streamImportErrors(deps.db, req.workspaceId, req.params.id);
+      return reply
+        .header("content-type", "text/csv; charset=utf-8")
+        .header("content-disposition", `attachment; filename="${filename}"`)
+        .send(stream);
+    },
+  );
 }

@@ -1,20 +1,20 @@
 import { z } from "zod";
 import { EXPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
-import type { RouteDocs } from "../plugins/docs.js";
-import { pageOf } from "./common.js";
+import type { exportView } from "../../domain/exports/service.js";
+import type { SameKeys } from "./common.js";
 
-/** Documentation shape of the export resource (the service builds it; see exportView). */
+/** Response shape of the export resource (the service builds it; see exportView); it serialises and documents it. */
 export const exportObjectSchema = z.object({
   id: z.string(),
   kind: z.enum(["users", "events"]),
   status: z.enum(EXPORT_STATUSES),
   columns: z.array(z.string()),
   filters: z.object({
-    segmentId: z.string().optional(),
-    conditions: z.unknown().optional(),
-    events: z.array(z.string()).optional(),
-    from: z.string().optional(),
-    to: z.string().optional(),
+    segmentId: z.string().nullable(),
+    conditions: z.unknown().meta({ type: "object", nullable: true, description: "the condition tree, or null" }),
+    events: z.array(z.string()).nullable(),
+    from: z.string().nullable().describe("ISO-8601 UTC, inclusive"),
+    to: z.string().nullable().describe("ISO-8601 UTC, exclusive"),
   }),
   gzip: z.boolean(),
   bom: z.boolean(),
@@ -31,13 +31,5 @@ export const exportObjectSchema = z.object({
   webhookLastError: z.string().nullable(),
 });
 
-const json = (s: z.ZodType) => ({ "application/json": s });
-export const exportDocs = {
-  create: { summary: "Queue a users or events CSV export", responses: { 202: { description: "Accepted; Location names the export", content: json(exportObjectSchema) } } },
-  list: { summary: "Exports, newest first", responses: { 200: { description: "A page of exports", content: json(pageOf(exportObjectSchema)) } } },
-  get: { summary: "An export", responses: { 200: { description: "The export", content: json(exportObjectSchema) } } },
-  download: {
-    summary: "Download the finished file (409 while not done, failed or expired)",
-    responses: { 200: { description: "The CSV (application/gzip when gzip was asked for)", content: { "text/csv": z.string(), "application/gzip": z.string() } } },
-  },
-} satisfies Record<string, RouteDocs>;
+// The service builds this object; this check keeps the documented field names in step with it.
+const _export: SameKeys<z.output<typeof exportObjectSchema>, ReturnType<typeof exportView>> = true;

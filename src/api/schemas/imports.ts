@@ -2,9 +2,10 @@ import { z } from "zod";
 import { IMPORT_STATUSES, WEBHOOK_STATUSES } from "../../db/schema.js";
 import { IDENTIFIERS, IMPORT_KINDS } from "../../domain/imports/targets.js";
 import type { RouteDocs } from "../plugins/docs.js";
-import { errorSchema, pageOf } from "./common.js";
+import type { importView, summaryView } from "../../domain/imports/service.js";
+import { keyedStrings, type SameKeys } from "./common.js";
 
-/** Documentation shapes of the import resource (the service builds the objects; see importView). */
+/** Response shapes of the import resource (the service builds the objects; see importView); they serialise and document it. */
 export const importCountsSchema = z.object({
   total: z.number().int(),
   processed: z.number().int(),
@@ -33,9 +34,9 @@ export const importSummarySchema = z.object({
   delimiter: z.string(),
   headers: z.array(z.string()),
   sample: z.array(z.array(z.string())),
-  suggestedMapping: z.record(z.string(), z.string()),
+  suggestedMapping: keyedStrings,
   identifier: z.enum(IDENTIFIERS).nullable(),
-  mapping: z.record(z.string(), z.string()).nullable(),
+  mapping: keyedStrings.nullable().describe("{CSV header: target}"),
   options: z.record(z.string(), z.unknown()).nullable(),
   dryRun: z.boolean(),
   counts: importCountsSchema,
@@ -101,26 +102,6 @@ export const createImportQuery = z.object({
   callbackUrl: z.string().optional().describe("http(s) URL to notify when the import finishes"),
 });
 
-const json = (s: z.ZodType) => ({ "application/json": s });
-export const importDocs = {
-  create: {
-    summary: "Upload a CSV (multipart, raw text/csv, or pasted JSON) and create an import",
-    body: createImportBodies,
-    responses: {
-      201: { description: "The import (draft, or queued when started)", content: json(importObjectSchema) },
-      400: { description: "malformed_multipart: no boundary, or the body ends before its closing boundary", content: json(errorSchema) },
-      408: { description: "request_timeout: the upload stalled for UPLOAD_IDLE_TIMEOUT_MS; nothing was kept", content: json(errorSchema) },
-      507: { description: "insufficient_storage: no room to store the upload; nothing was kept", content: json(errorSchema) },
-    },
-  },
-  list: { summary: "Import history, newest first", responses: { 200: { description: "A page of imports", content: json(pageOf(importSummarySchema)) } } },
-  get: { summary: "An import", responses: { 200: { description: "The import", content: json(importObjectSchema) } } },
-  mapping: { summary: "Set identifier, mapping and options", responses: { 200: { description: "The import", content: json(importObjectSchema) } } },
-  accepted: (summary: string) => ({ summary, responses: { 202: { description: "Accepted; Location names the import", content: json(importObjectSchema) } } }),
-  errors: {
-    summary: "Every row error as CSV",
-    description:
-      "After the cells expired (cellsExpiredAt) the report still lists row, column, code and message; value and the row's cells are empty and the message ends with \"(cells expired with the upload)\".",
-    responses: { 200: { description: "row,column,value,code,message", content: { "text/csv": z.string() } } },
-  },
-} satisfies Record<string, RouteDocs | ((s: string) => RouteDocs)>;
+// The service builds these objects; these checks keep the documented field names in step with it.
+const _summary: SameKeys<z.output<typeof importSummarySchema>, ReturnType<typeof summaryView>> = true;
+const _import: SameKeys<z.output<typeof importObjectSchema>, Awaited<ReturnType<typeof importView>>> = true;

@@ -3,10 +3,9 @@ import type { trackEvents } from "../../domain/events/track.js";
 import type { identifyPerson } from "../../domain/people/identify.js";
 import type { getProfile } from "../../domain/people/list.js";
 import type { PersonView } from "../../domain/people/view.js";
-import type { RouteDocs } from "../plugins/docs.js";
-import { pageOf, type SameKeys } from "./common.js";
+import type { SameKeys } from "./common.js";
 
-/** Documentation shapes of people ("users") as personView and the people services build them. */
+/** Response shapes of people ("users") as personView and the people services build them; they serialise and document them. */
 
 /** How a request names one person of the workspace (events, static segment members). */
 export const personRefSchema = z.union([
@@ -69,18 +68,3 @@ const _person: SameKeys<z.output<typeof personSchema>, PersonView> = true;
 const _profile: SameKeys<z.output<typeof profileSchema>, Awaited<ReturnType<typeof getProfile>>> = true;
 const _identify: SameKeys<z.output<typeof identifyResultSchema>, Identified["user"] & Pick<Identified, "created" | "segments">> = true;
 const _track: SameKeys<z.output<typeof trackResultSchema>, Awaited<ReturnType<typeof trackEvents>>> = true;
-
-const json = (s: z.ZodType) => ({ "application/json": s });
-export const peopleDocs = {
-  list: { summary: "People by id, optionally the members of one segment", responses: { 200: { description: "A page of people", content: json(pageOf(personSchema)) } } },
-  search: { summary: "People matching conditions, evaluated now", responses: { 200: { description: "A page of people", content: json(pageOf(personSchema)) } } },
-  get: { summary: "A person's profile", responses: { 200: { description: "The person with labels, segment memberships and recent events", content: json(profileSchema) } } },
-  identify: {
-    summary: "Upsert one person; their dynamic segments are re-evaluated",
-    responses: {
-      200: { description: "An existing person, updated; Location names them", content: json(identifyResultSchema) },
-      201: { description: "A new person; Location names them", content: json(identifyResultSchema) },
-    },
-  },
-  track: { summary: "Record events (up to 1000)", responses: { 200: { description: "What was recorded and rejected", content: json(trackResultSchema) } } },
-} satisfies Record<string, RouteDocs>;

@@ -3,11 +3,10 @@ import { SEGMENT_STATUSES } from "../../db/schema.js";
 import type { listMembers } from "../../domain/segments/members.js";
 import type { previewSegment } from "../../domain/segments/preview.js";
 import type { SegmentView } from "../../domain/segments/service.js";
-import type { RouteDocs } from "../plugins/docs.js";
-import { pageOf, type SameKeys } from "./common.js";
+import type { SameKeys } from "./common.js";
 import { personRefSchema, personSchema } from "./people.js";
 
-/** Documentation shapes of the segment resource (the service builds the objects; see segmentView). */
+/** Response shapes of the segment resource (the service builds the objects; see segmentView); they serialise and document it. */
 export const segmentSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -42,21 +41,3 @@ export const membersRemovedSchema = z.object({ removed: z.number().int().describ
 const _segment: SameKeys<z.output<typeof segmentSchema>, SegmentView> = true;
 const _preview: SameKeys<z.output<typeof previewSchema>, Awaited<ReturnType<typeof previewSegment>>> = true;
 const _member: SameKeys<z.output<typeof memberSchema>, Awaited<ReturnType<typeof listMembers>>["data"][number]> = true;
-
-const json = (s: z.ZodType) => ({ "application/json": s });
-const theSegment = (description: string) => ({ 200: { description, content: json(segmentSchema) } });
-export const segmentDocs = {
-  create: { summary: "Create a segment", responses: { 201: { description: "The segment; Location names it", content: json(segmentSchema) } } },
-  list: { summary: "Segments, newest first", responses: { 200: { description: "A page of segments", content: json(pageOf(segmentSchema)) } } },
-  preview: { summary: "Count and sample who conditions match now", responses: { 200: { description: "The count and a sample", content: json(previewSchema) } } },
-  get: { summary: "A segment", responses: theSegment("The segment") },
-  update: { summary: "Change name, description or conditions", responses: theSegment("The segment") },
-  delete: { summary: "Delete a segment (409 while another segment uses it)", responses: { 204: { description: "Deleted" } } },
-  recompute: {
-    summary: "Queue a recompute of a dynamic segment",
-    responses: { 202: { description: "Accepted; Location names the segment", content: json(segmentSchema) } },
-  },
-  members: { summary: "Members of a segment, by person id", responses: { 200: { description: "A page of members", content: json(pageOf(memberSchema)) } } },
-  addMembers: { summary: "Add people to a static segment", responses: { 200: { description: "What changed", content: json(membersAddedSchema) } } },
-  removeMembers: { summary: "Remove people from a static segment", responses: { 200: { description: "What changed", content: json(membersRemovedSchema) } } },
-} satisfies Record<string, RouteDocs>;

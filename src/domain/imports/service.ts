@@ -8,6 +8,7 @@ import { mergeMapping, validateMapping, type ImportKind, type MappingField } fro
 import { redactSample } from "./members/redact.js";
 import { IMPORT_CLOSED, IMPORT_EDITABLE, IMPORT_IDLE, IMPORT_STARTABLE, NO_COUNTS, enqueueImportRun } from "./lifecycle.js";
 import { isIn } from "../runs.js";
+import type { Identifier } from "./targets.js";
 import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type ImportRow = typeof imports.$inferSelect;
@@ -47,7 +48,8 @@ export function summaryView(row: ImportRow) {
     headers: row.headers,
     sample: row.sample,
     suggestedMapping: row.suggestedMapping,
-    identifier: row.identifier,
+    // The column is text; only validateMapping writes it, with one of IDENTIFIERS.
+    identifier: row.identifier as Identifier | null,
     mapping: row.mapping,
     options: row.options,
     dryRun: row.dryRun,
