@@ -1,0 +1,113 @@
+/**
+ * Writing one batch: the reserved connection's set-up, then one transaction per batch that checks the fence and a
+ * cancel request, writes through the kind's handler (or rolls back for a dry run), stores the errors and moves the
+ * checkpoint. Also what a lost connection or a stuck batch looks like to the run loop.
+ */
+import type { ReservedSql } from "postgres";
+import { isConnectionLostCode } from "../../db/connection-errors.js";
+import type { imports } from "../../db/schema.js";
+import type { Logger } from "../../lib/logger.js";
+import { withTimeout } from "../../lib/timeout.js";
+import { duplicateError, type Batch } from "./batch-builder.js";
+import { saveErrors, type Secrets } from "./error-store.js";
+import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type RowHandler } from "./handler.js";
+
+/** Temp tables live in temp_buffers; the 8 MB default spills a 10k-row batch to disk. */
+const TEMP_BUFFERS = "128MB";
+
+type ImportRow = typeof imports.$inferSelect;
+
+/** Another run took the import (a newer fencing token): this one must write nothing more. */
+export class FenceLost extends Error {}
+/** The import was cancelled: it said so in the batch's transaction, which committed. */
+export class CancelRequested extends Error {}
+
+export class BatchTimeoutError extends Error {
+  override name = "BatchTimeoutError";
+}
+
+/** Rejects with BatchTimeoutError when `p` has not settled within `ms` (after running `onTimeout`). */
+export function bounded<T>(p: Promise<T>, ms: number, onTimeout?: () => Promise<void>): Promise<T> {
+  return withTimeout(p, ms, async () => {
+    await onTimeout?.();
+    return new BatchTimeoutError(`The batch did not finish within ${ms} ms.`);
+  });
+}
+
+/** The reserved connection is gone (terminated, network lost, or ended by us after a batch timeout). */
+export function isConnectionLost(err: unknown): boolean {
+  return err instanceof BatchTimeoutError || isConnectionLostCode((err as { code?: unknown } | null)?.code);
+}
+
+/** Readies the reserved connection; returns its backend pid (to end it if a batch hangs). */
+export async function prepareConnection(conn: ReservedSql, handler: RowHandler): Promise<number> {
+  // temp_buffers can only change before the session first touches a temp table (of any import kind).
+  const [row] = await conn`select pg_my_temp_schema() <> 0 as t, pg_backend_pid() as pid`;
+  if (!row?.t) await conn.unsafe(`set temp_buffers = '${TEMP_BUFFERS}'`).catch(() => {});
+  // JIT compiles a batch statement for ~1 s (the LATERAL probes' cost estimates pass jit_above_cost) to run it in
+  // 0.3 s: the batches are short, many and alike, so this session runs them interpreted. (Session-local: the pooled
+  // connection goes back with jit off, which suits the service's other short statements too.)
+  await conn.unsafe("set jit = off");
+  await handler.ensureStage(conn);
+  return Number(row?.pid);
+}
+
+/** One batch, one transaction, fenced: it commits only while this run still holds the newest fencing token. */
+export interface BatchCommit {
+  /** The run's reserved connection (its staging tables live there). */
+  conn: ReservedSql;
+  /** The import as this run claimed it: its id and fencing token. */
+  imp: ImportRow;
+  ctx: BatchContext;
+  handler: RowHandler;
+  secrets: Secrets;
+  batch: Batch;
+  log: Logger;
+}
+
+export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log }: BatchCommit): Promise<Record<Outcome, number>> {
+  if (batch.staged.length && handler.prepare) await handler.prepare(conn, batch.staged);
+  await conn.unsafe("begin");
+  try {
+    const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
+    if (!state || Number(state.fence) !== imp.fence) throw new FenceLost();
+    if (state.cancel_requested) {
+      await conn`update imports set status = 'cancelled', finished_at = now(), updated_at = now() where id = ${imp.id}`;
+      await conn.unsafe("commit");
+      throw new CancelRequested();
+    }
+    const result: BatchResult = batch.staged.length ? await handler.writeBatch(conn, batch.staged) : { counts: emptyCounts(), errors: [], superseded: [] };
+    const counts: Record<Outcome, number> = { ...result.counts };
+    counts.failed += batch.failed;
+    counts.skipped += batch.skipped;
+    const errors = [...batch.errors, ...result.errors];
+    for (const s of result.superseded) {
+      counts[s.outcome] -= 1;
+      counts.skipped += 1;
+      errors.push(duplicateError(s.row, ctx.headerOf[ctx.identifier] ?? ctx.identifier, s.key, null));
+    }
+    if (imp.dryRun) {
+      await conn.unsafe("rollback");
+      await conn.unsafe("begin");
+      const [again] = await conn`select fence from imports where id = ${imp.id} for update`;
+      if (!again || Number(again.fence) !== imp.fence) throw new FenceLost();
+    }
+    await saveErrors(conn, imp.id, errors, batch.records, secrets, Number(state.error_count));
+    await conn`
+      update imports set
+        created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},
+        skipped = skipped + ${counts.skipped}, failed = failed + ${counts.failed},
+        processed = processed + ${batch.rows}, total = processed + ${batch.rows},
+        error_count = error_count + ${errors.length},
+        checkpoint_row = checkpoint_row + ${batch.rows}, checkpoint_byte = ${batch.endByte}, checkpoint_line = ${batch.endLine},
+        updated_at = now()
+      where id = ${imp.id}`;
+    await conn.unsafe("commit");
+    log.debug({ importId: imp.id, rows: batch.rows, counts }, "batch committed");
+    return counts;
+  } catch (err) {
+    // Nothing may be written to a dead connection: postgres.js would throw an uncaught TypeError on its null socket.
+    if (!isConnectionLost(err)) await conn.unsafe("rollback").catch(() => {});
+    throw err;
+  }
+}
