@@ -47,3 +47,8 @@ async function verifies(stored: string, password: string): Promise<boolean> {
     return false;
   }
 }
+
+/** One password as stored (argon2id, the library's defaults, as an import stores it). */
+export async function hashPassword(password: string): Promise<string> {
+  return hash(password);
+}
