@@ -24,6 +24,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { exportRoutes } from "./routes/exports.js";
 import { healthRoutes } from "./routes/health.js";
 import { importRoutes } from "./routes/imports.js";
+import { mappingTemplateRoutes } from "./routes/mapping-templates.js";
 import { memberRoutes } from "./routes/members.js";
 import { segmentRoutes } from "./routes/segments.js";
 import { userRoutes } from "./routes/users.js";
@@ -109,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await scoped.register(exportRoutes, deps);
           await scoped.register(deletionRoutes, deps);
           await scoped.register(memberRoutes, deps);
+          await scoped.register(mappingTemplateRoutes, deps);
         });
       },
       { prefix: "/v1" },

@@ -320,6 +320,8 @@ export const imports = pgTable(
      * whose file goes when it ends (passwords) while its cells, passwords already redacted, follow UPLOAD_RETENTION_HOURS.
      */
     cellsExpiredAt: ts("cells_expired_at"),
+    /** The saved mapping the import started from (`template` on POST /v1/imports), and the file's columns it did not know. */
+    template: jsonb("template").$type<ImportTemplateUse>(),
     createdAt: createdAt(),
     queuedAt: ts("queued_at"),
     startedAt: ts("started_at"),
@@ -479,4 +481,37 @@ export const deletionTargets = pgTable(
     personId: id64("person_id").notNull(),
   },
   (t) => [primaryKey({ name: "deletion_targets_pk", columns: [t.deletionId, t.personId] })],
+);
+
+/** What an import records of the template it was created with (shown as `template` on the import object). */
+export interface ImportTemplateUse {
+  id: string;
+  name: string;
+  /** Columns of the file the template has no entry for: they kept their suggested target. */
+  unmatched: string[];
+}
+
+/**
+ * Saved mappings ("mapping templates"): a mapping from column names to targets, with identifier and options, that
+ * `template` on POST /v1/imports lays over a new file's suggestion. Names are unique per workspace and kind.
+ */
+export const mappingTemplates = pgTable(
+  "mapping_templates",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: ["contacts", "members", "events"] }).notNull(),
+    identifier: text("identifier").notNull(),
+    mapping: jsonb("mapping").$type<Record<string, string>>().notNull(),
+    options: jsonb("options").$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex("mapping_templates_workspace_kind_name_uq").on(t.workspaceId, t.kind, t.name),
+    index("mapping_templates_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
+  ],
 );

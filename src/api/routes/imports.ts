@@ -32,6 +32,7 @@ const fieldsSchema = z.object({
   options: z.unknown().optional(),
   start: z.boolean().default(false),
   callbackUrl: callbackUrlSchema.optional(),
+  template: z.string().min(1).max(200).optional(),
 });
 type Fields = z.infer<typeof fieldsSchema>;
 
@@ -139,7 +140,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
   }
 
   /** What the preHandler received for POST /v1/imports; the upload is the import's once the handler used it. */
-  const intakes = new WeakMap<FastifyRequest, { upload: StoredUpload; fields?: Fields; used: boolean }>();
+  const intakes = new WeakMap<FastifyRequest, { upload: StoredUpload; fields?: Fields; used: boolean; kindGiven?: boolean }>();
   const intakeOf = (req: FastifyRequest) => intakes.get(req)!;
   const importLocation = (body: { id: string }) => `/v1/imports/${body.id}`;
 
@@ -164,7 +165,8 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       // The body is read before the idempotency check, which needs the file's hash.
       preHandler: async (req, reply) => {
         const { upload, fields } = await receive(req, reply);
-        const intake: { upload: StoredUpload; fields?: Fields; used: boolean } = { upload, used: false };
+        // Whether the request named a kind: without one, a template's kind is the import's.
+        const intake: { upload: StoredUpload; fields?: Fields; used: boolean; kindGiven?: boolean } = { upload, used: false, kindGiven: fields.kind !== undefined };
         intakes.set(req, intake);
         intake.fields = parseFields(fields);
         if (intake.fields.callbackUrl && !webhooks.signingKey) {
@@ -191,6 +193,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
         options: fields.options,
         callbackUrl: fields.callbackUrl ?? null,
         start: fields.start,
+        ...(fields.template ? { template: { ref: fields.template, kindGiven: intake.kindGiven === true } } : {}),
       });
       if (fields.start) await enqueueNewImport(deps.db, deps.storage, deps.producer, row);
       reply.status(201);

@@ -59,6 +59,14 @@ export const importSummarySchema = z.object({
     .string()
     .nullable()
     .describe("when the sample rows and failed rows' cells were deleted (with the upload; a team-member import's after UPLOAD_RETENTION_HOURS, its file at once); the error report then says the cells expired"),
+  template: z
+    .object({
+      id: z.string(),
+      name: z.string(),
+      unmatched: z.array(z.string()).describe("columns of the file the template has no entry for: they kept their suggested target"),
+    })
+    .nullable()
+    .describe("the saved mapping the import was created with (`template` on POST /v1/imports); null without one"),
 });
 
 export const importObjectSchema = importSummarySchema.extend({
@@ -70,6 +78,10 @@ const optionalFields = {
   filename: z.string().max(255).optional(),
   identifier: z.enum(IDENTIFIERS).optional(),
   callbackUrl: z.string().url().optional().describe("http(s) URL POSTed (signed, Roster-Signature) when the import finishes"),
+  template: z
+    .string()
+    .optional()
+    .describe("a saved mapping's id or name (GET /v1/mapping-templates): headers matched case-insensitively take its targets, the others keep the suggestion (listed in the import's template.unmatched); its identifier and options apply unless given here; without `kind` the template's kind is the import's; unknown → 422 template_not_found"),
 };
 
 /** POST /v1/imports reads its body itself (streamed to storage), so the three accepted shapes are documented here. */
@@ -100,6 +112,7 @@ export const createImportQuery = z.object({
   options: z.string().optional().describe("JSON object"),
   start: z.string().optional().describe("true to queue at once"),
   callbackUrl: z.string().optional().describe("http(s) URL to notify when the import finishes"),
+  template: z.string().optional().describe("a saved mapping's id or name"),
 });
 
 // The service builds these objects; these checks keep the documented field names in step with it.

@@ -6,6 +6,7 @@ import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { DomainError, ValidationError } from "../errors.js";
+import { applyTemplate, resolveTemplate } from "../mapping-templates/service.js";
 import { mergeMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
@@ -87,6 +88,11 @@ export interface NewImportInput {
    * instead of insert + update. Needs identifier and mapping (422 mapping_required, nothing stored, otherwise).
    */
   start?: boolean;
+  /**
+   * A saved mapping (id or name) laid over the suggestion before `mapping`; its identifier and options apply unless
+   * the request gives its own. `kindGiven`: the request named its kind (else the template's kind is the import's).
+   */
+  template?: { ref: string; kindGiven: boolean };
 }
 
 type ImportRow = typeof imports.$inferSelect;
@@ -94,7 +100,7 @@ type ImportRow = typeof imports.$inferSelect;
 /** Every column an intake sets; the rest keep their defaults. */
 const INSERT_COLUMNS = [
   "workspaceId", "kind", "status", "filename", "storageKey", "sizeBytes", "encoding", "delimiter", "dataOffset", "headerLines", "headers",
-  "sample", "suggestedMapping", "identifier", "mapping", "options", "callbackUrl", "queuedAt", "updatedAt",
+  "sample", "suggestedMapping", "identifier", "mapping", "options", "callbackUrl", "queuedAt", "updatedAt", "template",
 ] as const;
 type ImportInsertPlaceholder = (typeof INSERT_COLUMNS)[number];
 
@@ -106,7 +112,7 @@ const importInserts = new WeakMap<Db, ReturnType<typeof prepareImportInsert>>();
 function prepareImportInsert(db: Db) {
   // A placeholder goes through its column's encoder, which cannot take null for jsonb (it would store JSON null) or
   // timestamps (it throws): the two nullable ones are bare parameters, encoded by the caller.
-  const raw = new Set<ImportInsertPlaceholder>(["mapping", "queuedAt"]);
+  const raw = new Set<ImportInsertPlaceholder>(["mapping", "queuedAt", "template"]);
   const values = Object.fromEntries(INSERT_COLUMNS.map((c) => [c, raw.has(c) ? sql`${sql.placeholder(c)}` : sql.placeholder(c)])) as unknown as typeof imports.$inferInsert;
   return db.insert(imports).values(values).returning().prepare("import_insert");
 }
@@ -138,15 +144,18 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       head = undefined;
       sniff = await sniffStored(storage, key, await storage.size(key));
     }
-    const suggested = suggestMapping(sniff.headers, input.kind);
+    const tpl = input.template ? await resolveTemplate(db, workspaceId, input.template.ref, input.template.kindGiven ? input.kind : undefined) : null;
+    const kind = tpl?.kind ?? input.kind;
+    const suggested = suggestMapping(sniff.headers, kind);
+    const applied = tpl ? applyTemplate(sniff.headers, suggested, tpl) : null;
     const validated =
-      input.identifier !== undefined || input.mapping !== undefined
+      applied || input.identifier !== undefined || input.mapping !== undefined
         ? validateMapping({
-            kind: input.kind,
+            kind,
             headers: sniff.headers,
-            identifier: input.identifier ?? "",
-            mapping: input.mapping === "suggested" ? suggested : mergeMapping(sniff.headers, suggested, input.mapping ?? {}),
-            options: input.options ?? {},
+            identifier: input.identifier ?? tpl?.identifier ?? "",
+            mapping: input.mapping === "suggested" ? suggested : mergeMapping(sniff.headers, applied?.mapping ?? suggested, input.mapping ?? {}),
+            options: input.options ?? tpl?.options ?? {},
           })
         : null;
     if (input.start && (!validated?.mapping || !validated.identifier)) {
@@ -157,7 +166,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
     if (!insert) importInserts.set(db, (insert = prepareImportInsert(db)));
     const [row] = await insert.execute({
       workspaceId,
-      kind: input.kind,
+      kind,
       status: input.start ? "queued" : "draft",
       filename: input.filename,
       storageKey: key,
@@ -167,7 +176,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       dataOffset: sniff.headerBytes,
       headerLines: await countHeaderLines(storage, key, sniff.headerBytes, head),
       headers: sniff.headers,
-      sample: redactSample(input.kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
+      sample: redactSample(kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
       suggestedMapping: suggested,
       identifier: validated?.identifier ?? null,
       mapping: validated?.mapping ? JSON.stringify(validated.mapping) : null,
@@ -175,6 +184,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       callbackUrl: input.callbackUrl ?? null,
       queuedAt: input.start ? now.toISOString() : null,
       updatedAt: now,
+      template: applied ? JSON.stringify(applied.use) : null,
     } satisfies Record<ImportInsertPlaceholder, unknown>);
     if (!row) throw new Error("import insert returned nothing");
     return row;

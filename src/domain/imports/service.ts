@@ -75,6 +75,7 @@ export function summaryView(row: ImportRow) {
     webhookLastError: row.webhookLastError,
     uploadExpiredAt: row.uploadExpiredAt?.toISOString() ?? null,
     cellsExpiredAt: row.cellsExpiredAt?.toISOString() ?? null,
+    template: row.template ?? null,
   };
 }
 
