@@ -23,6 +23,7 @@ import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
 import { exportRoutes } from "./routes/exports.js";
 import { healthRoutes } from "./routes/health.js";
+import { importProgressRoutes } from "./routes/import-progress.js";
 import { importRoutes } from "./routes/imports.js";
 import { mappingTemplateRoutes } from "./routes/mapping-templates.js";
 import { memberRoutes } from "./routes/members.js";
@@ -111,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await scoped.register(deletionRoutes, deps);
           await scoped.register(memberRoutes, deps);
           await scoped.register(mappingTemplateRoutes, deps);
+          await scoped.register(importProgressRoutes, deps);
         });
       },
       { prefix: "/v1" },

@@ -272,6 +272,8 @@ export const imports = pgTable(
     filename: text("filename"),
     storageKey: text("storage_key").notNull(),
     sizeBytes: bigint("size_bytes", { mode: "number" }).notNull(),
+    /** Size of the file workers read (the UTF-8 copy of a transcoded upload), in which byte offsets count; null: sizeBytes. */
+    storedBytes: bigint("stored_bytes", { mode: "number" }),
     encoding: text("encoding").notNull(),
     delimiter: text("delimiter").notNull(),
     /** Byte offset of the first data row in the stored file. */

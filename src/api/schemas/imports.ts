@@ -24,6 +24,14 @@ export const importRowErrorSchema = z.object({
   message: z.string(),
 });
 
+export const importProgressSchema = z.object({
+  bytesProcessed: z.number().int().describe("bytes of the file up to the last committed batch, the header included"),
+  bytesTotal: z.number().int().describe("size of the file the worker reads (a transcoded upload: its UTF-8 copy)"),
+  percent: z.number().describe("0–100, one decimal; 100 once the run went through the whole file"),
+  rowsPerSecond: z.number().describe("rows processed per second since the run started (until it finished)"),
+  etaSeconds: z.number().int().nullable().describe("seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch"),
+});
+
 export const importSummarySchema = z.object({
   id: z.string(),
   kind: z.enum(IMPORT_KINDS),
@@ -67,6 +75,9 @@ export const importSummarySchema = z.object({
     })
     .nullable()
     .describe("the saved mapping the import was created with (`template` on POST /v1/imports); null without one"),
+  progress: importProgressSchema
+    .nullable()
+    .describe("where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures"),
 });
 
 export const importObjectSchema = importSummarySchema.extend({

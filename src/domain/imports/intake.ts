@@ -100,7 +100,7 @@ type ImportRow = typeof imports.$inferSelect;
 /** Every column an intake sets; the rest keep their defaults. */
 const INSERT_COLUMNS = [
   "workspaceId", "kind", "status", "filename", "storageKey", "sizeBytes", "encoding", "delimiter", "dataOffset", "headerLines", "headers",
-  "sample", "suggestedMapping", "identifier", "mapping", "options", "callbackUrl", "queuedAt", "updatedAt", "template",
+  "sample", "suggestedMapping", "identifier", "mapping", "options", "callbackUrl", "queuedAt", "updatedAt", "template", "storedBytes",
 ] as const;
 type ImportInsertPlaceholder = (typeof INSERT_COLUMNS)[number];
 
@@ -185,6 +185,8 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       queuedAt: input.start ? now.toISOString() : null,
       updatedAt: now,
       template: applied ? JSON.stringify(applied.use) : null,
+      // Progress counts bytes in the file the worker reads, which a transcoded upload's copy is.
+      storedBytes: key === upload.key ? upload.sizeBytes : await storage.size(key),
     } satisfies Record<ImportInsertPlaceholder, unknown>);
     if (!row) throw new Error("import insert returned nothing");
     return row;

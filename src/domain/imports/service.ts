@@ -9,6 +9,7 @@ import { redactSample } from "./members/redact.js";
 import { IMPORT_CLOSED, IMPORT_EDITABLE, IMPORT_IDLE, IMPORT_STARTABLE, NO_COUNTS, enqueueImportRun } from "./lifecycle.js";
 import { isIn } from "../runs.js";
 import type { Identifier } from "./targets.js";
+import { importProgress } from "./progress.js";
 import { newestFirst, newestFirstPage } from "../paging.js";
 
 export type ImportRow = typeof imports.$inferSelect;
@@ -76,6 +77,7 @@ export function summaryView(row: ImportRow) {
     uploadExpiredAt: row.uploadExpiredAt?.toISOString() ?? null,
     cellsExpiredAt: row.cellsExpiredAt?.toISOString() ?? null,
     template: row.template ?? null,
+    progress: importProgress(row),
   };
 }
 
