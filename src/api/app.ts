@@ -29,6 +29,7 @@ import { mappingTemplateRoutes } from "./routes/mapping-templates.js";
 import { memberRoutes } from "./routes/members.js";
 import { segmentRoutes } from "./routes/segments.js";
 import { userRoutes } from "./routes/users.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 
 /** The API version shown in the OpenAPI document. */
 const APP_VERSION = "1.0.0";
@@ -113,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await scoped.register(memberRoutes, deps);
           await scoped.register(mappingTemplateRoutes, deps);
           await scoped.register(importProgressRoutes, deps);
+          await scoped.register(webhookRoutes, deps);
         });
       },
       { prefix: "/v1" },

@@ -517,3 +517,30 @@ export const mappingTemplates = pgTable(
     index("mapping_templates_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc()),
   ],
 );
+
+/**
+ * Webhook subscriptions to segment membership changes: the `segment.entered` / `segment.left` events written to
+ * `events` are delivered in batches, in event id order, from `after_event_id` (the last delivered event) on.
+ */
+export const webhookSubscriptions = pgTable(
+  "webhook_subscriptions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    workspaceId: uuid("workspace_id")
+      .notNull()
+      .references(() => workspaces.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    events: jsonb("events").$type<string[]>().notNull(),
+    /** Only these segments' events; null: every segment's. */
+    segmentIds: jsonb("segment_ids").$type<string[]>(),
+    /** Events up to this id are delivered (or were written before the subscription existed). */
+    afterEventId: bigint("after_event_id", { mode: "number" }).notNull().default(0),
+    deliveredCount: bigint("delivered_count", { mode: "number" }).notNull().default(0),
+    /** Outcome of the latest delivery attempt: pending while retried, delivered or failed. */
+    lastStatus: text("last_status", { enum: WEBHOOK_STATUSES }),
+    lastError: text("last_error"),
+    lastAttemptAt: ts("last_attempt_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("webhook_subscriptions_workspace_created_idx").on(t.workspaceId, t.createdAt.desc(), t.id.desc())],
+);

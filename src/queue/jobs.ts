@@ -17,6 +17,10 @@ export const JOBS = {
     queue: "webhooks",
     payload: z.object({ workspaceId: id, resource: z.enum(["import", "export"]), resourceId: id }).strict(),
   },
+  /** POSTs a webhook subscription's next batch of segment membership events; retried with backoff by BullMQ. */
+  "webhook.subscription_deliver": { queue: "webhooks", payload: z.object({ workspaceId: id, subscriptionId: id }).strict() },
+  /** Queues a delivery for every webhook subscription with undelivered events; run by a job scheduler. */
+  "webhooks.sweep_subscriptions": { queue: "webhooks", payload: z.object({}).strict() },
   /** Recomputes one segment's membership (then queues the segments that use it). */
   "segment.recompute": { queue: "segments", payload: z.object({ workspaceId: id, segmentId: id }).strict() },
   /** Recomputes every dynamic segment of a workspace, dependencies first (after imports). */

@@ -9,10 +9,13 @@ import type { Producer } from "./producer.js";
 export const NIGHTLY_REFRESH_SCHEDULER_ID = "segments-nightly-refresh";
 export const EXPORT_CLEANUP_SCHEDULER_ID = "export-cleanup";
 export const RETENTION_SWEEP_SCHEDULER_ID = "retention-sweep";
+export const WEBHOOK_SWEEP_SCHEDULER_ID = "webhook-subscriptions-sweep";
+/** How often webhook subscriptions are checked for new membership events: the delay a receiver sees, at most. */
+const WEBHOOK_SWEEP_MS = 2_000;
 
 type ScheduleEnv = Pick<Env, "SEGMENT_REFRESH_CRON" | "SEGMENT_REFRESH_TZ" | "EXPORT_CLEANUP_INTERVAL_MINUTES" | "RETENTION_INTERVAL_MINUTES">;
 
-/** Registers every recurring job: the nightly segment refresh, the export cleanup and the retention sweep (idempotent). */
+/** Registers every recurring job: the nightly segment refresh, the export cleanup, the retention sweep and the webhook subscriptions sweep (idempotent). */
 export async function registerSchedules(producer: Pick<Producer, "queue">, env: ScheduleEnv, log: Logger): Promise<void> {
   await producer.queue("segments").upsertJobScheduler(
     NIGHTLY_REFRESH_SCHEDULER_ID,
@@ -28,6 +31,11 @@ export async function registerSchedules(producer: Pick<Producer, "queue">, env: 
     RETENTION_SWEEP_SCHEDULER_ID,
     { every: env.RETENTION_INTERVAL_MINUTES * 60_000 },
     { name: "retention.sweep", data: {}, opts: { attempts: 3, backoff: { type: "exponential", delay: 10_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+  );
+  await producer.queue("webhooks").upsertJobScheduler(
+    WEBHOOK_SWEEP_SCHEDULER_ID,
+    { every: WEBHOOK_SWEEP_MS },
+    { name: "webhooks.sweep_subscriptions", data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } },
   );
   log.info(
     { segmentRefresh: { cron: env.SEGMENT_REFRESH_CRON, tz: env.SEGMENT_REFRESH_TZ }, exportCleanupMinutes: env.EXPORT_CLEANUP_INTERVAL_MINUTES, retentionSweepMinutes: env.RETENTION_INTERVAL_MINUTES },

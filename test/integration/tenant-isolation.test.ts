@@ -4,7 +4,8 @@ import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { dumpRedis } from "../helpers/redis-dump.js";
 
-const t = useTestContext();
+// A signing key, so workspace A can hold a webhook subscription for the walk.
+const t = useTestContext({ WEBHOOK_SIGNING_KEY: "tenant-isolation-signing-key-0123456789" });
 let a: Client;
 let b: Client;
 let workers: WorkerPool;
@@ -34,6 +35,9 @@ beforeAll(async () => {
   const tpl = await a.request("POST", "/v1/mapping-templates", { payload: { name: "Template only A", identifier: "email", mapping: { "Column only A": "email" } } });
   expect(tpl.status).toBe(201);
   aSecrets.push("Template only A", "Column only A");
+  const hook = await a.request("POST", "/v1/webhooks", { payload: { url: "http://127.0.0.1:9/hook-only-a", events: ["segment.entered"], segmentIds: done.segmentIds } });
+  expect(hook.status).toBe(201);
+  aSecrets.push("hook-only-a");
   // A finished export, so the export routes are walked with an id of A's too.
   const exp = await a.request("POST", "/v1/exports", { payload: { kind: "users" } });
   expect(exp.status).toBe(202);
@@ -94,7 +98,7 @@ function operations(): Operation[] {
 describe("tenant isolation: every operation of the OpenAPI spec, called with workspace B's key", () => {
   it("covers the import routes (and every route added later)", () => {
     const paths = operations().map((o) => `${o.method} ${o.path}`);
-    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}"]));
+    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}", "GET /v1/imports/{id}/progress", "DELETE /v1/webhooks/{id}"]));
   });
 
   it("answers 404 for A's ids, never A's data, and changes nothing of A's", async () => {
@@ -103,6 +107,7 @@ describe("tenant isolation: every operation of the OpenAPI spec, called with wor
              (select json_agg(s order by s.id) from (select id, name, updated_at, member_count from segments where workspace_id = ${a.workspaceId}) s) as segments,
              (select json_agg(e order by e.id) from (select id, status, storage_key from exports where workspace_id = ${a.workspaceId}) e) as exports,
              (select count(*)::int from segment_memberships where workspace_id = ${a.workspaceId}) as memberships,
+             (select json_agg(w order by w.id) from (select id, url, after_event_id from webhook_subscriptions where workspace_id = ${a.workspaceId}) w) as webhooks,
              (select json_agg(m order by m.id) from (select id, name, mapping, updated_at from mapping_templates where workspace_id = ${a.workspaceId}) m) as templates,
              (select json_agg(m order by m.id) from (select id, first_name, active, password_hash, updated_at from team_members where workspace_id = ${a.workspaceId}) m) as members,
              (select json_agg(p order by p.id) from (select id, email, updated_at from people where workspace_id = ${a.workspaceId}) p) as people`;

@@ -11,6 +11,7 @@ import { importRun, importRunJob } from "./import-run.js";
 import { deletionRun, deletionRunJob, retentionSweepProcessor } from "./deletions.js";
 import { sweepSettings } from "../../domain/retention/sweep.js";
 import { webhookDeliver, webhookDeliverJob } from "./webhook-deliver.js";
+import { subscriptionDeliverProcessor, sweepSubscriptionsProcessor } from "./webhook-subscriptions.js";
 import { refreshAllProcessor, segmentRecomputeProcessor, workspaceRecomputeProcessor } from "./segments.js";
 
 /** What the run wrapper needs: the database and a way to announce a finished resource to its callbackUrl. */
@@ -26,6 +27,8 @@ export function buildRunDeps(rt: Pick<Runtime, "db" | "env" | "producer" | "logg
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "metrics" | "producer" | "logger">): Processors {
   const deps = buildRunDeps(rt);
   const segmentDeps = { db: rt.db, producer: rt.producer };
+  // Subscription deliveries record their outcome on the subscription (like segment jobs), outside the run wrapper.
+  const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings: webhookSettings(rt.env) };
   return {
     "import.run": runProcessor(
       deps,
@@ -41,6 +44,8 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       }),
     ),
     "webhook.deliver": runProcessor(deps, webhookDeliver({ db: rt.db, settings: webhookSettings(rt.env) })),
+    "webhook.subscription_deliver": subscriptionDeliverProcessor(webhookDeps),
+    "webhooks.sweep_subscriptions": sweepSubscriptionsProcessor(webhookDeps),
     "segment.recompute": segmentRecomputeProcessor(segmentDeps),
     "segments.recompute_workspace": workspaceRecomputeProcessor(segmentDeps),
     "segments.refresh_all": refreshAllProcessor(segmentDeps),
