@@ -1,8 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { ImportStatus } from "../../db/schema.js";
+import { IMPORT_ACTIVE } from "../../domain/imports/lifecycle.js";
 import { importProgress } from "../../domain/imports/progress.js";
+import { isIn } from "../../domain/runs.js";
 import { getImport, importView } from "../../domain/imports/service.js";
 import type { AppDeps } from "../app.js";
 import { textResponse } from "../schemas/common.js";
@@ -11,8 +12,6 @@ import { textResponse } from "../schemas/common.js";
 const POLL_MS = 500;
 /** A comment line this often keeps proxies and load balancers from closing a quiet stream. */
 const HEARTBEAT_MS = 15_000;
-/** Statuses after which the import may still move without anyone asking: the stream waits for the next one. */
-const MOVING: ReadonlySet<ImportStatus> = new Set(["queued", "processing", "validating"]);
 
 const idParams = z.object({ id: z.string() });
 
@@ -74,7 +73,8 @@ export async function importProgressRoutes(base: FastifyInstance, deps: Pick<App
           const text = JSON.stringify(progress);
           if (progress && text !== lastProgress) send("progress", progress);
           lastProgress = text;
-          if (!MOVING.has(row.status)) {
+          // Queued or running, the import moves on its own: the stream waits for what comes next.
+          if (!isIn(IMPORT_ACTIVE, row.status)) {
             send("import", await importView(deps.db, row));
             break;
           }

@@ -1,11 +1,11 @@
-import type { imports, ImportStatus } from "../../db/schema.js";
+import type { imports } from "../../db/schema.js";
+import { isIn } from "../runs.js";
+import { IMPORT_RUNNING } from "./lifecycle.js";
 
 type ImportRow = typeof imports.$inferSelect;
 
-/** Statuses in which a run is under way: the figures move and an ETA is given. */
-const RUNNING: ReadonlySet<ImportStatus> = new Set(["processing", "validating"]);
 /** Statuses of a run that went through the whole file. */
-const COMPLETE: ReadonlySet<ImportStatus> = new Set(["done", "validated"]);
+const IMPORT_COMPLETE = ["done", "validated"] as const;
 
 export interface ImportProgress {
   /** Bytes of the stored file up to the last committed batch (the header included). */
@@ -26,14 +26,15 @@ export interface ImportProgress {
 export function importProgress(row: ImportRow, now: Date = new Date()): ImportProgress | null {
   if (row.status === "draft" || row.status === "queued" || !row.startedAt) return null;
   const bytesTotal = row.storedBytes ?? row.sizeBytes;
-  const complete = COMPLETE.has(row.status);
+  const complete = isIn(IMPORT_COMPLETE, row.status);
+  const running = isIn(IMPORT_RUNNING, row.status);
   const bytesProcessed = complete ? bytesTotal : Math.min(Math.max(row.checkpointByte, 0), bytesTotal);
-  const end = RUNNING.has(row.status) ? now : (row.finishedAt ?? now);
+  const end = running ? now : (row.finishedAt ?? now);
   const seconds = Math.max(0, (end.getTime() - row.startedAt.getTime()) / 1000);
   const rowsPerSecond = seconds > 0 ? round1(row.processed / seconds) : 0;
   let etaSeconds: number | null = complete ? 0 : null;
   const read = bytesProcessed - row.dataOffset;
-  if (RUNNING.has(row.status) && read > 0 && seconds > 0) etaSeconds = Math.ceil((bytesTotal - bytesProcessed) / (read / seconds));
+  if (running && read > 0 && seconds > 0) etaSeconds = Math.ceil((bytesTotal - bytesProcessed) / (read / seconds));
   const percent = bytesTotal > 0 ? Math.floor((bytesProcessed / bytesTotal) * 1000) / 10 : 100;
   return { bytesProcessed, bytesTotal, percent, rowsPerSecond, etaSeconds };
 }
