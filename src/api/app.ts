@@ -21,6 +21,7 @@ import { workspaceRateLimit } from "./plugins/rate-limit.js";
 import { declaredSerializer, declareErrors } from "./plugins/responses.js";
 import { z } from "zod";
 import { adminRoutes } from "./routes/admin.js";
+import { attributeRoutes } from "./routes/attributes.js";
 import { exportRoutes } from "./routes/exports.js";
 import { healthRoutes } from "./routes/health.js";
 import { importProgressRoutes } from "./routes/import-progress.js";
@@ -115,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await scoped.register(mappingTemplateRoutes, deps);
           await scoped.register(importProgressRoutes, deps);
           await scoped.register(webhookRoutes, deps);
+          await scoped.register(attributeRoutes, deps);
         });
       },
       { prefix: "/v1" },

@@ -149,8 +149,21 @@ export const attributeDefinitions = pgTable(
     key: text("key").notNull(),
     type: text("type", { enum: ["string", "number", "boolean", "date"] }).notNull().default("string"),
     createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    /**
+     * The latest check of stored values against `type` (src/domain/attribute-definitions/check.ts): a new id per type
+     * change, so a job of an older check finds nothing to write. Null when no check was needed.
+     */
+    checkId: uuid("check_id"),
+    checkStatus: text("check_status", { enum: ["queued", "running", "done", "failed"] }),
+    checkChecked: bigint("check_checked", { mode: "number" }),
+    checkMismatched: bigint("check_mismatched", { mode: "number" }),
+    /** Up to CHECK_SAMPLE_SIZE `{personId, value}` that do not fit, lowest person id first. */
+    checkSample: jsonb("check_sample").$type<{ personId: string; value: unknown }[]>(),
+    checkFailureReason: text("check_failure_reason"),
+    checkFinishedAt: ts("check_finished_at"),
   },
-  (t) => [primaryKey({ name: "attribute_definitions_pk", columns: [t.workspaceId, t.key] })],
+  (t) => [primaryKey({ name: "attribute_definitions_pk", columns: [t.workspaceId, t.key] }), uniqueIndex("attribute_definitions_check_uq").on(t.checkId)],
 );
 
 export const events = pgTable(

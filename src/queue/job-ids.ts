@@ -21,3 +21,6 @@ export const webhookDeliveryJobId = (resource: string, resourceId: string, statu
 
 /** The run of a deletion (fenced and resumable: a rerun under the same id carries on with whoever is left). */
 export const deletionRunJobId = (deletionId: string) => `deletion-${deletionId}`;
+
+/** One check of an attribute's stored values per type change (PUT /v1/attributes/:key). */
+export const attributeCheckJobId = (checkId: string) => `attribute-check-${checkId}`;

@@ -27,6 +27,8 @@ export const JOBS = {
   "segments.recompute_workspace": { queue: "segments", payload: z.object({ workspaceId: id }).strict() },
   /** The nightly refresh: queues a workspace recompute for every workspace with dynamic segments. */
   "segments.refresh_all": { queue: "segments", payload: z.object({}).strict() },
+  /** Checks the values people hold under an attribute key against the type just declared for it (one check id per change). */
+  "attribute.check": { queue: "segments", payload: z.object({ workspaceId: id, checkId: id }).strict() },
   /** Writes one export's CSV to storage; fenced so a retried or duplicated job cannot write it twice. */
   "export.run": { queue: "exports", payload: z.object({ workspaceId: id, exportId: id }).strict() },
   /** Deletes the files of expired exports (every workspace); run by a job scheduler. */

@@ -46,6 +46,10 @@ beforeAll(async () => {
     if (cur.json.status === "done") break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  // An attribute A's people hold, declared, so the attribute routes are walked with a key of A's too.
+  expect((await a.request("POST", "/v1/users/identify", { payload: { email: "alpha-only-a@tenant-a.example", attributes: { secret_attr_only_a: "x" } } })).status).toBe(200);
+  expect((await a.request("PUT", "/v1/attributes/secret_attr_only_a", { payload: { type: "string" } })).status).toBe(202);
+  aSecrets.push("secret_attr_only_a");
   // A deletion (a dry run: nobody of A's is erased), so the deletion routes are walked with an id of A's too.
   const del = await a.request("POST", "/v1/deletions", { payload: { users: [{ email: "alpha-only-a@tenant-a.example" }], dryRun: true } });
   expect(del.status).toBe(202);
@@ -54,13 +58,14 @@ beforeAll(async () => {
   spec = res.json();
   // A's ids per collection, from A's own list routes, so collections added later are covered without editing this file.
   for (const p of Object.keys(spec.paths)) {
-    const m = /^\/v1\/([a-z-]+)\/\{id\}/.exec(p);
+    const m = /^\/v1\/([a-z-]+)\/\{(?:id|key)\}/.exec(p);
     if (!m || OUT_OF_SCOPE(p) || aIds.has(m[1]!)) continue;
     const list = await a.request("GET", `/v1/${m[1]}`);
-    const first = list.json?.data?.[0]?.id;
+    // Attributes are named by their key, every other collection by its id.
+    const first = list.json?.data?.[0]?.id ?? list.json?.data?.[0]?.key;
     if (typeof first === "string") {
       aIds.set(m[1]!, first);
-      aSecrets.push(...list.json.data.map((r: { id: string }) => r.id));
+      aSecrets.push(...list.json.data.map((r: { id?: string; key?: string }) => r.id ?? r.key ?? ""));
     }
   }
 }, 60_000);
@@ -85,7 +90,7 @@ function operations(): Operation[] {
     for (const method of Object.keys(byMethod)) {
       const url = p.replace(/\{(\w+)\}/g, (_, name: string) => {
         const collection = /^\/v1\/([a-z-]+)\//.exec(p)?.[1] ?? "";
-        const id = name === "id" ? aIds.get(collection) : undefined;
+        const id = name === "id" || name === "key" ? aIds.get(collection) : undefined;
         if (!id) throw new Error(`${method.toUpperCase()} ${p}: no id of workspace A for {${name}}; seed A with a ${collection} so isolation is checked`);
         return id;
       });
@@ -98,7 +103,7 @@ function operations(): Operation[] {
 describe("tenant isolation: every operation of the OpenAPI spec, called with workspace B's key", () => {
   it("covers the import routes (and every route added later)", () => {
     const paths = operations().map((o) => `${o.method} ${o.path}`);
-    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}", "GET /v1/imports/{id}/progress", "DELETE /v1/webhooks/{id}"]));
+    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}", "GET /v1/imports/{id}/progress", "DELETE /v1/webhooks/{id}", "GET /v1/attributes/{key}", "PUT /v1/attributes/{key}"]));
   });
 
   it("answers 404 for A's ids, never A's data, and changes nothing of A's", async () => {
@@ -110,6 +115,7 @@ describe("tenant isolation: every operation of the OpenAPI spec, called with wor
              (select json_agg(w order by w.id) from (select id, url, after_event_id from webhook_subscriptions where workspace_id = ${a.workspaceId}) w) as webhooks,
              (select json_agg(m order by m.id) from (select id, name, mapping, updated_at from mapping_templates where workspace_id = ${a.workspaceId}) m) as templates,
              (select json_agg(m order by m.id) from (select id, first_name, active, password_hash, updated_at from team_members where workspace_id = ${a.workspaceId}) m) as members,
+             (select json_agg(d order by d.key) from (select key, type, updated_at, check_id from attribute_definitions where workspace_id = ${a.workspaceId}) d) as attributes,
              (select json_agg(p order by p.id) from (select id, email, updated_at from people where workspace_id = ${a.workspaceId}) p) as people`;
     const before = await snapshot();
     const problems: string[] = [];

@@ -170,7 +170,8 @@ function canonicalTarget(raw: string): string {
   return t === "ignore" ? "" : t;
 }
 
-const ATTRIBUTE_TYPES = ["string", "number", "boolean", "date"] as const;
+export const ATTRIBUTE_TYPES = ["string", "number", "boolean", "date"] as const;
+export type AttributeType = (typeof ATTRIBUTE_TYPES)[number];
 const EVENTS_ONLY_OPTIONS = ["createMissingPeople", "timezone"] as const;
 
 function canonicalTimeZone(tz: string): string | null {

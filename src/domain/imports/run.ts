@@ -12,6 +12,7 @@ import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
 import { claimImport, failClaimedImport, finishImport } from "./lifecycle.js";
 import { MAX_BATCH_BYTES, addRecord, newBatch, type Batch } from "./batch-builder.js";
+import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
 import { secretColumns } from "./error-store.js";
 
@@ -55,7 +56,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   const imp = await claimImport(deps.db, ids);
   if (!imp) return "not_runnable";
   const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, fence: imp.fence });
-  const options = importOptionsSchema.parse(imp.options);
+  // Declared attribute types apply where options.attributeTypes says nothing (a cell that does not fit is a row error).
+  const options = await withDeclaredTypes(deps.db, imp.workspaceId, importOptionsSchema.parse(imp.options));
   const mapping = (imp.mapping ?? {}) as Record<string, MappingTarget>;
   const identifier = imp.identifier as Identifier;
   const headerOf: Record<string, string> = {};

@@ -5,6 +5,7 @@ import type { Processors } from "../types.js";
 import { queueWebhook, webhookSettings } from "../../domain/webhooks/delivery.js";
 import { gaveUpHandler, runProcessor, type RunProcessorDeps } from "../run-processor.js";
 import type { GaveUpHandlers } from "../worker-pool.js";
+import { attributeCheckProcessor } from "./attribute-check.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRun, exportRunJob } from "./export-run.js";
 import { importRun, importRunJob } from "./import-run.js";
@@ -49,6 +50,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
     "segment.recompute": segmentRecomputeProcessor(segmentDeps),
     "segments.recompute_workspace": workspaceRecomputeProcessor(segmentDeps),
     "segments.refresh_all": refreshAllProcessor(segmentDeps),
+    "attribute.check": attributeCheckProcessor({ db: rt.db }),
     "export.run": runProcessor(
       deps,
       exportRun({
