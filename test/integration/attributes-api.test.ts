@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, errorReport, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
+import { csvRows, download, runExportVia } from "../helpers/exports.js";
 
 const t = useTestContext();
 let client: Client;
@@ -120,5 +121,62 @@ describe("imports coerce to the declared type", () => {
     expect(done.counts).toMatchObject({ created: 1, failed: 0 });
     const people = await c.request("POST", "/v1/users/search", { payload: { conditions: { field: "email", op: "eq", value: "x@o.test" } } });
     expect((await c.request("GET", `/v1/users/${people.json.data[0].id}`)).json.attributes).toEqual({ code: "007" });
+  });
+});
+
+describe("segment conditions compare by the declared type", () => {
+  it("a number-typed key compares numerically even when the condition value is the string \"10\"; undeclared keys compare as before", async () => {
+    const c = await createClient(t.ctx, client.app, "Conditions");
+    await identify(c, { email: "ten@s.test", attributes: { seats: 10, flag: "yes", since: "2024-03-15", code: 7 } });
+    await identify(c, { email: "ten-text@s.test", attributes: { seats: "10.0", flag: true, since: "2024-03-15T00:00:00Z", code: "7" } });
+    await identify(c, { email: "eleven@s.test", attributes: { seats: 11, flag: "no", since: "2024-03-16", code: "07" } });
+    const emails = async (conditions: object) => {
+      const res = await c.request("POST", "/v1/users/search", { payload: { conditions } });
+      expect(res.status).toBe(200);
+      return res.json.data.map((p: any) => p.email).sort();
+    };
+    // Regression: before a type is declared, the string "10" compares as text, so 10 matches and "10.0" does not.
+    expect(await emails({ field: "attributes.seats", op: "eq", value: "10" })).toEqual(["ten@s.test"]);
+    expect((await putType(c, "seats", "number")).status).toBe(202);
+    expect(await emails({ field: "attributes.seats", op: "eq", value: "10" })).toEqual(["ten-text@s.test", "ten@s.test"]);
+    expect(await emails({ field: "attributes.seats", op: "in", value: ["11", 12] })).toEqual(["eleven@s.test"]);
+    expect(await emails({ field: "attributes.seats", op: "neq", value: "10" })).toEqual(["eleven@s.test"]);
+    expect(await emails({ field: "attributes.seats", op: "eq", value: "ten" })).toEqual([]);
+
+    expect((await putType(c, "flag", "boolean")).status).toBe(202);
+    expect(await emails({ field: "attributes.flag", op: "eq", value: true })).toEqual(["ten-text@s.test", "ten@s.test"]);
+    expect(await emails({ field: "attributes.flag", op: "eq", value: "false" })).toEqual(["eleven@s.test"]);
+
+    expect((await putType(c, "since", "date")).status).toBe(202);
+    expect(await emails({ field: "attributes.since", op: "eq", value: "2024-03-15" })).toEqual(["ten-text@s.test", "ten@s.test"]);
+
+    // A string-typed key compares text: 7 and "7" are the same, "07" is not.
+    expect((await putType(c, "code", "string")).status).toBe(202);
+    expect(await emails({ field: "attributes.code", op: "eq", value: 7 })).toEqual(["ten-text@s.test", "ten@s.test"]);
+    // Dynamic segments follow the same compiler.
+    const seg = await c.request("POST", "/v1/segments", { payload: { name: "ten seats", type: "dynamic", conditions: { field: "attributes.seats", op: "eq", value: "10" } } });
+    expect(seg.status).toBe(201);
+  });
+});
+
+describe("users exports format by the declared type", () => {
+  it("writes declared dates as ISO-8601 UTC, numbers and booleans canonically, undeclared keys as stored", async () => {
+    const c = await createClient(t.ctx, client.app, "Exports");
+    await identify(c, { email: "e1@x.test", attributes: { joined: "2024-03-15", score: "1.50", vip: "yes", raw: "1.50" } });
+    await identify(c, { email: "e2@x.test", attributes: { joined: "someday", score: 1e3, vip: false, raw: 2 } });
+    const columns = ["email", "attributes.joined", "attributes.score", "attributes.vip", "attributes.raw"];
+    const before = csvRows((await download(c, (await runExportVia(c, { kind: "users", columns })).id)).text);
+    expect(before.slice(1)).toEqual([
+      ["e1@x.test", "2024-03-15", "1.50", "yes", "1.50"],
+      ["e2@x.test", "someday", "1000", "false", "2"],
+    ]);
+    for (const [key, type] of [["joined", "date"], ["score", "number"], ["vip", "boolean"]]) expect((await putType(c, key!, type!)).status).toBe(202);
+    const after = csvRows((await download(c, (await runExportVia(c, { kind: "users", columns })).id)).text);
+    expect(after[0]).toEqual(columns);
+    expect(after.slice(1)).toEqual([
+      ["e1@x.test", "2024-03-15T00:00:00.000Z", "1.5", "true", "1.50"],
+      // A value that does not fit its type is written as stored.
+      ["e2@x.test", "someday", "1000", "false", "2"],
+    ]);
   });
 });

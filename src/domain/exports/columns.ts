@@ -1,3 +1,4 @@
+import { TRUE_TEXTS, fitsSql } from "../attribute-definitions/fits.js";
 /**
  * The columns an export can hold, and the SQL that produces each cell's text. Cells that can hold user text are
  * neutralised for spreadsheets by the query that wraps these expressions (see query.ts).
@@ -106,6 +107,25 @@ export function eventColumnProblem(column: string): string | null {
 }
 
 /**
+ * The n-th attribute column's cell, formatted by the key's declared type (`x.attr_types[n]`, null when undeclared):
+ * dates that fit as ISO-8601 UTC with milliseconds (`2024-03-15T00:00:00.000Z`), numbers in their shortest decimal
+ * form (`1.50` and `"1.5"` → `1.5`, `1e3` → `1000`), booleans as `true`/`false` (`"yes"` → `true`). A value that does
+ * not fit the type, and every value of an undeclared or string key, is written as stored.
+ */
+function attributeCellSql(n: number): string {
+  const v = `(p.attributes -> x.attr_keys[${n}])`;
+  const t = `(p.attributes ->> x.attr_keys[${n}])`;
+  const isString = `jsonb_typeof(${v}) = 'string'`;
+  return `(case x.attr_types[${n}]
+    when 'number' then case when ${fitsSql("number", v)} then trim_scale(btrim(${t})::numeric)::text else ${t} end
+    when 'boolean' then case when jsonb_typeof(${v}) = 'boolean' then ${t}
+      when ${isString} and lower(btrim(${t})) in (${TRUE_TEXTS.map((x) => `'${x}'`).join(", ")}) then 'true'
+      when ${fitsSql("boolean", v)} then 'false' else ${t} end
+    when 'date' then case when ${fitsSql("date", v)} then to_char(${t}::timestamptz at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') else ${t} end
+    else ${t} end)`;
+}
+
+/**
  * SQL for the chosen users columns. Attribute keys are not written into the SQL text: the n-th attribute column
  * reads `x.attr_keys[n]` from the export_params temp table, which holds them as a bound parameter.
  */
@@ -115,7 +135,7 @@ export function userColumnsSql(columns: readonly string[]): { columns: ColumnSql
     const key = attributeColumnKey(column);
     if (key !== null) {
       attributeKeys.push(key);
-      return { header: column, expr: `(p.attributes ->> x.attr_keys[${attributeKeys.length}])`, neutralise: true };
+      return { header: column, expr: attributeCellSql(attributeKeys.length), neutralise: true };
     }
     const known = USER_SQL[column];
     if (!known) throw new Error(`Unchecked users export column ${column}`);

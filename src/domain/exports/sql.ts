@@ -46,10 +46,16 @@ function toStatement(q: SQL): Statement {
 }
 
 /** One row; analyzed so the planner does not guess a thousand rows and cost the COPY as a huge nested loop. */
-function paramsTable(attributeKeys: string[]): Statement[] {
+function paramsTable(workspaceId: string, attributeKeys: string[]): Statement[] {
   return [
-    { text: "create temp table export_params (attr_keys text[] not null) on commit drop", params: [] },
-    { text: "insert into export_params (attr_keys) values ($1::text[])", params: [attributeKeys] },
+    { text: "create temp table export_params (attr_keys text[] not null, attr_types text[] not null) on commit drop", params: [] },
+    {
+      // Each key's declared type (null when undeclared), in the keys' order: attribute cells are formatted by it.
+      text: `insert into export_params (attr_keys, attr_types)
+        select $1::text[], array(select d.type from unnest($1::text[]) with ordinality k(key, n)
+          left join attribute_definitions d on d.workspace_id = $2::uuid and d.key = k.key order by k.n)`,
+      params: [attributeKeys, workspaceId],
+    },
     { text: "analyze export_params", params: [] },
   ];
 }
@@ -80,7 +86,7 @@ export function usersStatements(workspaceId: string, params: ExportParams, predi
   const headers = columns.map((c) => c.header);
   if (!filtered) {
     return {
-      setup: paramsTable(attributeKeys),
+      setup: paramsTable(workspaceId, attributeKeys),
       count: { text: `select count(*)::bigint as n from people p where p.workspace_id = ${ws}`, params: [] },
       copy: copyOf(columns, `select p.id as pid${exprs} ${from} order by p.id`, "t.pid"),
       headers,
@@ -95,7 +101,7 @@ export function usersStatements(workspaceId: string, params: ExportParams, predi
   if (predicate) where.push(predicate);
   return {
     setup: [
-      ...paramsTable(attributeKeys),
+      ...paramsTable(workspaceId, attributeKeys),
       { text: "create temp table export_people (id bigint primary key) on commit drop", params: [] },
       toStatement(sql`insert into export_people (id) select p.id from people p where ${sql.join(where, sql` and `)}`),
       { text: "analyze export_people", params: [] },
@@ -108,7 +114,7 @@ export function usersStatements(workspaceId: string, params: ExportParams, predi
 
 export function eventsStatements(workspaceId: string, params: ExportParams): ExportStatements {
   const columns = eventColumnsSql(params.columns);
-  const setup: Statement[] = paramsTable([]);
+  const setup: Statement[] = paramsTable(workspaceId, []);
   const where = [`e.workspace_id = ${uuidLiteral(workspaceId)}`];
   if (params.events) {
     setup.push(

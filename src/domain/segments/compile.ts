@@ -1,5 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import { emailKey } from "../people/email.js";
+import { parseBoolean, parseNumber } from "../imports/values.js";
 import { ISO_DATE_RE } from "./dates.js";
 import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, NativeTextField, Relative, Scalar } from "./conditions.js";
 
@@ -19,6 +20,8 @@ import type { Comparable, Condition, CountOp, EventCondition, FieldCondition, Na
  *   numbers and numeric strings ("42"); a date compares with strings holding an ISO-8601 date; a string or a
  *   boolean compares with the attribute's text form. A stored value of another type simply does not match:
  *   every cast is behind a guard (jsonb_typeof, a regex, a day-of-month check), so no row can raise an error.
+ *   A key with a declared type (attribute_definitions) compares eq/neq/in/not_in as that type instead, whatever
+ *   the JSON type of the condition's value (see typedEquals); ordering operators already take a number or a date.
  * - Relative dates (within_last, more_than_ago, event `within`) are evaluated at ctx.now.
  * - Events: `performed` means at least once (in the window), and the count condition when given;
  *   `not_performed` is its exact negation.
@@ -121,6 +124,45 @@ function comparableView(field: string, kind: Comparable["kind"]): SQL {
 }
 const comparableValue = (c: Comparable): SQL => (c.kind === "number" ? num(c.value) : tstz(c.value));
 
+// ---- declared attribute types (PUT /v1/attributes/:key) ---------------------------------------------------------
+
+/**
+ * The key's declared type, read by the statement itself (an uncorrelated subquery, evaluated once), so every caller
+ * compiles the same predicate and a type change applies from the next statement on.
+ */
+function declaredType(key: string, ctx: CompileContext): SQL {
+  return sql`(select d.type from attribute_definitions d where d.workspace_id = ${ctx.workspaceId}::uuid and d.key = ${txt(key)})`;
+}
+/** JSON booleans, and strings the import reads as booleans (true/yes/1/y/t, false/no/0/n/f in any case). */
+function attrBoolean(a: Attr): SQL {
+  return sql`(case jsonb_typeof(${a.json}) when 'boolean' then (${a.json})::boolean
+    when 'string' then case when lower(btrim(${a.text})) in ('true', 'yes', '1', 'y', 't') then true
+      when lower(btrim(${a.text})) in ('false', 'no', '0', 'n', 'f') then false end end)`;
+}
+const asNumber = (v: Scalar): number | null => (typeof v === "number" ? v : typeof v === "string" ? parseNumber(v) : null);
+const asBoolean = (v: Scalar): boolean | null => (typeof v === "boolean" ? v : typeof v === "string" ? parseBoolean(v) : null);
+const asDate = (v: Scalar): string | null => (typeof v === "string" && ISO_DATE_RE.test(v.trim()) ? v.trim() : null);
+const present = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
+
+/**
+ * Equality with any of `values` as the key's declared type reads them: a number-typed key compares numerically
+ * (the condition value "10" is the number 10), a boolean-typed key compares truth ("yes" is true), a date-typed key
+ * compares instants, a string-typed key compares text ("10" and 10 are both "10"). A value that is not of the
+ * declared type matches nobody. An undeclared key compares by the value's own type, as before (`untyped`).
+ */
+function typedEquals(a: Attr, key: string, values: Scalar[], ctx: CompileContext, untyped: SQL): SQL {
+  const numbers = present(values.map(asNumber));
+  const booleans = present(values.map(asBoolean));
+  const dates = present(values.map(asDate));
+  const strings = values.map(String);
+  const byNumber = numbers.length ? sql`${attrNumber(a)} = any(${txtList(numbers.map(String))}::numeric[])` : FALSE;
+  const byBoolean = booleans.length ? sql`${attrBoolean(a)} = any(${txtList(booleans.map(String))}::boolean[])` : FALSE;
+  const byDate = dates.length ? sql`${attrDate(a)} = any(${txtList(dates)}::timestamptz[])` : FALSE;
+  const byString = sql`${attrTextFor(a, strings)} = any(${txtList(strings)})`;
+  return sql`(case ${declaredType(key, ctx)} when 'number' then ${byNumber} when 'boolean' then ${byBoolean}
+    when 'date' then ${byDate} when 'string' then ${byString} else ${untyped} end)`;
+}
+
 function scalarEquals(a: Attr, v: Scalar): SQL {
   if (typeof v === "number") return sql`${attrNumber(a)} = ${num(v)}`;
   if (typeof v === "boolean") return sql`lower(${attrTextFor(a, [String(v)])}) = ${txt(String(v))}`;
@@ -137,7 +179,8 @@ function textPattern(col: SQL, op: "contains" | "starts_with" | "ends_with", v: 
 function compileField(c: FieldCondition, ctx: CompileContext): SQL {
   const field = c.field;
   const isAttr = field.startsWith("attributes.");
-  const a = isAttr ? attr(field.slice("attributes.".length)) : null;
+  const key = isAttr ? field.slice("attributes.".length) : "";
+  const a = isAttr ? attr(key) : null;
   const textCol = a ? attrText(a) : field in TEXT_COLUMNS ? raw(TEXT_COLUMNS[field as NativeTextField]) : null;
   const isEmail = field === "email";
   const eqText = (v: string): SQL => (isEmail ? sql`p.email_key = ${txt(emailKey(v))}` : sql`${textCol} = ${txt(v)}`);
@@ -151,7 +194,7 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
     case "eq":
     case "neq": {
       let pred: SQL;
-      if (a) pred = scalarEquals(a, c.value);
+      if (a) pred = typedEquals(a, key, [c.value], ctx, scalarEquals(a, c.value));
       else if (field in DATE_COLUMNS) pred = sql`${raw(DATE_COLUMNS[field]!)} = ${tstz(String(c.value))}`;
       else pred = eqText(String(c.value));
       return c.op === "eq" ? definitely(pred) : not(pred);
@@ -168,7 +211,7 @@ function compileField(c: FieldCondition, ctx: CompileContext): SQL {
         if (strings.length) parts.push(sql`${attrTextFor(a, strings)} = any(${txtList(strings)})`);
         if (numbers.length) parts.push(sql`${attrNumber(a)} = any(${txtList(numbers.map(String))}::numeric[])`);
         if (booleans.length) parts.push(sql`lower(${attrTextFor(a, booleans.map(String))}) = any(${txtList(booleans.map(String))})`);
-        pred = sql`(${sql.join(parts, sql` or `)})`;
+        pred = typedEquals(a, key, c.value, ctx, sql`(${sql.join(parts, sql` or `)})`);
       } else {
         const values = txtList(c.value.map((v) => (isEmail ? emailKey(String(v)) : String(v))));
         pred = sql`${isEmail ? sql`p.email_key` : textCol} = any(${values})`;
