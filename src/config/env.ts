@@ -49,6 +49,11 @@ export const envSchema = z
      */
     IMPORT_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).max(1024 ** 3).default(16 * 1024 ** 2),
     IMPORT_CONCURRENCY: concurrency.default(2),
+    /**
+     * A running import that has held its slot this long gives it up after its next committed batch when other imports
+     * wait, and resumes from its checkpoint behind them (a small import never waits for a big one to end); 0: never.
+     */
+    IMPORT_TIME_SLICE_MS: z.coerce.number().int().min(0).default(2_000),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
     WEBHOOK_CONCURRENCY: concurrency.default(4),

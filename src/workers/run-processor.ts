@@ -2,6 +2,8 @@
  * The one wrapper around every job-backed run (imports, exports, webhook deliveries, and kinds to come). A run
  * returns its outcome; the wrapper does the rest, the same way for every kind:
  * - shutdown: an `interrupted` run puts its job back (no attempt used) to resume or start over elsewhere;
+ * - time slice: a `yielded` run (it gave its slot up to waiting work) puts its job at the back of the queue, no
+ *   attempt used, to resume behind the jobs that waited;
  * - final failure: the last attempt's error, or BullMQ giving up on a job that stalled too often (the processor
  *   never runs then; see gaveUpHandler), ends the run for good through its kind's `fail`;
  * - webhooks: a run that ended (its kind's final statuses), or that `fail` changed, is announced to its callbackUrl.
@@ -30,7 +32,7 @@ export interface RunSpec<N extends JobName> {
   owner(payload: JobPayload<N>): RunOwner;
   /** The row the job runs. */
   ref(payload: JobPayload<N>): RunRef;
-  /** One attempt; returns the outcome (`interrupted` on shutdown, a final status when the run ended). */
+  /** One attempt; returns the outcome (`interrupted` on shutdown, `yielded` when it gave its slot up, a final status when the run ended). */
   run(payload: JobPayload<N>, ctx: RunContext): Promise<string>;
   /** After a finished run was announced (e.g. segments refreshed after an import); its errors fail the attempt. */
   afterFinished?(payload: JobPayload<N>, outcome: string, ctx: RunContext): Promise<void>;
@@ -87,6 +89,12 @@ export function runProcessor<N extends JobName>(deps: RunProcessorDeps, spec: Ru
       }
       if (outcome === "interrupted") {
         await ctx.job.moveToDelayed(Date.now() + INTERRUPTED_DELAY_MS, ctx.token);
+        throw new DelayedError();
+      }
+      if (outcome === "yielded") {
+        // Due at once: the next fetch promotes it to the tail of the waiting list (FIFO), behind every job that
+        // waited when it gave its slot up; moveToDelayed does not count an attempt.
+        await ctx.job.moveToDelayed(Date.now(), ctx.token);
         throw new DelayedError();
       }
       return { outcome };

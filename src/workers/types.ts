@@ -9,6 +9,8 @@ export interface JobContext {
   log: Logger;
   /** Aborted when the worker is shutting down: processors stop after their current unit of work. */
   signal: AbortSignal;
+  /** How many jobs of this job's queue wait for a slot (waiting or prioritized; delayed ones are not counted). */
+  waiting: () => Promise<number>;
 }
 
 export type Processor<N extends JobName> = (payload: JobPayload<N>, ctx: JobContext) => Promise<unknown>;

@@ -1,4 +1,4 @@
-import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from "bullmq";
+import { DelayedError, MetricsTime, Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../lib/logger.js";
@@ -63,7 +63,12 @@ export async function startWorkers(
   await checkEvictionPolicy(connection, log);
   const shutdown = new AbortController();
 
+  // One per queue, on the pool's connection: how many jobs wait for a slot (an import's time slice asks).
+  const counters: Queue[] = [];
   const workers = (opts.queues ?? QUEUE_NAMES).map((queueName) => {
+    const counter = new Queue(queueName, { connection, prefix: env.QUEUE_PREFIX });
+    counters.push(counter);
+    const waiting = () => counter.getJobCountByTypes("waiting", "prioritized");
     const worker = new Worker(
       queueName,
       async (job: Job, token?: string) => {
@@ -79,7 +84,7 @@ export async function startWorkers(
         }
         const jobLog = log.child({ queue: queueName, job: name, jobId: job.id, ...payload });
         const processor = processors[name] as (p: unknown, c: unknown) => Promise<unknown>;
-        return processor(payload, { job, token, log: jobLog, signal: shutdown.signal });
+        return processor(payload, { job, token, log: jobLog, signal: shutdown.signal, waiting });
       },
       {
         connection,
@@ -134,6 +139,7 @@ export async function startWorkers(
         log.warn({ timeoutMs: env.SHUTDOWN_TIMEOUT_MS }, "workers did not close in time; forcing");
       });
       await withTimeout(Promise.all(workers.map((w) => w.close(true))), FORCED_CLOSE_MS, () => new Error("forced close timed out")).catch(() => {});
+      await withTimeout(Promise.all(counters.map((q) => q.close())), FORCED_CLOSE_MS, () => new Error("queue close timed out")).catch(() => {});
       connection.disconnect();
     },
   };

@@ -6,6 +6,7 @@
  *          └─ start ────▶ queued ─▶ processing ─▶ done        │
  *   validated / failed ── start / validate ──▶ queued ◀───────┘   failed resumes from its checkpoint
  *   queued / validating / processing ──▶ failed (for good: fail) | cancelled (cancel)
+ *   validating / processing ── yield (time slice over) ──▶ the same status; its job waits behind the others
  */
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
@@ -138,6 +139,18 @@ export async function failClaimedImport(db: Db, imp: Pick<ImportRow, "id" | "fen
   await db
     .update(imports)
     .set({ status: "failed", failureReason: reason, finishedAt: new Date(), updatedAt: new Date() })
+    .where(and(eq(imports.id, imp.id), eq(imports.fence, imp.fence), inArray(imports.status, IMPORT_RUNNING)));
+}
+
+/**
+ * A run gave its slot up to waiting work after a committed batch (its time slice ran out): the import stays
+ * `processing` at its checkpoint, and the claim it made is given back to `attempts`, which counts the runs that
+ * started and did not end by yielding (the resume claims again). Only while it holds the fence.
+ */
+export async function yieldImport(db: Db, imp: Pick<ImportRow, "id" | "fence">): Promise<void> {
+  await db
+    .update(imports)
+    .set({ attempts: sql`greatest(${imports.attempts} - 1, 0)`, updatedAt: new Date() })
     .where(and(eq(imports.id, imp.id), eq(imports.fence, imp.fence), inArray(imports.status, IMPORT_RUNNING)));
 }
 

@@ -10,7 +10,7 @@ import { CsvStructureError, readHeaderWidth, readRecords } from "./reader.js";
 import { dropBlankTail } from "./sniff.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
-import { claimImport, failClaimedImport, finishImport } from "./lifecycle.js";
+import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lifecycle.js";
 import { MAX_BATCH_BYTES, addRecord, newBatch, type Batch } from "./batch-builder.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
@@ -21,7 +21,11 @@ const DEFAULT_BATCH_TIMEOUT_MS = 5 * 60_000;
 /** How long cleanup (terminating a stuck backend, rolling back) may take before the run gives up on the connection. */
 const CLEANUP_TIMEOUT_MS = 5_000;
 
-export type RunOutcome = "done" | "validated" | "failed" | "cancelled" | "not_runnable" | "fence_lost" | "interrupted";
+/**
+ * `interrupted`: the worker is shutting down; `yielded`: the run gave its slot up to waiting work (its time slice ran
+ * out). Both leave the import `processing` at its last checkpoint, for the next run to resume.
+ */
+export type RunOutcome = "done" | "validated" | "failed" | "cancelled" | "not_runnable" | "fence_lost" | "interrupted" | "yielded";
 
 export interface ImportRunDeps {
   db: Db;
@@ -37,12 +41,19 @@ export interface ImportRunDeps {
   batchTimeoutMs?: number;
   /** Where committed rows are counted (the worker process's registry); optional for callers that do not serve metrics. */
   metrics?: Metrics;
+  /**
+   * IMPORT_TIME_SLICE_MS: once the run has held its slot this long, it stops after its next committed batch when
+   * `othersWaiting` says other runs wait for a slot (`yielded`). 0 or absent: it runs to the end.
+   */
+  timeSliceMs?: number;
 }
 
 export interface ImportRunControl {
   /** Aborted on worker shutdown: the run stops after the batch in flight and can be resumed. */
   signal?: AbortSignal;
   onProgress?: (processed: number) => void | Promise<void>;
+  /** How many other runs wait for a slot (asked only once the time slice is over); without it the run never yields. */
+  othersWaiting?: () => Promise<number>;
 }
 
 
@@ -55,6 +66,7 @@ type ImportRow = typeof imports.$inferSelect;
 export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string; importId: string }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
   const imp = await claimImport(deps.db, ids);
   if (!imp) return "not_runnable";
+  const sliceEndsAt = deps.timeSliceMs ? Date.now() + deps.timeSliceMs : Infinity;
   const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, fence: imp.fence });
   // Declared attribute types apply where options.attributeTypes says nothing (a cell that does not fit is a row error).
   const options = await withDeclaredTypes(deps.db, imp.workspaceId, importOptionsSchema.parse(imp.options));
@@ -85,7 +97,9 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     let batch = newBatch(imp.checkpointByte);
     let processed = imp.checkpointRow;
     const seen = new Map<string, number>();
-    const flush = async (b: Batch) => {
+    /** The slice is over and someone waits: a queue that cannot answer (Redis down) is no reason to stop. */
+    const shouldYield = async () => Date.now() >= sliceEndsAt && ctl.othersWaiting !== undefined && (await ctl.othersWaiting().catch(() => 0)) > 0;
+    const flush = async (b: Batch, last = false) => {
       if (pending) await pending;
       const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log }), batchTimeoutMs, async () => {
         // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.
@@ -97,6 +111,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
+        // The last batch finishes the run anyway: giving the slot up there would only cost a resume.
+        if (!last && (await shouldYield())) throw new Yielded();
       });
       // Surface a failed write at the next await, not as an unhandled rejection.
       pending.catch(() => {});
@@ -115,7 +131,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
           seen.clear();
         }
       }
-      if (batch.rows > 0) await flush(batch);
+      if (batch.rows > 0) await flush(batch, true);
       if (pending) await pending;
     } catch (err) {
       if (pending) await (pending as Promise<void>).catch(() => {});
@@ -130,6 +146,11 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       }
       if (err instanceof CancelRequested) return "cancelled";
       if (err instanceof Interrupted) return "interrupted";
+      if (err instanceof Yielded) {
+        log.info({ processed }, "import time slice over, others waiting; yielding its slot");
+        await yieldImport(deps.db, imp);
+        return "yielded";
+      }
       throw err;
     }
   } finally {
@@ -150,4 +171,5 @@ async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome>
 }
 
 class Interrupted extends Error {}
+class Yielded extends Error {}
 

@@ -18,6 +18,8 @@ export interface ImportProcessorDeps {
   maxRecordBytes?: number;
   batchTimeoutMs?: number;
   metrics?: Metrics;
+  /** IMPORT_TIME_SLICE_MS: see ImportRunDeps.timeSliceMs. */
+  timeSliceMs?: number;
   producer: Enqueuer;
   /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
   uploadRetentionHours: number;
@@ -37,13 +39,17 @@ export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | 
   };
 }
 
-/** Runs an import job (the wrapper puts it back on shutdown, to resume from its checkpoint); refreshes segments after it. */
+/**
+ * Runs an import job (the wrapper puts it back on shutdown, or behind waiting jobs when its time slice is over, to
+ * resume from its checkpoint); refreshes segments after it.
+ */
 export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
   return {
     ...importRunJob(deps),
     run: (payload, ctx) =>
-      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics }, payload, {
+      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs }, payload, {
         signal: ctx.signal,
+        othersWaiting: ctx.waiting,
         // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
         onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
       }),
