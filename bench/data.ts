@@ -71,12 +71,15 @@ export function contactLine(i: number, changed: boolean): string {
   return `${first.toLowerCase()}.${last.toLowerCase()}.${i}@example.com,ext-${i},${first},${last},Company ${i % 5000},${[...labels].join(":")},${plan},${score},${active},${signedUp},${city}\n`;
 }
 
-/** Writes `rows` contacts to `file` (every `changedEvery`-th row altered; 0: none), honouring backpressure. */
-export async function writeContacts(file: string, rows: number, changedEvery = 0): Promise<number> {
+/**
+ * Writes `rows` contacts to `file` (every `changedEvery`-th row altered; 0: none), honouring backpressure; people
+ * `first`… (another `first` gives a file of other people).
+ */
+export async function writeContacts(file: string, rows: number, changedEvery = 0, first = 1): Promise<number> {
   const out = createWriteStream(file);
   out.write(CONTACT_HEADERS.join(",") + "\n");
   let chunk = "";
-  for (let i = 1; i <= rows; i++) {
+  for (let i = first; i < first + rows; i++) {
     chunk += contactLine(i, changedEvery > 0 && i % changedEvery === 0);
     if (chunk.length >= 256 * 1024) {
       if (!out.write(chunk)) await once(out, "drain");

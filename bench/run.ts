@@ -9,6 +9,7 @@ import { createWorkspace, importFile, type ImportTiming } from "./client.js";
 import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
+import { benchFairness } from "./fairness.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
 import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, cpuMark, cpuSince, type CpuMark, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
@@ -21,7 +22,7 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RSS_ROWS = Number(process.env.BENCH_RSS_ROWS ?? 5_000_000);
 const WORKER_METRICS_PORT = Number(process.env.BENCH_WORKER_METRICS_PORT ?? 3988);
 /** BENCH_SECTIONS=import,rss,enqueue runs a subset while developing; the full run measures all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,rss,enqueue").split(","));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,rss,enqueue,fairness").split(","));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const secs = (ms: number) => `${fmt(ms / 1000, 1)} s`;
 
@@ -29,11 +30,11 @@ function log(msg: string) {
   console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 }
 
-async function dataFile(rows: number, changedEvery = 0): Promise<string> {
-  const file = path.join(OUT, `contacts-${rows}${changedEvery ? `-changed${changedEvery}` : ""}.csv`);
+async function dataFile(rows: number, changedEvery = 0, first = 1): Promise<string> {
+  const file = path.join(OUT, `contacts-${rows}${changedEvery ? `-changed${changedEvery}` : ""}${first > 1 ? `-from${first}` : ""}.csv`);
   if (!existsSync(file)) {
     log(`generating ${path.basename(file)}`);
-    await writeContacts(file, rows, changedEvery);
+    await writeContacts(file, rows, changedEvery, first);
   }
   return file;
 }
@@ -53,8 +54,8 @@ async function clearQueues(): Promise<void> {
   }
 }
 
-async function startWorker(): Promise<Proc> {
-  const worker = startProcess("src/workers/main.ts", benchEnv({ WORKER_METRICS_PORT: String(WORKER_METRICS_PORT) }), (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean));
+async function startWorker(extra: Record<string, string> = {}): Promise<Proc> {
+  const worker = startProcess("src/workers/main.ts", benchEnv({ WORKER_METRICS_PORT: String(WORKER_METRICS_PORT), ...extra }), (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean));
   if (process.env.BENCH_APP_ROOT) {
     // Another checkout's worker may serve no metrics: give it time to start instead (queued jobs wait for it anyway).
     await waitForHttp(`http://127.0.0.1:${WORKER_METRICS_PORT}/metrics`, worker, 10_000).catch(() => {});
@@ -248,6 +249,16 @@ async function main(): Promise<void> {
       ],
       notes: [`Errors/timeouts: ${enq.fixedErrors}; non-2xx answers: ${enq.non2xx}. Duration ${process.env.BENCH_ENQUEUE_SECONDS ?? 10} s each.`],
     });
+    }
+
+    if (SECTIONS.has("fairness")) {
+      // Last: its four big imports grow the people table the other sections measure against.
+      await worker.stop();
+      worker = await startWorker({ IMPORT_CONCURRENCY: process.env.IMPORT_CONCURRENCY ?? "2" });
+      const other = await dataFile(ROWS, 0, ROWS + 1);
+      const fair = await benchFairness(ROWS, [fresh, other], log);
+      results.fairness = fair.result;
+      sections.push(fair.section);
     }
   } finally {
     await worker.stop();
