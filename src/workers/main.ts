@@ -21,7 +21,7 @@ export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
     await pool.close();
     throw err;
   }
-  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger, announce: buildRunDeps(rt).announce }, rt.env.RECONCILE_INTERVAL_MS);
+  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger, announce: buildRunDeps(rt).announce, schedules: rt.env }, rt.env.RECONCILE_INTERVAL_MS);
   return {
     workers: pool.workers,
     async close() {

@@ -6,6 +6,7 @@ import type { RunKind, StrandedRun } from "../domain/runs.js";
 import { segmentRuns } from "../domain/segments/lifecycle.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queue/producer.js";
+import { restoreMissingSchedules, type ScheduleEnv } from "../queue/schedules.js";
 import type { Announce } from "./run-processor.js";
 
 /** A run requested this recently may still be between its Postgres update and its enqueue (which times out at 2 s). */
@@ -27,6 +28,8 @@ export interface ReconcileDeps {
   graceMs?: number;
   /** Announces a run the reconciler failed (webhooks); without it nothing is announced. */
   announce?: Announce;
+  /** The recurring jobs' settings: each pass re-registers the ones Redis lost. Without it schedules are not checked. */
+  schedules?: ScheduleEnv;
 }
 
 export interface ReconcileResult {
@@ -74,10 +77,22 @@ async function announceFailed(kind: RunKind, run: StrandedRun, announce: Announc
   );
 }
 
-/** Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash between update and enqueue). */
-export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult> }> {
+/**
+ * Re-enqueues work Postgres shows as queued or running but Redis has no live job for (lost on a Redis restart, a crash
+ * between update and enqueue), and re-registers the recurring jobs an emptied Redis lost.
+ */
+export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; results: Record<string, ReconcileResult>; schedulesRestored: string[] }> {
   const results: Record<string, ReconcileResult> = {};
   let ok = true;
+  let schedulesRestored: string[] = [];
+  if (deps.schedules) {
+    try {
+      schedulesRestored = await restoreMissingSchedules(deps.producer, deps.schedules, deps.log);
+    } catch (err) {
+      ok = false;
+      deps.log.warn({ reconciler: "schedules", err: (err as Error).message }, "reconcile pass failed; will retry");
+    }
+  }
   for (const kind of RUN_KINDS) {
     try {
       results[kind.name] = await reconcileKind(kind, deps);
@@ -86,7 +101,7 @@ export async function reconcileAll(deps: ReconcileDeps): Promise<{ ok: boolean; 
       deps.log.warn({ reconciler: kind.name, err: (err as Error).message }, "reconcile pass failed; will retry");
     }
   }
-  return { ok, results };
+  return { ok, results, schedulesRestored };
 }
 
 /** The start pass is retried this often until it succeeds once (Redis or Postgres may still be coming up). */

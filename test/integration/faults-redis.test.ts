@@ -4,6 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import { ENQUEUE_GRACE_MS } from "../../src/workers/reconciler.js";
+import { EXPORT_CLEANUP_SCHEDULER_ID, NIGHTLY_REFRESH_SCHEDULER_ID, RETENTION_SWEEP_SCHEDULER_ID, WEBHOOK_SWEEP_SCHEDULER_ID } from "../../src/queue/schedules.js";
+import type { QueueName } from "../../src/queue/jobs.js";
 import { contactsCsv, expectExactlyOnce, holdAtProcessed, importState, privateRedis, spawnWorker, waitForProcessed, waitUntilIdleFor, type PrivateRedis } from "../helpers/faults.js";
 import { closedPort, type Spawned } from "../helpers/processes.js";
 
@@ -99,6 +101,43 @@ describe("Redis restarted empty mid-import", () => {
     const [row] = await t.ctx.db.$client`select attempts from imports where id = ${id}`;
     expect(row?.attempts).toBe(2);
   }, 120_000);
+});
+
+describe("Redis emptied under a running worker", () => {
+  const schedulers: [QueueName, string][] = [
+    ["segments", NIGHTLY_REFRESH_SCHEDULER_ID],
+    ["exports", EXPORT_CLEANUP_SCHEDULER_ID],
+    ["deletions", RETENTION_SWEEP_SCHEDULER_ID],
+    ["webhooks", WEBHOOK_SWEEP_SCHEDULER_ID],
+  ];
+  const present = async () => {
+    const found = await Promise.all(schedulers.map(([q, id]) => t.ctx.producer.queue(q).getJobScheduler(id).catch(() => undefined)));
+    return schedulers.filter((_, i) => found[i]).map(([, id]) => id);
+  };
+  async function waitForSchedulers(timeoutMs: number): Promise<void> {
+    for (const until = Date.now() + timeoutMs; ; ) {
+      const ids = await present();
+      if (ids.length === schedulers.length) return;
+      if (Date.now() > until) throw new Error(`only ${JSON.stringify(ids)} of the recurring jobs were back after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it.each([
+    ["FLUSHALL", () => t.ctx.redis.flushall().then(() => undefined)],
+    ["a restart with no persistence", restartRedisEmpty],
+  ])("after %s the periodic reconciler re-registers the nightly refresh, export cleanup, retention sweep and webhook sweep", async (_how, empty) => {
+    const w = worker({ RECONCILE_INTERVAL_MS: "500" });
+    // Its start registration done (it follows "workers started"), so what brings the schedules back below is the reconciler.
+    await w.waitFor(/recurring jobs scheduled/, 30_000);
+    await waitForSchedulers(10_000);
+
+    await empty();
+    // Nothing but the reconciler registers them again: registerSchedules runs once, at start.
+    await waitForSchedulers(10_000);
+    // The line reaches this process through a pipe, possibly just after the upserts themselves.
+    await w.waitFor(/recurring job was missing from Redis; re-registered/, 5_000);
+  }, 60_000);
 });
 
 describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes", () => {

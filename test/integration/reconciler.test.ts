@@ -2,6 +2,7 @@ import { UnrecoverableError } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importRunJobId as importJobId } from "../../src/queue/job-ids.js";
 import { JOB_NAMES } from "../../src/queue/jobs.js";
+import { EXPORT_CLEANUP_SCHEDULER_ID, registerSchedules } from "../../src/queue/schedules.js";
 import { reconcileAll } from "../../src/workers/reconciler.js";
 import { startWorkers } from "../../src/workers/worker-pool.js";
 import { createClient, type Client } from "../helpers/api.js";
@@ -66,7 +67,7 @@ describe("reconciler", () => {
   it("re-enqueues an import Postgres shows queued whose job does not exist, under a new deterministic job id", async () => {
     const { id } = await queuedImport();
     const res = await reconcileAll(deps());
-    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 }, deletions: { requeued: 0, failed: 0 } } });
+    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 }, deletions: { requeued: 0, failed: 0 } }, schedulesRestored: [] });
     const [row] = await t.ctx.db.$client`select status, queued_at from imports where id = ${id}`;
     expect(row?.status).toBe("queued");
     const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
@@ -110,5 +111,19 @@ describe("reconciler", () => {
     expect(res.results.imports?.failed).toBe(1);
     const [after] = await t.ctx.db.$client`select status, failure_reason from imports where id = ${id}`;
     expect(after).toEqual({ status: "failed", failure_reason: "The import stopped: simulated unrecoverable failure. Start it again to resume." });
+  });
+
+  it("re-registers only the recurring jobs Redis lost, leaving a present one's next run alone", async () => {
+    const withSchedules = { ...deps(), schedules: t.ctx.env };
+    await registerSchedules(t.ctx.producer, t.ctx.env, t.ctx.logger);
+    expect((await reconcileAll(withSchedules)).schedulesRestored).toEqual([]);
+    const exportsQueue = t.ctx.producer.queue("exports");
+    const before = await t.ctx.producer.queue("segments").getJobScheduler("segments-nightly-refresh");
+    await exportsQueue.removeJobScheduler(EXPORT_CLEANUP_SCHEDULER_ID);
+    expect((await reconcileAll(withSchedules)).schedulesRestored).toEqual([EXPORT_CLEANUP_SCHEDULER_ID]);
+    expect(await exportsQueue.getJobScheduler(EXPORT_CLEANUP_SCHEDULER_ID)).toMatchObject({ name: "export.cleanup", every: t.ctx.env.EXPORT_CLEANUP_INTERVAL_MINUTES * 60_000 });
+    expect(await t.ctx.producer.queue("segments").getJobScheduler("segments-nightly-refresh")).toEqual(before);
+    expect((await reconcileAll(deps())).schedulesRestored).toEqual([]);
+    for (const q of ["segments", "exports", "deletions", "webhooks"] as const) for (const s of await t.ctx.producer.queue(q).getJobSchedulers()) await t.ctx.producer.queue(q).removeJobScheduler(s.key);
   });
 });
