@@ -1,11 +1,10 @@
-import type { Redis } from "ioredis";
 import type { Env } from "./config/env.js";
 import { createDb, type Db } from "./db/client.js";
 import { ensureDatabase, runMigrations } from "./db/migrate.js";
 import type { Logger } from "./lib/logger.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
 import { createProducer, type Producer } from "./queue/producer.js";
-import { createProducerConnection } from "./queue/redis.js";
+import { createProducerConnection, type RedisClient } from "./queue/redis.js";
 import { createStorage } from "./storage/create.js";
 import type { Storage } from "./storage/storage.js";
 
@@ -14,7 +13,7 @@ export interface Runtime {
   env: Env;
   logger: Logger;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   storage: Storage;
   /** This process's Prometheus registry and instruments. */
@@ -30,7 +29,7 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
     logger.info("database migrated");
   }
   const db = createDb(env.DATABASE_URL, { max: env.DB_POOL_MAX, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS });
-  const redis = createProducerConnection(env.REDIS_URL);
+  const redis = createProducerConnection(env);
   // Producer connection errors are expected during outages; requests answer 503 meanwhile.
   redis.on("error", (err) => logger.debug({ err: err.message }, "redis producer connection error"));
   const producer = createProducer(redis, env.QUEUE_PREFIX, logger);

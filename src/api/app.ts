@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { validatorCompiler } from "fastify-type-provider-zod";
-import type { Redis } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
 import { parseJson } from "../lib/json.js";
@@ -10,6 +9,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { QUEUE_NAMES } from "../queue/jobs.js";
 import { deletionRoutes } from "./routes/deletions.js";
 import type { Producer } from "../queue/producer.js";
+import type { RedisClient } from "../queue/redis.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
 import { dashboardPlugin } from "./plugins/dashboard.js";
@@ -38,7 +38,7 @@ const APP_VERSION = "1.0.0";
 export interface AppDeps {
   env: Env;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   storage: Storage;
   logger: Logger;

@@ -12,6 +12,11 @@ export const envSchema = z
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     DATABASE_URL: z.string().url().default("postgres://postgres@127.0.0.1:5432/roster"),
     REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+    /** A Redis Cluster's seed nodes, "host:port,host:port"; when set, Roster connects to the cluster (REDIS_URL gives only credentials and TLS). */
+    REDIS_CLUSTER_NODES: z
+      .string()
+      .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, "host:port,host:port")
+      .optional(),
     HOST: z.string().min(1).default("127.0.0.1"),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     /** A worker-only process serves its own /metrics on this port (its job and row counters live there); unset: no listener. */

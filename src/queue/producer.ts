@@ -1,8 +1,7 @@
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "../lib/logger.js";
 import { UnavailableError } from "../domain/errors.js";
-import { whenReady } from "./redis.js";
+import { whenReady, type RedisClient } from "./redis.js";
 import { JOBS, QUEUE_NAMES, parsePayload, type JobName, type JobPayload, type QueueName } from "./jobs.js";
 import { withTimeout } from "../lib/timeout.js";
 
@@ -33,7 +32,7 @@ export interface Producer {
   close(): Promise<void>;
 }
 
-export function createProducer(connection: Redis, prefix: string, log: Logger): Producer {
+export function createProducer(connection: RedisClient, prefix: string, log: Logger): Producer {
   const queues = new Map<QueueName, Queue>(
     QUEUE_NAMES.map((q) => {
       const queue = new Queue(q, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });

@@ -1,10 +1,10 @@
 import { DelayedError, MetricsTime, Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
 import type { Env } from "../config/env.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { JOB_NAMES, JOBS, QUEUE_NAMES, isJobName, parsePayload, type JobName, type JobPayload, type QueueName } from "../queue/jobs.js";
-import { createWorkerConnection } from "../queue/redis.js";
+import { createWorkerConnection, type RedisClient } from "../queue/redis.js";
 import { isFinalFailure } from "./run-processor.js";
 import type { Processors } from "./types.js";
 import { withTimeout } from "../lib/timeout.js";
@@ -39,12 +39,16 @@ function concurrencyFor(env: Env, q: QueueName): number {
 }
 
 /** Logs loudly when Redis may evict BullMQ keys: jobs would vanish silently. */
-export async function checkEvictionPolicy(redis: Redis, log: Logger): Promise<void> {
+export async function checkEvictionPolicy(redis: RedisClient, log: Logger): Promise<void> {
   try {
-    const res = (await redis.config("GET", "maxmemory-policy")) as string[];
-    const policy = res[1];
-    if (policy && policy !== "noeviction") {
-      log.error({ policy }, `Redis maxmemory-policy is '${policy}': set it to 'noeviction' or queued jobs can be lost`);
+    // In a cluster every master holds keys (ours sit in one slot, which may move): ask each one.
+    const nodes = redis instanceof Cluster ? redis.nodes("master") : [redis];
+    for (const node of nodes) {
+      const res = (await node.config("GET", "maxmemory-policy")) as string[];
+      const policy = res[1];
+      if (policy && policy !== "noeviction") {
+        log.error({ policy, node: `${node.options.host}:${node.options.port}` }, `Redis maxmemory-policy is '${policy}': set it to 'noeviction' or queued jobs can be lost`);
+      }
     }
   } catch (err) {
     log.warn({ err: (err as Error).message }, "could not read Redis maxmemory-policy (CONFIG may be disabled); make sure it is 'noeviction'");
@@ -58,7 +62,7 @@ export async function startWorkers(
   opts: { queues?: readonly QueueName[]; metrics?: Metrics; onGaveUp?: GaveUpHandlers } = {},
 ): Promise<WorkerPool> {
   assertProcessorsComplete(processors);
-  const connection = createWorkerConnection(env.REDIS_URL);
+  const connection = createWorkerConnection(env);
   connection.on("error", (err) => log.warn({ err: err.message }, "redis worker connection error"));
   await checkEvictionPolicy(connection, log);
   const shutdown = new AbortController();

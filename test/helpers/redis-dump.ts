@@ -1,14 +1,18 @@
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
+import type { RedisClient } from "../../src/queue/redis.js";
 
 /** Every value stored under a queue prefix, as text: tests assert that secrets never reach Redis. */
-export async function dumpRedis(redis: Redis, prefix: string): Promise<string> {
+export async function dumpRedis(redis: RedisClient, prefix: string): Promise<string> {
   const keys: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, batch] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== "0");
+  // SCAN walks one node: in a cluster, walk every master.
+  for (const node of redis instanceof Cluster ? redis.nodes("master") : [redis]) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== "0");
+  }
   const parts: string[] = [];
   for (const key of keys) {
     const type = await redis.type(key);

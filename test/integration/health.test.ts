@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../src/queue/redis.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildApp } from "../../src/api/app.js";
 import { loadEnv, type Env } from "../../src/config/env.js";
@@ -48,7 +48,7 @@ async function appWith(env: Env): Promise<{ rt: Runtime; app: FastifyInstance; c
 }
 
 /** Waits until the producer connection has connected (it refuses commands meanwhile: no offline queue). */
-async function redisReady(redis: Redis, timeoutMs = 5_000): Promise<void> {
+async function redisReady(redis: RedisClient, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (redis.status !== "ready") {
     if (Date.now() > deadline) throw new Error(`redis still ${redis.status} after ${timeoutMs} ms`);

@@ -1,14 +1,14 @@
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../queue/redis.js";
 
 export interface WorkspaceRateLimitOptions {
   /** Requests per workspace per window; 0 turns the limit off. */
   max: number;
   windowMs: number;
   /** With Redis the count is shared by every API process; in memory each process counts on its own. */
-  redis?: Redis;
+  redis?: RedisClient;
 }
 
 class RateLimitedError extends Error {
