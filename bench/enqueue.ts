@@ -1,11 +1,18 @@
+import { spawn } from "node:child_process";
+import path from "node:path";
 import autocannon from "autocannon";
-import { API_URL } from "./stack.js";
+import { API_URL, OUT, ROOT, benchEnv } from "./stack.js";
 import { smallPaste } from "./data.js";
 import { CONTACT_MAPPING } from "./data.js";
 
-/** Section 5: POST /v1/imports of a small pasted CSV (start=true), as fast as it goes and at a fixed 1,000 requests/s. */
+/**
+ * Section 5: POST /v1/imports of a small pasted CSV (start=true), as fast as it goes and at a fixed 1,000 requests/s,
+ * beside a baseline measured the same way in the same run: a bare route doing the same durable work (one fsynced file,
+ * one INSERT, one BullMQ add; bench/enqueue-baseline.ts). Phases alternate API / baseline, so drifting load from other
+ * work on the machine falls on both.
+ */
 
-export interface EnqueueResult {
+export interface EnqueueFigures {
   maxRps: number;
   maxP99Ms: number;
   fixedRps: number;
@@ -15,27 +22,38 @@ export interface EnqueueResult {
   non2xx: number;
 }
 
+export interface EnqueueResult extends EnqueueFigures {
+  baseline: EnqueueFigures;
+  /** Roster ÷ baseline, unthrottled: throughput (target ≥ 0.8) and p99 (target ≤ 1.25). */
+  rpsRatio: number;
+  p99Ratio: number;
+}
+
 const DURATION_S = Number(process.env.BENCH_ENQUEUE_SECONDS ?? 10);
 const CONNECTIONS = 20;
+const WARM_UP_S = 2;
+const BASELINE_PORT = Number(process.env.BENCH_BASELINE_PORT ?? 3989);
+const BASELINE_URL = `http://127.0.0.1:${BASELINE_PORT}`;
 
-function run(apiKey: string, rate?: number): Promise<autocannon.Result> {
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+}
+
+function run(target: Target, rate?: number, duration = DURATION_S, connections = CONNECTIONS): Promise<autocannon.Result> {
   const body = JSON.stringify({ csv: smallPaste(1), kind: "contacts", identifier: "email", mapping: CONTACT_MAPPING, start: true });
   return autocannon({
-    url: `${API_URL}/v1/imports`,
+    url: target.url,
     method: "POST",
-    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    headers: { ...target.headers, "content-type": "application/json" },
     body,
-    connections: CONNECTIONS,
-    duration: DURATION_S,
+    connections,
+    duration,
     ...(rate ? { overallRate: rate } : {}),
   });
 }
 
-export async function benchEnqueue(apiKey: string): Promise<EnqueueResult> {
-  // A short warm-up so JIT and connection pools are not part of the figure.
-  await autocannon({ url: `${API_URL}/healthz`, connections: 4, duration: 2 });
-  const max = await run(apiKey);
-  const fixed = await run(apiKey, 1000);
+function figures(max: autocannon.Result, fixed: autocannon.Result): EnqueueFigures {
   return {
     maxRps: max.requests.average,
     maxP99Ms: max.latency.p99,
@@ -45,4 +63,49 @@ export async function benchEnqueue(apiKey: string): Promise<EnqueueResult> {
     fixedErrors: fixed.errors + fixed.timeouts,
     non2xx: max.non2xx + fixed.non2xx,
   };
+}
+
+/** Starts the baseline server (its own process, as the API is) and resolves once it answers. */
+async function startBaseline(): Promise<{ stop(): Promise<void> }> {
+  const env = benchEnv({ BASELINE_PORT: String(BASELINE_PORT), BASELINE_DIR: path.join(OUT, "enqueue-baseline") });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench", "enqueue-baseline.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  for (const end = Date.now() + 30_000; ; ) {
+    if (child.exitCode !== null) throw new Error(`enqueue baseline exited: ${out}`);
+    if (await fetch(`${BASELINE_URL}/healthz`).then((r) => r.ok, () => false)) return { stop };
+    if (Date.now() > end) {
+      await stop();
+      throw new Error(`enqueue baseline did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function benchEnqueue(apiKey: string): Promise<EnqueueResult> {
+  const api: Target = { url: `${API_URL}/v1/imports`, headers: { authorization: `Bearer ${apiKey}` } };
+  const base: Target = { url: `${BASELINE_URL}/enqueue`, headers: {} };
+  const baseline = await startBaseline();
+  try {
+    // A short warm-up of each, the same way, so JIT, connection pools and prepared statements are not part of the figure.
+    for (const target of [api, base]) await run(target, undefined, WARM_UP_S, 4);
+    const apiMax = await run(api);
+    const baseMax = await run(base);
+    const apiFixed = await run(api, 1000);
+    const baseFixed = await run(base, 1000);
+    const own = figures(apiMax, apiFixed);
+    const b = figures(baseMax, baseFixed);
+    return { ...own, baseline: b, rpsRatio: own.maxRps / b.maxRps, p99Ratio: own.maxP99Ms / b.maxP99Ms };
+  } finally {
+    await baseline.stop();
+  }
 }
