@@ -506,6 +506,446 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/attributes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every attribute key people hold or that is declared, with its type and how many people hold it */
+        get: {
+            parameters: {
+                query?: {
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of attributes, by key */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                key: string;
+                                /** @description people holding a value under the key */
+                                peopleCount: number;
+                                /**
+                                 * @description the declared type; null when the key was never declared (imports store its cells as strings unless options.attributeTypes says otherwise)
+                                 * @enum {string|null}
+                                 */
+                                type: "string" | "number" | "boolean" | "date" | null;
+                                /** @description ISO-8601 UTC: when the type was last declared; null when never */
+                                updatedAt: string | null;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/attributes/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One attribute */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The attribute and its latest check */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the latest check of stored values against the type; null when no check was needed */
+                            check: {
+                                /** @description values looked at */
+                                checked: number | null;
+                                failureReason: string | null;
+                                finishedAt: string | null;
+                                id: string;
+                                /** @description values that do not fit the type (they are kept as they are) */
+                                mismatched: number | null;
+                                /** @description up to 20 values that do not fit, lowest person id first */
+                                sample: {
+                                    personId: string;
+                                    value: unknown;
+                                }[];
+                                /** @enum {string} */
+                                status: "queued" | "running" | "done" | "failed";
+                            } | null;
+                            key: string;
+                            /** @description people holding a value under the key */
+                            peopleCount: number;
+                            /**
+                             * @description the declared type; null when the key was never declared (imports store its cells as strings unless options.attributeTypes says otherwise)
+                             * @enum {string|null}
+                             */
+                            type: "string" | "number" | "boolean" | "date" | null;
+                            /** @description ISO-8601 UTC: when the type was last declared; null when never */
+                            updatedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        /**
+         * Declare an attribute's type
+         * @description string, number, boolean or date. Imports then coerce the key's cells to it (a cell that does not fit is a row error), segment conditions compare by it and exports format by it. When people hold values under the key and the type changes, 202 and a check job reports the values that do not fit (GET /v1/attributes/:key); values are never changed.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "string" | "number" | "boolean" | "date";
+                    };
+                };
+            };
+            responses: {
+                /** @description Declared; no stored value needed checking */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the latest check of stored values against the type; null when no check was needed */
+                            check: {
+                                /** @description values looked at */
+                                checked: number | null;
+                                failureReason: string | null;
+                                finishedAt: string | null;
+                                id: string;
+                                /** @description values that do not fit the type (they are kept as they are) */
+                                mismatched: number | null;
+                                /** @description up to 20 values that do not fit, lowest person id first */
+                                sample: {
+                                    personId: string;
+                                    value: unknown;
+                                }[];
+                                /** @enum {string} */
+                                status: "queued" | "running" | "done" | "failed";
+                            } | null;
+                            key: string;
+                            /** @description people holding a value under the key */
+                            peopleCount: number;
+                            /**
+                             * @description the declared type; null when the key was never declared (imports store its cells as strings unless options.attributeTypes says otherwise)
+                             * @enum {string|null}
+                             */
+                            type: "string" | "number" | "boolean" | "date" | null;
+                            /** @description ISO-8601 UTC: when the type was last declared; null when never */
+                            updatedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Declared; a check of the stored values is queued (`check`); Location names the attribute */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the latest check of stored values against the type; null when no check was needed */
+                            check: {
+                                /** @description values looked at */
+                                checked: number | null;
+                                failureReason: string | null;
+                                finishedAt: string | null;
+                                id: string;
+                                /** @description values that do not fit the type (they are kept as they are) */
+                                mismatched: number | null;
+                                /** @description up to 20 values that do not fit, lowest person id first */
+                                sample: {
+                                    personId: string;
+                                    value: unknown;
+                                }[];
+                                /** @enum {string} */
+                                status: "queued" | "running" | "done" | "failed";
+                            } | null;
+                            key: string;
+                            /** @description people holding a value under the key */
+                            peopleCount: number;
+                            /**
+                             * @description the declared type; null when the key was never declared (imports store its cells as strings unless options.attributeTypes says otherwise)
+                             * @enum {string|null}
+                             */
+                            type: "string" | "number" | "boolean" | "date" | null;
+                            /** @description ISO-8601 UTC: when the type was last declared; null when never */
+                            updatedAt: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deletions": {
         parameters: {
             query?: never;
@@ -1763,6 +2203,19 @@ export interface paths {
                                 options: {
                                     [key: string]: unknown;
                                 } | null;
+                                /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                                progress: {
+                                    /** @description bytes of the file up to the last committed batch, the header included */
+                                    bytesProcessed: number;
+                                    /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                    bytesTotal: number;
+                                    /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                    etaSeconds: number | null;
+                                    /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                    percent: number;
+                                    /** @description rows processed per second since the run started (until it finished) */
+                                    rowsPerSecond: number;
+                                } | null;
                                 sample: string[][];
                                 /** @description static segments the import put people in: its segment column's and createSegment's */
                                 segmentIds: string[];
@@ -1773,6 +2226,13 @@ export interface paths {
                                 suggestedMapping: {
                                     [key: string]: string;
                                 };
+                                /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                                template: {
+                                    id: string;
+                                    name: string;
+                                    /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                    unmatched: string[];
+                                } | null;
                                 /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                                 uploadExpiredAt: string | null;
                                 webhookAttempts: number;
@@ -1871,6 +2331,8 @@ export interface paths {
                     options?: string;
                     /** @description true to queue at once */
                     start?: string;
+                    /** @description a saved mapping's id or name */
+                    template?: string;
                 };
                 header?: never;
                 path?: never;
@@ -1902,6 +2364,8 @@ export interface paths {
                             [key: string]: unknown;
                         };
                         start?: boolean;
+                        /** @description a saved mapping's id or name (GET /v1/mapping-templates): headers matched case-insensitively take its targets, the others keep the suggestion (listed in the import's template.unmatched); its identifier and options apply unless given here; without `kind` the template's kind is the import's; unknown → 422 template_not_found */
+                        template?: string;
                     };
                     "multipart/form-data": {
                         /**
@@ -1931,6 +2395,8 @@ export interface paths {
                          * @enum {string}
                          */
                         start?: "true" | "false";
+                        /** @description a saved mapping's id or name (GET /v1/mapping-templates): headers matched case-insensitively take its targets, the others keep the suggestion (listed in the import's template.unmatched); its identifier and options apply unless given here; without `kind` the template's kind is the import's; unknown → 422 template_not_found */
+                        template?: string;
                     };
                     "text/csv": string;
                 };
@@ -1988,6 +2454,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -1998,6 +2477,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -2249,6 +2735,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -2259,6 +2758,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -2434,6 +2940,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -2444,6 +2963,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -2762,6 +3288,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -2772,6 +3311,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -2889,6 +3435,127 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/imports/{id}/progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow an import's progress as Server-Sent Events
+         * @description `text/event-stream`. While the import is queued or running, an `event: progress` (data: the import's `progress` object) is sent each time it changes (the server looks every 500 ms), with a `: keep-alive` comment every 15 s otherwise. When the import is no longer queued or running (at once for a draft or a finished one), the last progress is sent if it changed, then `event: import` with the whole import object, and the stream closes. Each event has an increasing `id`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description event: progress (data: the progress object) … then event: import (data: the import object) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/imports/{id}/start": {
         parameters: {
             query?: never;
@@ -2962,6 +3629,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -2972,6 +3652,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -3161,6 +3848,19 @@ export interface paths {
                             options: {
                                 [key: string]: unknown;
                             } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
                             sample: string[][];
                             /** @description static segments the import put people in: its segment column's and createSegment's */
                             segmentIds: string[];
@@ -3171,6 +3871,13 @@ export interface paths {
                             suggestedMapping: {
                                 [key: string]: string;
                             };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
                             webhookAttempts: number;
@@ -3287,6 +3994,670 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/mapping-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Saved mappings, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    cursor?: string;
+                    kind?: "contacts" | "members" | "events";
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of templates */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                /** @description ISO-8601 UTC */
+                                createdAt: string;
+                                id: string;
+                                /** @description email, external_id or username (members: email) */
+                                identifier: string;
+                                /** @enum {string} */
+                                kind: "contacts" | "members" | "events";
+                                /** @description {"CSV header": "target"}; headers are matched case-insensitively */
+                                mapping: {
+                                    [key: string]: string;
+                                };
+                                name: string;
+                                /** @description import options, as an import stores them */
+                                options: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description ISO-8601 UTC */
+                                updatedAt: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Save a mapping under a name
+         * @description Either `{name, kind?, identifier, mapping, options?}` or `{name, importId}` (the import's current mapping). The mapping is checked as an import's would be (422 invalid_mapping with problems); a name already used by a template of the same kind → 409 template_name_taken.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        identifier?: "email" | "external_id" | "username";
+                        /** @description save this import's current kind, identifier, mapping and options instead of giving them */
+                        importId?: string;
+                        /**
+                         * @description default contacts
+                         * @enum {string}
+                         */
+                        kind?: "contacts" | "members" | "events";
+                        /** @description {"CSV header": "target"}, every target as an import accepts it */
+                        mapping?: {
+                            [key: string]: string;
+                        };
+                        name: string;
+                        options?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description The template; Location names it */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            id: string;
+                            /** @description email, external_id or username (members: email) */
+                            identifier: string;
+                            /** @enum {string} */
+                            kind: "contacts" | "members" | "events";
+                            /** @description {"CSV header": "target"}; headers are matched case-insensitively */
+                            mapping: {
+                                [key: string]: string;
+                            };
+                            name: string;
+                            /** @description import options, as an import stores them */
+                            options: {
+                                [key: string]: unknown;
+                            };
+                            /** @description ISO-8601 UTC */
+                            updatedAt: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description template_name_taken: a template of this kind has that name */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/mapping-templates/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A saved mapping */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The template */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            id: string;
+                            /** @description email, external_id or username (members: email) */
+                            identifier: string;
+                            /** @enum {string} */
+                            kind: "contacts" | "members" | "events";
+                            /** @description {"CSV header": "target"}; headers are matched case-insensitively */
+                            mapping: {
+                                [key: string]: string;
+                            };
+                            name: string;
+                            /** @description import options, as an import stores them */
+                            options: {
+                                [key: string]: unknown;
+                            };
+                            /** @description ISO-8601 UTC */
+                            updatedAt: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        /** Change a saved mapping (fields left out keep their value) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        identifier?: "email" | "external_id" | "username";
+                        /**
+                         * @description default contacts
+                         * @enum {string}
+                         */
+                        kind?: "contacts" | "members" | "events";
+                        /** @description {"CSV header": "target"}, every target as an import accepts it */
+                        mapping?: {
+                            [key: string]: string;
+                        };
+                        name?: string;
+                        options?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description The template */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            id: string;
+                            /** @description email, external_id or username (members: email) */
+                            identifier: string;
+                            /** @enum {string} */
+                            kind: "contacts" | "members" | "events";
+                            /** @description {"CSV header": "target"}; headers are matched case-insensitively */
+                            mapping: {
+                                [key: string]: string;
+                            };
+                            name: string;
+                            /** @description import options, as an import stores them */
+                            options: {
+                                [key: string]: unknown;
+                            };
+                            /** @description ISO-8601 UTC */
+                            updatedAt: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Conflict with the resource's current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Delete a saved mapping (imports made with it keep their mapping) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -3387,6 +4758,392 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/v1/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Team members, by id */
+        get: {
+            parameters: {
+                query?: {
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of team members */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                /** @description false: deactivated */
+                                active: boolean;
+                                /** @description ISO-8601 UTC */
+                                createdAt: string;
+                                email: string;
+                                firstName: string | null;
+                                /** @description whether a password is set; the password and its hash are never shown */
+                                hasPassword: boolean;
+                                /** @description numeric id as a string */
+                                id: string;
+                                lastName: string | null;
+                                role: string | null;
+                                /** @description ISO-8601 UTC */
+                                updatedAt: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A team member */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The team member */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description false: deactivated */
+                            active: boolean;
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            email: string;
+                            firstName: string | null;
+                            /** @description whether a password is set; the password and its hash are never shown */
+                            hasPassword: boolean;
+                            /** @description numeric id as a string */
+                            id: string;
+                            lastName: string | null;
+                            role: string | null;
+                            /** @description ISO-8601 UTC */
+                            updatedAt: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a team member's name, role, active flag or password
+         * @description Only the fields sent change. `active: false` deactivates. A password shorter than 6 characters → 422 `password_too_short`.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description false deactivates the member */
+                        active?: boolean;
+                        firstName?: string | null;
+                        lastName?: string | null;
+                        /** @description at least 6 characters (422 password_too_short), stored only as an argon2id hash */
+                        password?: string;
+                        role?: string | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description The team member */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description false: deactivated */
+                            active: boolean;
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            email: string;
+                            firstName: string | null;
+                            /** @description whether a password is set; the password and its hash are never shown */
+                            hasPassword: boolean;
+                            /** @description numeric id as a string */
+                            id: string;
+                            lastName: string | null;
+                            role: string | null;
+                            /** @description ISO-8601 UTC */
+                            updatedAt: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/v1/segments": {
@@ -5553,6 +7310,377 @@ export interface paths {
             };
         };
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook subscriptions, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of subscriptions */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                /** @description ISO-8601 UTC */
+                                createdAt: string;
+                                /** @description events delivered so far */
+                                deliveredCount: number;
+                                events: string[];
+                                id: string;
+                                /** @description ISO-8601 UTC */
+                                lastAttemptAt: string | null;
+                                lastError: string | null;
+                                /**
+                                 * @description latest delivery: pending while retried, delivered or failed
+                                 * @enum {string|null}
+                                 */
+                                lastStatus: "pending" | "delivered" | "failed" | null;
+                                /** @description null: every segment */
+                                segmentIds: string[] | null;
+                                url: string;
+                            }[];
+                            nextCursor: string | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Subscribe a URL to segment membership events
+         * @description Events written from now on (`segment.entered`, `segment.left`, optionally of some segments only) are POSTed in batches of up to 500, in order, as `{event: "segment.membership", sentAt, data: {subscriptionId, events: [{id, event, segmentId, segmentName, user: {id, email, externalId}, occurredAt}]}}`, signed with the workspace's webhook secret (`Roster-Signature`), and retried with backoff like import and export callbacks. 422 `webhooks_disabled` when the server has no WEBHOOK_SIGNING_KEY; 422 `unknown_segment` for a segment id not of this workspace.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        events: ("segment.entered" | "segment.left")[];
+                        /** @description only these segments' events; all segments when left out */
+                        segmentIds?: string[];
+                        /** @description absolute http(s) URL that receives the signed deliveries */
+                        url: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The subscription; Location names it */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            /** @description events delivered so far */
+                            deliveredCount: number;
+                            events: string[];
+                            id: string;
+                            /** @description ISO-8601 UTC */
+                            lastAttemptAt: string | null;
+                            lastError: string | null;
+                            /**
+                             * @description latest delivery: pending while retried, delivered or failed
+                             * @enum {string|null}
+                             */
+                            lastStatus: "pending" | "delivered" | "failed" | null;
+                            /** @description null: every segment */
+                            segmentIds: string[] | null;
+                            url: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Conflict with the resource's current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook subscription (nothing more is sent) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;

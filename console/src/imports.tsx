@@ -338,7 +338,9 @@ function Outcome({ imp }: { imp: ImportJob }) {
       {running ? (
         <p>
           <label for="import-progress">Rows processed</label>{" "}
-          <progress id="import-progress" max={Math.max(c.total, 1)} value={c.processed} /> {c.processed} of {c.total || "?"}
+          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} /> {c.processed} rows
+          {imp.progress ? ` · ${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : ""}
+          {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
         </p>
       ) : null}
       <dl class="counts">
