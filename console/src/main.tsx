@@ -101,4 +101,6 @@ function App() {
   return signedIn ? <Console onSignOut={() => setSignedIn(false)} /> : <SignIn onSignedIn={() => setSignedIn(true)} />;
 }
 
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.textContent = ""; // the static "Loading the console…" placeholder; render() would keep it beside the app
+render(<App />, root);

@@ -65,6 +65,7 @@ describe("web console in Chromium", () => {
     await page.getByLabel("API key").fill(client.apiKey);
     await page.getByLabel("API key").press("Enter");
     await page.getByRole("button", { name: "New import" }).waitFor();
+    expect(await page.getByText("Loading the console…").count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem("roster.apiKey"))).toBe(client.apiKey);
     expect(await page.evaluate(() => (globalThis as any).localStorage.length)).toBe(0);
   });
