@@ -18,6 +18,8 @@ RUN npm ci --no-audit --no-fund
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The web console (dist/console) is built with the API: its types come from the API's own OpenAPI document.
+COPY console ./console
 RUN npm run build
 
 # ---- runtime: production dependencies + compiled output -----------------------

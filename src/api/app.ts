@@ -12,6 +12,7 @@ import type { Producer } from "../queue/producer.js";
 import type { RedisClient } from "../queue/redis.js";
 import type { Storage } from "../storage/storage.js";
 import { adminAuth, apiKeyAuth } from "./plugins/auth.js";
+import { consolePlugin } from "./plugins/console.js";
 import { dashboardPlugin } from "./plugins/dashboard.js";
 import { docsPlugin } from "./plugins/docs.js";
 import { clientErrorHandler, errorsPlugin } from "./plugins/errors.js";
@@ -80,6 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     readOnly: deps.env.DASHBOARD_READ_ONLY,
     queues: QUEUE_NAMES.map((q) => deps.producer.queue(q)),
   });
+  await app.register(consolePlugin);
   // The API's routes validate with zod and answer through their declared zod responses. The compilers are set in this
   // scope, not at the root, where they would break plugins that bring JSON-schema routes of their own.
   await app.register(async (api) => {

@@ -7,8 +7,9 @@ import { useTestContext } from "../helpers/context.js";
 
 const t = useTestContext();
 const contract = parseApiContract(path.resolve(import.meta.dirname, "../../docs/API.md"));
-/** The documentation routes and the queue dashboard (a UI with its own API) are not operations of the Roster API. */
-const SELF = (p: string) => p === "/openapi.json" || p === "/docs" || p.startsWith("/docs/") || p.startsWith("/admin/queues");
+/** The documentation routes, the queue dashboard (a UI with its own API) and the web console's files are not operations of the Roster API. */
+const CONSOLE_FILE = (p: string) => p === "/" || p === "/index.html" || p.startsWith("/console.");
+const SELF = (p: string) => p === "/openapi.json" || p === "/docs" || p.startsWith("/docs/") || p.startsWith("/admin/queues") || CONSOLE_FILE(p);
 
 let app: FastifyInstance;
 let spec: any;

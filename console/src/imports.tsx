@@ -1,0 +1,384 @@
+import { useState } from "preact/hooks";
+import { api, download, type Answer, type Body, type ImportJob } from "./api";
+import { Badge, Busy, ErrorNote, Section, useInterval, useLoad, when } from "./ui";
+
+type Kind = NonNullable<Body<"/v1/imports", "post">["kind"]>;
+type Identifier = "email" | "external_id" | "username";
+const KINDS: Kind[] = ["contacts", "members", "events"];
+const IDENTIFIERS: Identifier[] = ["email", "external_id", "username"];
+const COUNT_NAMES = ["created", "updated", "unchanged", "skipped", "failed"] as const;
+/** Statuses after which an import no longer changes by itself. */
+const SETTLED = new Set(["draft", "validated", "done", "failed", "cancelled", "undone"]);
+
+const COMMON_TARGETS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "labels", "label_ids", "segment", "segment_value"];
+const TARGETS: Record<Kind, string[]> = {
+  contacts: COMMON_TARGETS,
+  members: [...COMMON_TARGETS, "password", "active", "role"],
+  events: ["email", "external_id", "username", "event", "occurred_at"],
+};
+
+/** The targets a column may take: the kind's fields, an attribute (or property) named after it, the suggestion, ignore. */
+function targetsFor(kind: Kind, header: string, suggested: string | undefined): string[] {
+  const own = kind === "events" ? `property:${header}` : `attribute:${header}`;
+  const list = [...TARGETS[kind], own];
+  if (suggested && !list.includes(suggested)) list.push(suggested);
+  return [...list, "ignore"];
+}
+
+export function ImportsScreen() {
+  const [open, setOpen] = useState<ImportJob | "new" | null>(null);
+  const [openError, setOpenError] = useState<unknown>(null);
+  const history = useLoad(() => api("get", "/v1/imports", { query: { limit: 50 } }), [open]);
+  const show = async (id: string) => {
+    setOpenError(null);
+    try {
+      setOpen(await api("get", "/v1/imports/{id}", { path: { id } }));
+    } catch (err) {
+      setOpenError(err);
+    }
+  };
+  if (open) return <ImportFlow initial={open === "new" ? null : open} onClose={() => setOpen(null)} />;
+  return (
+    <Section
+      title="Import history"
+      actions={
+        <button type="button" onClick={() => setOpen("new")}>
+          New import
+        </button>
+      }
+    >
+      <ErrorNote error={history.error} />
+      <ErrorNote error={openError} />
+      {history.loading && !history.data ? <Busy /> : null}
+      {history.data && history.data.data.length === 0 ? <p>No imports yet. Start with “New import”.</p> : null}
+      {history.data && history.data.data.length > 0 ? (
+        <table>
+          <caption class="sr-only">Imports, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">File</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Status</th>
+              <th scope="col">Rows</th>
+              <th scope="col">Created</th>
+              <th scope="col">Updated</th>
+              <th scope="col">Failed</th>
+              <th scope="col">Started</th>
+            </tr>
+          </thead>
+          <tbody>
+            {history.data.data.map((imp) => (
+              <tr key={imp.id}>
+                <td>
+                  <button type="button" class="link" onClick={() => show(imp.id)}>
+                    {imp.filename ?? "pasted CSV"}
+                  </button>
+                </td>
+                <td>{imp.kind}</td>
+                <td>
+                  <Badge status={imp.status} />
+                </td>
+                <td>{imp.counts.total}</td>
+                <td>{imp.counts.created}</td>
+                <td>{imp.counts.updated}</td>
+                <td>{imp.counts.failed}</td>
+                <td>{when(imp.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </Section>
+  );
+}
+
+/** Upload or paste → draft → Identify → map → Validate → Start → progress → summary, in one panel. */
+function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: () => void }) {
+  const [imp, setImp] = useState<ImportJob | null>(initial);
+  const [identifier, setIdentifier] = useState<Identifier>((initial?.identifier as Identifier) ?? "email");
+  const [mapping, setMapping] = useState<Record<string, string>>(initial ? { ...(initial.suggestedMapping ?? {}), ...(initial.mapping ?? {}) } : {});
+  const [dirty, setDirty] = useState(!initial?.mapping);
+  const [error, setError] = useState<{ at: string; error: unknown } | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+
+  const refresh = async () => {
+    if (!imp) return;
+    try {
+      setImp(await api("get", "/v1/imports/{id}", { path: { id: imp.id } }));
+    } catch (err) {
+      setError({ at: "progress", error: err });
+    }
+  };
+  useInterval(refresh, 500, Boolean(imp && !SETTLED.has(imp.status)));
+
+  const act = async (at: string, fn: () => Promise<void>) => {
+    setBusy(at);
+    setError(null);
+    try {
+      await fn();
+    } catch (err) {
+      setError({ at, error: err });
+    } finally {
+      setBusy(null);
+    }
+  };
+  const saveMapping = async (id: string) => {
+    if (!dirty) return;
+    // The spec documents `mapping` as only "suggested": its {header: target} branch is lost in the generated types.
+    const body = { identifier, mapping } as unknown as Body<"/v1/imports/{id}/mapping", "put">;
+    const saved = await api("put", "/v1/imports/{id}/mapping", { path: { id }, body });
+    setImp(saved as ImportJob);
+    setDirty(false);
+  };
+  const errAt = (at: string) => (error?.at === at ? <ErrorNote error={error.error} /> : null);
+
+  return (
+    <Section
+      title={imp ? `Import ${imp.filename ?? "of pasted CSV"}` : "New import"}
+      actions={
+        <button type="button" onClick={onClose}>
+          Back to history
+        </button>
+      }
+    >
+      {!imp ? (
+        <Upload
+          busy={busy === "upload"}
+          error={errAt("upload")}
+          onUpload={(body) =>
+            act("upload", async () => {
+              const created = await api("post", "/v1/imports", { body: body as never });
+              setImp(created as ImportJob);
+              setMapping({ ...((created as ImportJob).suggestedMapping ?? {}) });
+              setDirty(true);
+            })
+          }
+        />
+      ) : (
+        <>
+          <Draft imp={imp} />
+          <fieldset disabled={!["draft", "validated", "failed"].includes(imp.status) || busy !== null}>
+            <legend>Identify and map</legend>
+            <label for="identifier">Identifier</label>
+            <select
+              id="identifier"
+              value={identifier}
+              onChange={(e) => {
+                setIdentifier(e.currentTarget.value as Identifier);
+                setDirty(true);
+              }}
+            >
+              {IDENTIFIERS.map((i) => (
+                <option key={i} value={i}>
+                  {i}
+                </option>
+              ))}
+            </select>
+            <table class="mapping">
+              <caption>Where each column goes</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Column</th>
+                  <th scope="col">Sample</th>
+                  <th scope="col">Target</th>
+                </tr>
+              </thead>
+              <tbody>
+                {imp.headers.map((h, i) => (
+                  <tr key={h}>
+                    <th scope="row">{h}</th>
+                    <td>{imp.sample[0]?.[i] ?? ""}</td>
+                    <td>
+                      <select
+                        aria-label={`Target for column ${h}`}
+                        value={mapping[h] ?? "ignore"}
+                        onChange={(e) => {
+                          setMapping({ ...mapping, [h]: e.currentTarget.value });
+                          setDirty(true);
+                        }}
+                      >
+                        {targetsFor(imp.kind as Kind, h, imp.suggestedMapping?.[h]).map((t) => (
+                          <option key={t} value={t}>
+                            {t}
+                          </option>
+                        ))}
+                      </select>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {errAt("mapping")}
+            <div class="actions">
+              <button
+                type="button"
+                onClick={() =>
+                  act("mapping", async () => {
+                    await saveMapping(imp.id);
+                    setImp((await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } })) as ImportJob);
+                  })
+                }
+              >
+                Validate
+              </button>
+              <button
+                type="button"
+                onClick={() =>
+                  act("mapping", async () => {
+                    await saveMapping(imp.id);
+                    setImp((await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } })) as ImportJob);
+                  })
+                }
+              >
+                Start import
+              </button>
+            </div>
+          </fieldset>
+          <Outcome imp={imp} />
+          {errAt("progress")}
+          {["queued", "processing", "validating"].includes(imp.status) ? (
+            <button type="button" onClick={() => act("cancel", async () => setImp((await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })) as ImportJob))}>
+              Cancel import
+            </button>
+          ) : null}
+          {errAt("cancel")}
+          {imp.errors.length > 0 ? (
+            <>
+              <button type="button" onClick={() => act("errors", () => download(`/v1/imports/${imp.id}/errors`, `import-${imp.id}-errors.csv`))}>
+                Download error report (CSV)
+              </button>
+              {errAt("errors")}
+            </>
+          ) : null}
+        </>
+      )}
+    </Section>
+  );
+}
+
+function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Record<string, unknown>) => void; busy: boolean; error: unknown }) {
+  const [kind, setKind] = useState<Kind>("contacts");
+  const [file, setFile] = useState<File | null>(null);
+  const [paste, setPaste] = useState("");
+  const submit = (e: Event) => {
+    e.preventDefault();
+    if (file) {
+      const form = new FormData();
+      form.append("kind", kind);
+      form.append("file", file, file.name);
+      onUpload(form);
+    } else onUpload({ kind, csv: paste });
+  };
+  return (
+    <form onSubmit={submit}>
+      <label for="kind">Import kind</label>
+      <select id="kind" value={kind} onChange={(e) => setKind(e.currentTarget.value as Kind)}>
+        {KINDS.map((k) => (
+          <option key={k} value={k}>
+            {k === "members" ? "team members" : k}
+          </option>
+        ))}
+      </select>
+      <label for="csv-file">CSV file</label>
+      <input id="csv-file" type="file" accept=".csv,text/csv,text/plain" onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
+      <label for="csv-paste">Paste CSV</label>
+      <textarea id="csv-paste" rows={8} value={paste} onInput={(e) => setPaste(e.currentTarget.value)} placeholder="email,first_name&#10;ada@example.com,Ada" />
+      {error}
+      <button type="submit" disabled={busy || (!file && !paste.trim())}>
+        {busy ? "Uploading…" : "Upload"}
+      </button>
+    </form>
+  );
+}
+
+function Draft({ imp }: { imp: ImportJob }) {
+  return (
+    <div class="draft">
+      <p>
+        Status: <Badge status={imp.status} /> · encoding <strong>{imp.encoding}</strong> · delimiter <strong>{JSON.stringify(imp.delimiter)}</strong> ·{" "}
+        {imp.headers.length} columns
+      </p>
+      <table>
+        <caption>Sample rows</caption>
+        <thead>
+          <tr>
+            {imp.headers.map((h) => (
+              <th scope="col" key={h}>
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {imp.sample.slice(0, 5).map((row, r) => (
+            <tr key={r}>
+              {imp.headers.map((h, i) => (
+                <td key={h}>{row[i] ?? ""}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+type Progress = Answer<"/v1/imports/{id}", "get">["counts"];
+
+/** Live progress while it runs; the counts by name, the first errors and the status word once it settles. */
+function Outcome({ imp }: { imp: ImportJob }) {
+  const c: Progress = imp.counts;
+  const running = ["queued", "processing", "validating"].includes(imp.status);
+  if (imp.status === "draft") return null;
+  return (
+    <div class="outcome" aria-live="polite">
+      <h3>
+        {imp.status === "validated" ? "Dry run" : "Result"}: <Badge status={imp.status} />
+      </h3>
+      {running ? (
+        <p>
+          <label for="import-progress">Rows processed</label>{" "}
+          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} /> {c.processed} rows
+          {imp.progress ? ` · ${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : ""}
+          {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
+        </p>
+      ) : null}
+      <dl class="counts">
+        <div>
+          <dt>total</dt>
+          <dd>{c.total}</dd>
+        </div>
+        {COUNT_NAMES.map((n) => (
+          <div key={n}>
+            <dt>{n}</dt>
+            <dd data-count={n}>{c[n]}</dd>
+          </div>
+        ))}
+      </dl>
+      {imp.failureReason ? <p class="error">{imp.failureReason}</p> : null}
+      {imp.errors.length > 0 ? (
+        <table>
+          <caption>First errors</caption>
+          <thead>
+            <tr>
+              <th scope="col">Row</th>
+              <th scope="col">Column</th>
+              <th scope="col">Value</th>
+              <th scope="col">Problem</th>
+            </tr>
+          </thead>
+          <tbody>
+            {imp.errors.slice(0, 10).map((e, i) => (
+              <tr key={i}>
+                <td>{e.row}</td>
+                <td>{e.column}</td>
+                <td>{String(e.value ?? "")}</td>
+                <td>{e.message}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </div>
+  );
+}
