@@ -162,10 +162,27 @@ export async function cpuSecondsOf(pid: number | string): Promise<number> {
   }
 }
 
+/**
+ * BENCH_PG_CPU=database counts only the server processes connected to the bench's own database (its backends and
+ * autovacuum workers, from pg_stat_activity), leaving out the shared WAL writer and checkpointer: on a machine where
+ * other work (a test suite) also uses PostgreSQL, the default (every server process) counts theirs too.
+ */
+const PG_CPU_SCOPE = process.env.BENCH_PG_CPU === "database" ? "database" : "all";
+
 /** CPU seconds used so far by each PostgreSQL server process (backends, WAL writer, checkpointer…) on this machine. */
 async function postgresCpuByPid(): Promise<Map<string, number>> {
   const byPid = new Map<string, number>();
-  for (const pid of await readdir("/proc")) {
+  let ours: Set<string> | null = null;
+  if (PG_CPU_SCOPE === "database") {
+    const admin = adminSql();
+    try {
+      const rows = await admin`select pid from pg_stat_activity where datname = ${DB_NAME}`;
+      ours = new Set(rows.map((r) => String(r.pid)));
+    } finally {
+      await admin.end();
+    }
+  }
+  for (const pid of ours ?? (await readdir("/proc"))) {
     if (!/^\d+$/.test(pid)) continue;
     const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
     if (comm.trim() === "postgres") byPid.set(pid, await cpuSecondsOf(pid));
