@@ -24,9 +24,9 @@ const copySql = (workspaceId: string) => `
   copy (
     select p.email, p.external_id, p.username, p.first_name, p.last_name, p.name, p.company_id, lab.names
     from people p
-      left join (select pl.person_id, string_agg(l.name, ':' order by l.name) as names
-                 from person_labels pl join labels l on l.id = pl.label_id
-                 where pl.workspace_id = '${workspaceId}' group by pl.person_id) lab on lab.person_id = p.id
+      left join (select u.id as person_id, string_agg(l.name, ':' order by l.name) as names
+                 from people u cross join unnest(u.label_ids) lid join labels l on l.id = lid
+                 where u.workspace_id = '${workspaceId}' group by u.id) lab on lab.person_id = p.id
     where p.workspace_id = '${workspaceId}' order by p.id
   ) to stdout (format csv, header)`;
 

@@ -44,7 +44,7 @@ interface SegmentCase {
   countSql: string;
 }
 
-const VIP = `exists (select 1 from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id and l.workspace_id = $1 and l.name = 'vip')`;
+const VIP = `p.label_ids @> array[(select l.id from labels l where l.workspace_id = $1 and l.name = 'vip')]`;
 const BETA = VIP.replace("'vip'", "'beta'");
 const CASES: SegmentCase[] = [
   { name: "attribute: plan = pro", conditions: () => ({ field: "attributes.plan", op: "eq", value: "pro" }), countSql: `p.attributes ->> 'plan' = 'pro'` },

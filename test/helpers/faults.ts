@@ -87,7 +87,7 @@ export async function expectExactlyOnce(ctx: TestContext, client: Client, id: st
       (select count(distinct lower(email))::int from people where workspace_id = ${client.workspaceId}) as emails,
       (select count(*)::int from events where import_id = ${id}) as events,
       (select count(distinct import_row)::int from events where import_id = ${id}) as event_rows,
-      (select count(*)::int from person_labels pl join people p on p.id = pl.person_id where p.workspace_id = ${client.workspaceId}) as label_links,
+      (select coalesce(sum(cardinality(p.label_ids)), 0)::int from people p where p.workspace_id = ${client.workspaceId}) as label_links,
       (select count(*)::int from import_people where import_id = ${id}) as ledger,
       (select status from imports where id = ${id}) as status,
       (select json_build_object('total', total, 'processed', processed, 'created', created, 'updated', updated, 'unchanged', unchanged, 'skipped', skipped, 'failed', failed) from imports where id = ${id}) as counts`;

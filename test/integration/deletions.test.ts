@@ -36,7 +36,7 @@ async function traces(personId: string) {
   const [row] = await t.ctx.db.$client`
     select
       (select count(*)::int from people where id = ${personId}) as people,
-      (select count(*)::int from person_labels where person_id = ${personId}) as labels,
+      (select coalesce(sum(cardinality(label_ids)), 0)::int from people where id = ${personId}) as labels,
       (select count(*)::int from segment_memberships where person_id = ${personId}) as memberships,
       (select count(*)::int from events where person_id = ${personId}) as events`;
   return row;

@@ -21,7 +21,7 @@ const SOURCE = [
 async function people(workspaceId: string) {
   return t.ctx.db.$client`
     select p.email, p.external_id, p.username, p.first_name, p.last_name, p.name, p.company_id, p.attributes,
-      coalesce((select array_agg(l.name order by l.name) from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id), '{}') as labels
+      coalesce((select array_agg(l.name order by l.name) from labels l where l.id = any(p.label_ids)), '{}') as labels
     from people p where p.workspace_id = ${workspaceId} order by lower(p.email)`;
 }
 

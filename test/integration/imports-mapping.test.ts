@@ -22,7 +22,7 @@ afterAll(async () => {
 async function person(email: string, workspaceId = client.workspaceId) {
   const [p] = await t.ctx.db.$client`
     select p.first_name, p.last_name, p.attributes,
-      coalesce((select array_agg(l.name order by l.name) from person_labels pl join labels l on l.id = pl.label_id where pl.person_id = p.id), '{}') as labels
+      coalesce((select array_agg(l.name order by l.name) from labels l where l.id = any(p.label_ids)), '{}') as labels
     from people p where p.workspace_id = ${workspaceId} and lower(p.email) = ${email}`;
   return p;
 }

@@ -65,7 +65,7 @@ describe("re-imports count exactly what changed", () => {
       ["c@x.io", ["attributes.plan"]],
       ["d@x.io", ["labels"]],
     ]);
-    const labels = await q(client, `select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id where p.email = 'd@x.io' and p.workspace_id = $ws`);
+    const labels = await q(client, `select l.name from people p cross join unnest(p.label_ids) lid join labels l on l.id = lid where p.email = 'd@x.io' and p.workspace_id = $ws`);
     expect(labels.map((l) => l.name)).toEqual(["Gold"]);
   });
 
@@ -79,7 +79,7 @@ describe("re-imports count exactly what changed", () => {
   it("labels replace drops the labels a row does not list; labels are case-sensitive", async () => {
     const done = await importAndWait(client, "email,labels\nc@x.io,trial", { options: { labels: "replace" } });
     expect(done.counts).toMatchObject({ updated: 1 });
-    const labels = await q(client, `select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id where p.email = 'c@x.io' and p.workspace_id = $ws order by 1`);
+    const labels = await q(client, `select l.name from people p cross join unnest(p.label_ids) lid join labels l on l.id = lid where p.email = 'c@x.io' and p.workspace_id = $ws order by 1`);
     expect(labels.map((l) => l.name)).toEqual(["trial"]);
     const all = await q(client, `select name from labels where workspace_id = $ws order by name collate "C"`);
     expect(all.map((l) => l.name)).toEqual(["Demo", "Gold", "Trial", "VIP", "trial"]);

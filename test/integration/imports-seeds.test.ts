@@ -75,7 +75,7 @@ describe("seed shapes", () => {
     const done = await waitForImport(client, first.json.id);
     expect(done.counts).toMatchObject({ created: 1, failed: 0 });
     const labels = await t.ctx.db.$client`
-      select l.name from person_labels pl join labels l on l.id = pl.label_id join people p on p.id = pl.person_id
+      select l.name from people p cross join unnest(p.label_ids) lid join labels l on l.id = lid
       where p.email = 'kim@example.com' and p.workspace_id = ${client.workspaceId} order by l.name`;
     expect(labels.map((l) => l.name)).toEqual(["Demo", "Marketing", "Trial", "VIP"]);
 

@@ -76,7 +76,6 @@ describe("migrate-cli on a fresh database", () => {
       "people",
       "team_members",
       "labels",
-      "person_labels",
       "attribute_definitions",
       "events",
       "segments",

@@ -25,11 +25,12 @@ export interface ColumnSql {
  */
 export const USER_JOINS = {
   // ':'-joined, as an import's `labels` column reads them; sorted so the same person always exports the same text.
-  labels: (scope: (alias: string) => string) =>
-    `left join (select pl.person_id, string_agg(l.name, ':' order by l.name) as names from person_labels pl join labels l on l.id = pl.label_id where ${scope("pl")} group by pl.person_id) lab on lab.person_id = p.id`,
-  segments: (scope: (alias: string) => string) =>
+  // Aggregated from the person's label id array (`u`: the same people as `p`, filtered by the same scope).
+  labels: (scope: (alias: string, personId?: string) => string) =>
+    `left join (select u.id as person_id, string_agg(l.name, ':' order by l.name) as names from people u cross join unnest(u.label_ids) lid join labels l on l.id = lid where ${scope("u", "u.id")} group by u.id) lab on lab.person_id = p.id`,
+  segments: (scope: (alias: string, personId?: string) => string) =>
     `left join (select m.person_id, string_agg(s.name, ':' order by s.name) as names from segment_memberships m join segments s on s.id = m.segment_id where ${scope("m")} group by m.person_id) seg on seg.person_id = p.id`,
-} satisfies Record<string, (scope: (alias: string) => string) => string>;
+} satisfies Record<string, (scope: (alias: string, personId?: string) => string) => string>;
 
 export const USER_NATIVE_COLUMNS = [
   "id",

@@ -80,7 +80,7 @@ export function usersStatements(workspaceId: string, params: ExportParams, predi
   const ws = uuidLiteral(workspaceId);
   const exprs = columns.map((c, i) => `, ${c.expr} as c${i}`).join("");
   const filtered = Boolean(params.segmentId || predicate);
-  const scope = (alias: string) => `${alias}.workspace_id = ${ws}${filtered ? ` and ${alias}.person_id in (select id from export_people)` : ""}`;
+  const scope = (alias: string, personId = `${alias}.person_id`) => `${alias}.workspace_id = ${ws}${filtered ? ` and ${personId} in (select id from export_people)` : ""}`;
   const joins = [...new Set(columns.flatMap((c) => (c.join ? [c.join] : [])))].map((j) => ` ${USER_JOINS[j](scope)}`).join("");
   const from = `from people p cross join export_params x${joins} where p.workspace_id = ${ws}`;
   const headers = columns.map((c) => c.header);

@@ -18,9 +18,9 @@ type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 const idList = (ids: number[]) => sql`(select x::bigint from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) x)`;
 
 /**
- * Erases the given people of the workspace in the caller's transaction: memberships (counts follow), events, label
- * links, import ledger entries, stored identify responses, then the people. Ids of another workspace or of no one are
- * ignored. Returns the ids actually erased, ascending.
+ * Erases the given people of the workspace in the caller's transaction: memberships (counts follow), events, import
+ * ledger entries, stored identify responses, then the people (their labels are an array on the row). Ids of another
+ * workspace or of no one are ignored. Returns the ids actually erased, ascending.
  */
 export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: number[]): Promise<number[]> {
   const ids = [...new Set(personIds)].sort((a, b) => a - b);
@@ -42,8 +42,7 @@ export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: numb
     update segments s set member_count = greatest(s.member_count - lost.n, 0) from lost where s.id = lost.segment_id`);
   // 4. Events, explicitly: the foreign key to people is going away (its check costs every event insert).
   await tx.execute(sql`delete from events where workspace_id = ${workspaceId}::uuid and person_id in ${idList(found)}`);
-  // 5. Label links and a running import's ledger (neither is keyed by workspace: person ids are global).
-  await tx.execute(sql`delete from person_labels where person_id in ${idList(found)}`);
+  // 5. A running import's ledger (not keyed by workspace: person ids are global). Labels are an array on the person.
   await tx.execute(sql`delete from import_people where person_id in ${idList(found)}`);
   // 6. Stored identify responses (Idempotency-Key replays) repeat the person's fields.
   await tx.execute(sql`

@@ -122,11 +122,14 @@ async function upsert(db: Db, workspaceId: string, input: IdentifyInput): Promis
         select ${workspaceId}::uuid, n from jsonb_array_elements_text(${names}::jsonb) n
         order by n
         on conflict do nothing`);
+      // Labels live on the person as a sorted, distinct array of label ids.
       await tx.execute(sql`
-        insert into person_labels (workspace_id, person_id, label_id)
-        select ${workspaceId}::uuid, ${row.id}::bigint, l.id from labels l
-        where l.workspace_id = ${workspaceId}::uuid and l.name in (select jsonb_array_elements_text(${names}::jsonb))
-        on conflict do nothing`);
+        update people p set label_ids = array(
+          select unnest(p.label_ids)
+          union select l.id from labels l
+          where l.workspace_id = ${workspaceId}::uuid and l.name in (select jsonb_array_elements_text(${names}::jsonb))
+          order by 1)
+        where p.id = ${row.id}::bigint`);
     }
     return { row, created };
   });

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gt, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
-import { events, labels, personLabels, segmentMemberships, segments } from "../../db/schema.js";
+import { events, labels, segmentMemberships, segments } from "../../db/schema.js";
 import { encodeIdCursor } from "../../lib/id-cursor.js";
 import { NotFoundError } from "../errors.js";
 import { compileConditions, parseConditions } from "../segments/conditions.js";
@@ -52,12 +52,13 @@ export async function getProfile(db: Db, workspaceId: string, id: string) {
     .where(and(eq(p.id, personId), eq(p.workspaceId, workspaceId)));
   if (!person) throw new NotFoundError("User");
   const [labelRows, segmentRows, eventRows] = await Promise.all([
-    db
-      .select({ id: labels.id, name: labels.name })
-      .from(personLabels)
-      .innerJoin(labels, eq(labels.id, personLabels.labelId))
-      .where(and(eq(personLabels.personId, personId), eq(labels.workspaceId, workspaceId)))
-      .orderBy(asc(labels.name)),
+    person.labelIds.length === 0
+      ? Promise.resolve([])
+      : db
+          .select({ id: labels.id, name: labels.name })
+          .from(labels)
+          .where(and(inArray(labels.id, person.labelIds), eq(labels.workspaceId, workspaceId)))
+          .orderBy(asc(labels.name)),
     db
       .select({ id: segments.id, name: segments.name, type: segments.type, value: segmentMemberships.value, enteredAt: segmentMemberships.enteredAt })
       .from(segmentMemberships)

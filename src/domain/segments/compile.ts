@@ -270,8 +270,10 @@ function compileNode(c: Condition, ctx: CompileContext): SQL {
   if ("any" in c) return c.any.length ? sql`(${sql.join(c.any.map((x) => compileNode(x, ctx)), sql` or `)})` : FALSE;
   if ("not" in c) return not(compileNode(c.not, ctx));
   if ("label" in c) {
-    const has = sql`exists (select 1 from person_labels pl join labels l on l.id = pl.label_id
-      where pl.person_id = p.id and l.workspace_id = ${ctx.workspaceId}::uuid and l.name = ${txt(c.label)})`;
+    // The person's label ids (GIN-indexed) contain the label's id; a name the workspace has no label for is id 0, which
+    // no one has.
+    const has = sql`p.label_ids @> array[coalesce((select l.id from labels l
+      where l.workspace_id = ${ctx.workspaceId}::uuid and l.name = ${txt(c.label)}), 0)]::bigint[]`;
     return c.op === "has" ? has : sql`(not ${has})`;
   }
   if ("event" in c) return compileEvent(c, ctx);

@@ -7,7 +7,8 @@ import { copyRows } from "../copy.js";
 /**
  * One batch of contact rows, written set-based inside the caller's transaction:
  * COPY into a temp staging table, check what only the database can check, then insert new people, update
- * changed ones, labels, segments, events and the per-import ledger, each as one statement in key order.
+ * changed ones (labels are an array on the person), segments, events and the per-import ledger, each as one
+ * statement in key order.
  */
 
 export const CONTACT_STAGE_TABLE = "import_stage_contacts";
@@ -18,6 +19,7 @@ const CREATE_STAGE = `
     key text not null,
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
     attributes jsonb, labels text, label_ids text, segment text, segment_value text,
+    want_labels bigint[],
     person_id bigint,
     prev_row bigint,
     prev_outcome text,
@@ -55,10 +57,20 @@ const analysed = new WeakSet<ReservedSql>();
 /**
  * Which fields of staged row `r` differ from the person `p` (a non-empty cell that differs; empty cells change nothing).
  * Attribute values are scalars (cells), so containment (`@>`, one cheap call) proves most rows change no attribute.
+ * Labels (`want`: the row's label ids, sorted and distinct; null when the row lists none) change when the person lacks
+ * one of them, or, with `replace`, has another one too (both arrays are sorted and distinct, so `<>` compares sets).
  */
-const diff = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null and ${r}.${f} is distinct from p.${f} then '${f}' end`).join(", ")}], null)
+const diff = (r: string, want: string, replace: boolean) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null and ${r}.${f} is distinct from p.${f} then '${f}' end`).join(", ")},
+     case when ${want} is not null and ${replace ? `p.label_ids <> ${want}` : `not p.label_ids @> ${want}`} then 'labels' end], null)
   || case when ${r}.attributes is null or p.attributes @> ${r}.attributes then '{}'
      else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}') end`;
+/**
+ * The label ids staged row `r` lists, by name (exact, case-sensitive) and by id, sorted and distinct; null when it lists
+ * none. Names are in the vocabulary by then (inserted first); an id that is not is the row's `unknown_label_id` error.
+ */
+const wantLabels = (r: string) => `case when ${r}.labels is null and ${r}.label_ids is null then null else array(
+     select l.id from labels l where l.workspace_id = $1 and l.name = any(string_to_array(${r}.labels, ':'))
+     union select unnest(string_to_array(${r}.label_ids, ':')::bigint[]) order by 1) end`;
 /** What creating staged row `r` sets: every non-empty field and attribute. */
 const creation = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null then '${f}' end`).join(", ")}], null)
   || coalesce(array(select 'attributes.' || k from jsonb_object_keys(${r}.attributes) k order by k), '{}')`;
@@ -84,17 +96,31 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
   // inlining it twice: once for `outcome`, once for `changed`). The diff is taken without a
   // lock: rows found unchanged write nothing to the person, and rows that change are read again under the lock (4).
+  //    The row's labels are resolved to ids here too, so the diff compares them with the person's array; names new to
+  //    the workspace enter its vocabulary first (a name in a row that a later check fails stays in the vocabulary,
+  //    unattached, as a label created by any import would).
   const m = MATCH[ctx.identifier];
+  const replace = ctx.options.labels === "replace";
+  if (ctx.headerOf.labels) {
+    await q(
+      `insert into labels (workspace_id, name)
+       select distinct $1::uuid, n from ${CONTACT_STAGE_TABLE} s, unnest(string_to_array(s.labels, ':')) n
+       where s.labels is not null order by 2
+       on conflict (workspace_id, name) do nothing`,
+      [ws],
+    );
+  }
   await q(
     `update ${CONTACT_STAGE_TABLE} s set
        person_id = coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass))),
        outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
-       changed = c.changed,
+       changed = c.changed, want_labels = w.ids,
        prev_row = ip.row, prev_outcome = ip.outcome
      from ${CONTACT_STAGE_TABLE} o
        left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
        left join lateral (select ip.row, ip.outcome from import_people ip where ip.import_id = $2 and ip.person_id = p.id offset 0) ip on true
-       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o")} end as changed offset 0) c
+       cross join lateral (select ${wantLabels("o")} as ids offset 0) w
+       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "w.ids", replace)} end as changed offset 0) c
      where s.row = o.row`,
     [ws, imp],
   );
@@ -151,15 +177,15 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 
   // 3. New people, inserted in key order (their ids were drawn in step 1, so nothing joins back on the key).
   await q(
-    `insert into people (id, workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes)
+    `insert into people (id, workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes, label_ids)
      overriding system value
-     select s.person_id, $1, s.email, s.email_key, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb)
+     select s.person_id, $1, s.email, s.email_key, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb),
+       coalesce(s.want_labels, '{}')
      from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and ${ACTIVE}
      order by s.key`,
     [ws],
   );
 
-  await writeLabels(q, ctx);
   await writeSegmentColumn(q, ctx);
 
   // 4. Lock the existing people this batch changes, in id order, so concurrent imports cannot deadlock; then read them
@@ -175,8 +201,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        outcome = case when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end
      from ${CONTACT_STAGE_TABLE} o
        cross join lateral (select * from people p where p.id = o.person_id offset 0) p
-       cross join lateral (select ${diff("o")}
-         || array(select x from unnest(o.changed) x where x in ('labels', 'segments')) as changed) c
+       cross join lateral (select ${diff("o", "o.want_labels", replace)}
+         || array(select x from unnest(o.changed) x where x = 'segments') as changed) c
      where s.row = o.row and o.outcome = 'updated' and o.err_code is null`,
   );
   await q(
@@ -185,6 +211,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        -- The key moves with the email (only when the email changes: that is when step 2 checked it for conflicts).
        email_key = case when s.email is distinct from p.email and s.email is not null then s.email_key else p.email_key end,
        attributes = case when s.attributes is null then p.attributes else p.attributes || s.attributes end,
+       label_ids = case when s.want_labels is null then p.label_ids
+         ${replace ? "else s.want_labels" : "else array(select unnest(p.label_ids) union select unnest(s.want_labels) order by 1)"} end,
        updated_at = now()
      from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,
   );
@@ -225,49 +253,6 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 }
 
 type Query = StageQuery;
-
-/** Labels by exact, case-sensitive name (created as needed) and by id; `replace` drops labels the row does not list. */
-async function writeLabels(q: Query, ctx: ContactBatchContext): Promise<void> {
-  if (!ctx.headerOf.labels && !ctx.headerOf.label_ids) return;
-  const ws = ctx.workspaceId;
-  const active = "s.err_code is null";
-  await q(
-    `insert into labels (workspace_id, name)
-     select distinct $1::uuid, n from ${CONTACT_STAGE_TABLE} s, unnest(string_to_array(s.labels, ':')) n
-     where ${active} and s.labels is not null order by 2
-     on conflict (workspace_id, name) do nothing`,
-    [ws],
-  );
-  const want = `
-    select s.person_id, l.id as label_id from ${CONTACT_STAGE_TABLE} s
-      cross join lateral unnest(string_to_array(s.labels, ':')) n
-      join labels l on l.workspace_id = $1 and l.name = n
-    where ${active} and s.labels is not null
-    union
-    select s.person_id, lid::bigint from ${CONTACT_STAGE_TABLE} s
-      cross join lateral unnest(string_to_array(s.label_ids, ':')) lid
-    where ${active} and s.label_ids is not null`;
-  const replaced =
-    ctx.options.labels === "replace"
-      ? `, removed as (
-           delete from person_labels pl using ${CONTACT_STAGE_TABLE} s
-           where pl.person_id = s.person_id and ${active} and (s.labels is not null or s.label_ids is not null)
-             and not exists (select 1 from want w where w.person_id = pl.person_id and w.label_id = pl.label_id)
-           returning pl.person_id)`
-      : `, removed as (select null::bigint as person_id where false)`;
-  await q(
-    `with want as (${want}),
-     added as (
-       insert into person_labels (workspace_id, person_id, label_id)
-       select $1, person_id, label_id from want order by person_id, label_id
-       on conflict do nothing returning person_id)
-     ${replaced}
-     update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{labels}', outcome = 'updated'
-     where s.person_id in (select person_id from added union select person_id from removed)
-       and not ('labels' = any(s.changed)) and s.outcome in ('updated', 'unchanged')`,
-    [ws],
-  );
-}
 
 /**
  * The segment / segment_value columns: the person joins that static segment (created if missing) with that value.
