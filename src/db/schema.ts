@@ -73,6 +73,13 @@ export const people = pgTable(
      * answers the label conditions of segments (`label_ids @> array[id]`). Labels are never deleted.
      */
     labelIds: id64("label_ids").array().notNull().default(sql`'{}'::bigint[]`),
+    /**
+     * Provenance: the import (and its data row) that created this person; null for people created otherwise. It is
+     * the import's ledger entry for the people it creates (a later row of the same file finds the earlier one here),
+     * and what undoing an import deletes. No index: only createSegment and undo read it, by workspace.
+     */
+    createdImportId: uuid("created_import_id"),
+    createdImportRow: bigint("created_import_row", { mode: "number" }),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
     lastSeenAt: ts("last_seen_at"),
@@ -362,7 +369,8 @@ export const importErrors = pgTable(
 /**
  * Which person each import row touched, written in the row's batch transaction. It tells a later row for the
  * same person (in a later batch) that an earlier row of the file must count as skipped, and seeds createSegment.
- * Rows are deleted when the import ends.
+ * A contacts import writes no entry for a row that creates its person (people.created_import_id/row say it), only
+ * for rows that find an existing person. Rows are deleted when the import ends.
  */
 export const importPeople = pgTable(
   "import_people",

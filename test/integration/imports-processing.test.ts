@@ -235,6 +235,32 @@ describe("the run statuses and counts the contract promises", () => {
   });
 });
 
+describe("dry run over many batches (batch size 4)", () => {
+  it("counts a person repeated in a later batch once, as the real run does, with the same error report", async () => {
+    const client = await fresh();
+    await importAndWait(client, "email,first_name\nold@x.io,Old\nsame@x.io,Same");
+    // Rows 1 and 7 (new person), 2 and 8 (existing person), 3 and 6 (another new person) repeat across batches.
+    const csv = ["email,first_name", "n1@x.io,A", "old@x.io,New", "n2@x.io,B", "same@x.io,Same", "n3@x.io,C", "N2@x.io,B2", "n1@x.io,A2", "old@x.io,Newer", "n4@x.io,D"].join("\n");
+    const created = await pasteImport(client, csv, { identifier: "email" });
+    expect((await client.request("POST", `/v1/imports/${created.json.id}/validate`)).status).toBe(202);
+    const dry = await waitForImport(client, created.json.id);
+    expect(dry.status).toBe("validated");
+    const dryReport = (await errorReport(client, created.json.id)).map((e) => [e.row, e.code]);
+    expect((await client.request("POST", `/v1/imports/${created.json.id}/start`)).status).toBe(202);
+    const real = await waitForImport(client, created.json.id);
+    expect(real.status).toBe("done");
+    expect(real.counts).toEqual({ total: 9, processed: 9, created: 4, updated: 1, unchanged: 1, skipped: 3, failed: 0 });
+    expect(dry.counts).toEqual(real.counts);
+    const realReport = (await errorReport(client, created.json.id)).map((e) => [e.row, e.code]);
+    expect(realReport).toEqual([
+      ["1", "duplicate_in_file"],
+      ["2", "duplicate_in_file"],
+      ["3", "duplicate_in_file"],
+    ]);
+    expect(dryReport).toEqual(realReport);
+  });
+});
+
 describe("idempotency, history and cancel", () => {
   it("the same Idempotency-Key with the same request returns the original import; with another request, 422", async () => {
     const client = await fresh();

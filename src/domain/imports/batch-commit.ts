@@ -88,6 +88,7 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
     }
     if (imp.dryRun) {
       await conn.unsafe("rollback");
+      await result.afterRollback?.();
       await conn.unsafe("begin");
       const [again] = await conn`select fence from imports where id = ${imp.id} for update`;
       if (!again || Number(again.fence) !== imp.fence) throw new FenceLost();

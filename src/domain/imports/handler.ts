@@ -26,6 +26,8 @@ export interface BatchResult {
   errors: RowError[];
   /** Earlier rows (in committed batches) that a row of this batch superseded: they move to skipped. */
   superseded: { row: number; outcome: "created" | "updated" | "unchanged"; key: string }[];
+  /** A dry run's batch is rolled back; this runs on the same connection just after, for what must outlive it. */
+  afterRollback?: () => Promise<void>;
 }
 
 /** What a batch writer knows about the import it writes for. */

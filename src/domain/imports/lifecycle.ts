@@ -165,7 +165,9 @@ export async function finishImport(db: Db, imp: ImportRow, createdSegmentId: str
     if (createdSegmentId) {
       await tx.execute(sql`
         insert into segment_memberships (workspace_id, segment_id, person_id)
-        select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from import_people where import_id = ${imp.id}
+        select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from (
+          select person_id from import_people where import_id = ${imp.id}
+          union select id from people where workspace_id = ${imp.workspaceId}::uuid and created_import_id = ${imp.id}) t
         order by person_id
         on conflict do nothing`);
     }

@@ -47,8 +47,19 @@ const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "
 /** A row still in play: no check failed or skipped it. */
 const ACTIVE = "s.err_code is null";
 
+/**
+ * A dry run rolls every batch back, the ledger (import_people) and the people it would create with it: so that a row
+ * repeating a person of an earlier batch still finds the earlier row (and counts as the real run would), a dry run
+ * keeps, by key, which row last touched each person in this session-local table, written after each rollback.
+ */
+const DRY_LEDGER_TABLE = "import_dry_ledger";
+const CREATE_DRY_LEDGER = `create temp table if not exists ${DRY_LEDGER_TABLE} (key text primary key, row bigint not null, outcome text not null)`;
+
+/** Readies the session's staging tables for a run: the dry-run ledger starts empty (a dry run always starts fresh). */
 export async function ensureContactStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
+  await conn.unsafe(CREATE_DRY_LEDGER);
+  await conn.unsafe(`truncate ${DRY_LEDGER_TABLE}`);
 }
 
 /** Runs (reserved connections) that analysed their staging table: every batch of an import looks alike, so once is enough. */
@@ -89,8 +100,9 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   }
 
   // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
-  //    is none (the sequence is looked up once, not per row), what the row would change, and the ledger's earlier row
-  //    of this file for the same person.
+  //    is none (the sequence is looked up once, not per row), what the row would change, and the earlier row of this
+  //    file for the same person: the person's own provenance when this import created them, else the ledger (probed
+  //    only for people that exist); in a dry run, the dry-run ledger by key.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
@@ -115,10 +127,19 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        person_id = coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass))),
        outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
        changed = c.changed, want_labels = w.ids,
-       prev_row = ip.row, prev_outcome = ip.outcome
+       ${
+         ctx.dryRun
+           ? "prev_row = ip.row, prev_outcome = ip.outcome"
+           : `prev_row = coalesce(ip.row, case when p.created_import_id = $2 then p.created_import_row end),
+       prev_outcome = coalesce(ip.outcome, case when p.created_import_id = $2 then 'created' end)`
+       }
      from ${CONTACT_STAGE_TABLE} o
        left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
-       left join lateral (select ip.row, ip.outcome from import_people ip where ip.import_id = $2 and ip.person_id = p.id offset 0) ip on true
+       left join lateral (${
+         ctx.dryRun
+           ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
+           : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
+       } offset 0) ip on true
        cross join lateral (select ${wantLabels("o")} as ids offset 0) w
        cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "w.ids", replace)} end as changed offset 0) c
      where s.row = o.row`,
@@ -177,13 +198,14 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 
   // 3. New people, inserted in key order (their ids were drawn in step 1, so nothing joins back on the key).
   await q(
-    `insert into people (id, workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes, label_ids)
+    `insert into people (id, workspace_id, email, email_key, external_id, username, first_name, last_name, name, company_id, attributes, label_ids,
+       created_import_id, created_import_row)
      overriding system value
      select s.person_id, $1, s.email, s.email_key, s.external_id, s.username, s.first_name, s.last_name, s.name, s.company_id, coalesce(s.attributes, '{}'::jsonb),
-       coalesce(s.want_labels, '{}')
+       coalesce(s.want_labels, '{}'), $2, s.row
      from ${CONTACT_STAGE_TABLE} s where s.outcome = 'created' and ${ACTIVE}
      order by s.key`,
-    [ws],
+    [ws, imp],
   );
 
   await writeSegmentColumn(q, ctx);
@@ -231,15 +253,29 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     [ws, imp],
   );
 
-  // 6. The ledger: which row of this file last touched each person.
-  await q(
-    `insert into import_people (import_id, person_id, row, outcome)
-     select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
-     where ${ACTIVE} and s.outcome in ('created', 'updated', 'unchanged')
-     order by s.person_id
-     on conflict (import_id, person_id) do update set row = excluded.row, outcome = excluded.outcome`,
-    [imp],
-  );
+  // 6. The ledger: which row of this file last touched each person that existed before the row (a person the row
+  //    created has it in created_import_id/row). A dry run keeps it by key, after the rollback (afterRollback).
+  let afterRollback: BatchResult["afterRollback"];
+  if (ctx.dryRun) {
+    const touched = await q(`select s.key, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.outcome in ('created', 'updated', 'unchanged')`);
+    afterRollback = async () => {
+      await q(
+        `insert into ${DRY_LEDGER_TABLE} (key, row, outcome)
+         select * from unnest($1::text[], $2::bigint[], $3::text[])
+         on conflict (key) do update set row = excluded.row, outcome = excluded.outcome`,
+        [touched.map((r) => r.key), touched.map((r) => r.row), touched.map((r) => r.outcome)],
+      );
+    };
+  } else {
+    await q(
+      `insert into import_people (import_id, person_id, row, outcome)
+       select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
+       where ${ACTIVE} and s.outcome in ('created', 'updated', 'unchanged') and not (s.outcome = 'created' and s.prev_row is null)
+       order by s.person_id
+       on conflict (import_id, person_id) do update set row = excluded.row, outcome = excluded.outcome`,
+      [imp],
+    );
+  }
 
   const superseded = await q(
     `select s.prev_row as row, s.prev_outcome as outcome, s.key from ${CONTACT_STAGE_TABLE} s where s.prev_row is not null and ${ACTIVE}`,
@@ -249,6 +285,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     counts,
     errors,
     superseded: superseded.map((s) => ({ row: Number(s.row), outcome: s.outcome as "created", key: s.key as string })),
+    afterRollback,
   };
 }
 
