@@ -72,12 +72,12 @@ describe("a worker killed with SIGKILL mid-import", () => {
         (select count(*)::int from people where workspace_id = ${client.workspaceId}) as people,
         (select count(distinct lower(email))::int from people where workspace_id = ${client.workspaceId}) as emails,
         (select count(*)::int from events where import_id = ${id}) as events,
-        (select count(distinct import_row)::int from events where import_id = ${id}) as event_rows,
+        (select count(distinct person_id)::int from events where import_id = ${id}) as event_people,
         (select coalesce(sum(cardinality(p.label_ids)), 0)::int from people p where p.workspace_id = ${client.workspaceId}) as label_links,
         (select count(*)::int from import_people where import_id = ${id}) as ledger,
         (select count(*)::int from people where created_import_id = ${id}) as provenance,
         (select attempts from imports where id = ${id}) as attempts`;
-    expect(state).toEqual({ people: ROWS, emails: ROWS, events: ROWS, event_rows: ROWS, label_links: ROWS, ledger: 0, provenance: ROWS, attempts: 2 });
+    expect(state).toEqual({ people: ROWS, emails: ROWS, events: ROWS, event_people: ROWS, label_links: ROWS, ledger: 0, provenance: ROWS, attempts: 2 });
     await second.kill();
   }, 180_000);
 });

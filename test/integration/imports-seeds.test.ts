@@ -44,7 +44,7 @@ describe("seed shapes", () => {
       ["ada@example.com", "Ada", "Lovelace"],
       ["ALAN@example.com", "Alan", "Turing"],
     ]);
-    const events = await t.ctx.db.$client`select name, properties from events where import_id = ${id} order by import_row`;
+    const events = await t.ctx.db.$client`select name, properties from events where import_id = ${id} order by id`;
     expect(events.map((e) => e.name)).toEqual(["person.created", "person.created"]);
     expect(events[0]!.properties).toEqual({ importId: id, changed: ["email", "first_name", "last_name"] });
   });

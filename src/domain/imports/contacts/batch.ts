@@ -241,15 +241,15 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // A row repeating a person this file created still counts as a creation: the earlier row is the one skipped.
   await q(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged') and ${ACTIVE}`);
 
-  // 5. One event per created or updated person; (import_id, import_row) is unique, so a replay adds nothing.
+  // 5. One event per created or updated person. The batch commits with its checkpoint under the run's fence, so it is
+  //    never written twice: the events need no (import_id, import_row) unique index entry, and carry no row.
   await q(
-    `insert into events (workspace_id, person_id, name, properties, import_id, import_row)
+    `insert into events (workspace_id, person_id, name, properties, import_id)
      select $1, s.person_id,
        case when s.outcome = 'created' and s.prev_row is null then 'person.created' else 'person.updated' end,
-       jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2::uuid, s.row
+       jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)), $2::uuid
      from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and ${ACTIVE} and cardinality(s.changed) > 0
-     order by s.row
-     on conflict (import_id, import_row) where import_id is not null do nothing`,
+     order by s.row`,
     [ws, imp],
   );
 

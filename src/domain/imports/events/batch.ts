@@ -91,7 +91,7 @@ export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows
        select $1, s.person_id, s.event, coalesce(s.occurred_at, now()), coalesce(s.properties, '{}'::jsonb), $2::uuid, s.row
        from ${T} s where ${ACTIVE} and s.person_id is not null
        order by s.row
-       on conflict (import_id, import_row) where import_id is not null do nothing
+       on conflict (import_id, import_row) where import_row is not null do nothing
        returning import_row)
      update ${T} s set outcome = case when s.row in (select import_row from written) then 'created' else 'unchanged' end
      where ${ACTIVE} and s.person_id is not null`,
