@@ -75,23 +75,30 @@ const diff = (r: string, want: string, replace: boolean) => `array_remove(array[
      case when ${want} is not null and ${replace ? `p.label_ids <> ${want}` : `not p.label_ids @> ${want}`} then 'labels' end], null)
   || case when ${r}.attributes is null or p.attributes @> ${r}.attributes then '{}'
      else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}') end`;
-/**
- * The label ids staged row `r` lists, by name (exact, case-sensitive) and by id, sorted and distinct; null when it lists
- * none. Names are in the vocabulary by then (inserted first); an id that is not is the row's `unknown_label_id` error.
- */
-const wantLabels = (r: string) => `case when ${r}.labels is null and ${r}.label_ids is null then null else array(
-     select l.id from labels l where l.workspace_id = $1 and l.name = any(string_to_array(${r}.labels, ':'))
-     union select unnest(string_to_array(${r}.label_ids, ':')::bigint[]) order by 1) end`;
 /** What creating staged row `r` sets: every non-empty field and attribute. */
 const creation = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null then '${f}' end`).join(", ")}], null)
   || coalesce(array(select 'attributes.' || k from jsonb_object_keys(${r}.attributes) k order by k), '{}')`;
 
-export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, rows: StagedRow[]): Promise<BatchResult> {
+/** A run's label vocabulary: name → id. Labels are never deleted or renamed, so an id once read stays right for the run. */
+export type LabelIds = Map<string, string>;
+
+const LABELS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("labels");
+const LABEL_IDS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("label_ids");
+
+export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, rows: StagedRow[], labelIds: LabelIds): Promise<BatchResult> {
   const ws = ctx.workspaceId;
   const imp = ctx.importId;
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
 
-  await copyRows(conn, CONTACT_STAGE_TABLE, ["row", "key", ...CONTACT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
+  // 0. Each row's labels as ids (want_labels), staged with the row: resolved here from the run's vocabulary, so the
+  //    database does not look names up row by row (that lookup was ~30% of the resolve pass below).
+  const want = await wantLabels(q, ctx, rows, labelIds);
+  await copyRows(
+    conn,
+    CONTACT_STAGE_TABLE,
+    ["row", "key", ...CONTACT_STAGE_COLUMNS, "want_labels"],
+    rows.map((r, i) => [r.row, r.key, ...r.values, want[i] ?? null]),
+  );
   // A temp table has no statistics until analysed: without them the joins below plan as nested loops. The statistics
   // outlive `on commit delete rows`, and every batch looks alike, so only the first batch of a run analyses.
   if (!analysed.has(conn)) {
@@ -102,31 +109,20 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
   //    is none (the sequence is looked up once, not per row), what the row would change, and the earlier row of this
   //    file for the same person: the person's own provenance when this import created them, else the ledger (probed
-  //    only for people that exist); in a dry run, the dry-run ledger by key.
+  //    only for people that exist); in a dry run, the dry-run ledger by key. Labels are compared as the row's label
+  //    ids (step 0) against the person's array.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
   // inlining it twice: once for `outcome`, once for `changed`). The diff is taken without a
   // lock: rows found unchanged write nothing to the person, and rows that change are read again under the lock (4).
-  //    The row's labels are resolved to ids here too, so the diff compares them with the person's array; names new to
-  //    the workspace enter its vocabulary first (a name in a row that a later check fails stays in the vocabulary,
-  //    unattached, as a label created by any import would).
   const m = MATCH[ctx.identifier];
   const replace = ctx.options.labels === "replace";
-  if (ctx.headerOf.labels) {
-    await q(
-      `insert into labels (workspace_id, name)
-       select distinct $1::uuid, n from ${CONTACT_STAGE_TABLE} s, unnest(string_to_array(s.labels, ':')) n
-       where s.labels is not null order by 2
-       on conflict (workspace_id, name) do nothing`,
-      [ws],
-    );
-  }
   await q(
     `update ${CONTACT_STAGE_TABLE} s set
        person_id = coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass))),
        outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
-       changed = c.changed, want_labels = w.ids,
+       changed = c.changed,
        ${
          ctx.dryRun
            ? "prev_row = ip.row, prev_outcome = ip.outcome"
@@ -140,8 +136,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
            : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
-       cross join lateral (select ${wantLabels("o")} as ids offset 0) w
-       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "w.ids", replace)} end as changed offset 0) c
+       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "o.want_labels", replace)} end as changed offset 0) c
      where s.row = o.row`,
     [ws, imp],
   );
@@ -290,6 +285,60 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 }
 
 type Query = StageQuery;
+
+/**
+ * The label ids each row lists, by name (exact, case-sensitive) and by id, as a sorted, distinct bigint[] literal;
+ * null when it lists none. Names the run has not seen are added to the workspace's vocabulary (in the batch's
+ * transaction) and read back once. A name in a row that a later check fails stays in the vocabulary, unattached; an
+ * id that does not exist is the row's `unknown_label_id` error (step 2). In a dry run the insert is rolled back with
+ * the batch, and the ids read stay in this run's map: they still tell a person lacking the label from one having it.
+ */
+async function wantLabels(q: Query, ctx: ContactBatchContext, rows: StagedRow[], labelIds: LabelIds): Promise<(string | null)[]> {
+  if (!ctx.headerOf.labels && !ctx.headerOf.label_ids) return [];
+  // Files repeat a few label combinations over and over: each distinct cell pair is split and turned into ids once
+  // per batch, so a row costs a map lookup (a cell cannot hold NUL, so NUL separates the two cells).
+  const cellsOf = (r: StagedRow) => {
+    const ids = r.values[LABEL_IDS_SLOT];
+    return ids == null ? r.values[LABELS_SLOT] : `${r.values[LABELS_SLOT] ?? ""}\u0000${ids}`;
+  };
+  const distinct = new Map<string, string>();
+  for (const r of rows) {
+    const cells = cellsOf(r);
+    if (cells != null && !distinct.has(cells)) distinct.set(cells, "");
+  }
+  const unseen = new Set<string>();
+  for (const cells of distinct.keys()) for (const n of splitNames(cells)) if (!labelIds.has(n)) unseen.add(n);
+  if (unseen.size) {
+    const names = [...unseen].sort();
+    await q(
+      `insert into labels (workspace_id, name) select $1::uuid, n from unnest($2::text[]) n order by n
+       on conflict (workspace_id, name) do nothing`,
+      [ctx.workspaceId, names],
+    );
+    // A second statement: one that inserted and read at once could miss a name another import committed meanwhile.
+    for (const l of await q(`select id::text, name from labels where workspace_id = $1 and name = any($2::text[])`, [ctx.workspaceId, names])) {
+      labelIds.set(l.name as string, l.id as string);
+    }
+  }
+  for (const cells of distinct.keys()) {
+    const nul = cells.indexOf("\u0000");
+    const set = new Set<string>(nul < 0 ? [] : cells.slice(nul + 1).split(":"));
+    for (const n of splitNames(cells)) set.add(labelIds.get(n)!);
+    // Ids are digits without leading zeros: shorter is smaller, then character order is numeric order.
+    distinct.set(cells, `{${[...set].sort((x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0)).join(",")}}`);
+  }
+  return rows.map((r) => {
+    const cells = cellsOf(r);
+    return cells == null ? null : distinct.get(cells)!;
+  });
+}
+
+/** The label names of a cell pair key (the labels cell, before any NUL): none when the row lists only ids. */
+function splitNames(cells: string): string[] {
+  const nul = cells.indexOf("\u0000");
+  const names = nul < 0 ? cells : cells.slice(0, nul);
+  return names === "" ? [] : names.split(":");
+}
 
 /**
  * The segment / segment_value columns: the person joins that static segment (created if missing) with that value.

@@ -1,14 +1,15 @@
 import type { BatchContext, RowHandler } from "../handler.js";
 import type { MappingTarget } from "../targets.js";
-import { ensureContactStage, writeContactBatch } from "./batch.js";
+import { ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
 import { contactRowValidator } from "./validate.js";
 
 /** kind=contacts: people created or updated by their identifier, with labels, segments and person events. */
 export function contactsHandler(ctx: BatchContext, headers: string[], mapping: Record<string, MappingTarget>): RowHandler {
+  const labelIds: LabelIds = new Map();
   return {
     ensureStage: ensureContactStage,
     validate: contactRowValidator(headers, mapping, ctx.identifier, ctx.options),
     dedupeByKey: true,
-    writeBatch: (conn, rows) => writeContactBatch(conn, ctx, rows),
+    writeBatch: (conn, rows) => writeContactBatch(conn, ctx, rows, labelIds),
   };
 }
