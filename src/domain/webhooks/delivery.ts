@@ -7,7 +7,7 @@ import { webhookDeliveryJobId } from "../../queue/job-ids.js";
 import type { Producer } from "../../queue/producer.js";
 import type { FinalFailure, RunOwner, RunRef } from "../runs.js";
 import { loadWebhookSubject, webhookTables, type WebhookResource } from "./resources.js";
-import { SIGNATURE_HEADER, signatureHeader, workspaceWebhookSecret } from "./signature.js";
+import { postSigned, workspaceWebhookSecret } from "./signature.js";
 
 export interface WebhookSettings {
   signingKey: string | undefined;
@@ -79,27 +79,15 @@ export async function deliverWebhook(
   const now = new Date();
   const event = `${target.resource}.${subject.status}`;
   const body = webhookBody(event, subject.view, now);
-  const secret = workspaceWebhookSecret(deps.settings.signingKey, subject.workspaceId);
-  let problem: string | null = null;
-  try {
-    const res = await fetch(subject.callbackUrl, {
-      method: "POST",
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(deps.settings.timeoutMs),
-      headers: {
-        "content-type": "application/json",
-        "user-agent": "Roster-Webhooks/1",
-        [SIGNATURE_HEADER]: signatureHeader(secret, body, Math.floor(now.getTime() / 1000)),
-        "roster-event": event,
-        "roster-delivery": attempt.deliveryId,
-      },
-    });
-    await res.body?.cancel().catch(() => {});
-    if (res.status < 200 || res.status >= 300) problem = `The receiver answered HTTP ${res.status}.`;
-  } catch (err) {
-    problem = `The request failed: ${(err as Error).message}`;
-  }
+  const problem = await postSigned({
+    url: subject.callbackUrl,
+    event,
+    body,
+    secret: workspaceWebhookSecret(deps.settings.signingKey, subject.workspaceId),
+    deliveryId: attempt.deliveryId,
+    timeoutMs: deps.settings.timeoutMs,
+    now,
+  });
   if (!problem) {
     await record(deps.db, target, "delivered", null);
     return "delivered";

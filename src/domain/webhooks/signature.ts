@@ -27,3 +27,41 @@ export function verifySignature(secret: string, header: string, rawBody: string,
   const given = Buffer.from(parts.v1, "utf8");
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
+
+export interface SignedPost {
+  url: string;
+  /** The `roster-event` header. */
+  event: string;
+  body: string;
+  /** The workspace's secret (workspaceWebhookSecret). */
+  secret: string;
+  deliveryId: string;
+  timeoutMs: number;
+  now: Date;
+}
+
+/**
+ * POSTs one signed webhook body; null when the receiver answered 2xx, else what went wrong in a sentence. Redirects
+ * are not followed (a receiver could otherwise bounce the signed body elsewhere); the response body is not read.
+ */
+export async function postSigned(p: SignedPost): Promise<string | null> {
+  try {
+    const res = await fetch(p.url, {
+      method: "POST",
+      body: p.body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(p.timeoutMs),
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "Roster-Webhooks/1",
+        [SIGNATURE_HEADER]: signatureHeader(p.secret, p.body, Math.floor(p.now.getTime() / 1000)),
+        "roster-event": p.event,
+        "roster-delivery": p.deliveryId,
+      },
+    });
+    await res.body?.cancel().catch(() => {});
+    return res.status >= 200 && res.status < 300 ? null : `The receiver answered HTTP ${res.status}.`;
+  } catch (err) {
+    return `The request failed: ${(err as Error).message}`;
+  }
+}

@@ -3,7 +3,7 @@ import type { Db } from "../../db/client.js";
 import type { Logger } from "../../lib/logger.js";
 import type { Producer } from "../../queue/producer.js";
 import { WebhookDeliveryError, webhookBody, type WebhookSettings } from "./delivery.js";
-import { SIGNATURE_HEADER, signatureHeader, workspaceWebhookSecret } from "./signature.js";
+import { postSigned, workspaceWebhookSecret } from "./signature.js";
 
 /** Events per POST: a recompute that moves 100k people is 200 deliveries, not 100k. */
 export const SUBSCRIPTION_BATCH = 500;
@@ -78,27 +78,15 @@ export async function deliverSubscription(
       })),
     };
     const body = webhookBody("segment.membership", data, now);
-    const secret = workspaceWebhookSecret(signingKey, ids.workspaceId);
-    let problem: string | null = null;
-    try {
-      const res = await fetch(sub.url, {
-        method: "POST",
-        body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(deps.settings.timeoutMs),
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "Roster-Webhooks/1",
-          [SIGNATURE_HEADER]: signatureHeader(secret, body, Math.floor(now.getTime() / 1000)),
-          "roster-event": "segment.membership",
-          "roster-delivery": attempt.deliveryId,
-        },
-      });
-      await res.body?.cancel().catch(() => {});
-      if (res.status < 200 || res.status >= 300) problem = `The receiver answered HTTP ${res.status}.`;
-    } catch (err) {
-      problem = `The request failed: ${(err as Error).message}`;
-    }
+    const problem = await postSigned({
+      url: sub.url,
+      event: "segment.membership",
+      body,
+      secret: workspaceWebhookSecret(signingKey, ids.workspaceId),
+      deliveryId: attempt.deliveryId,
+      timeoutMs: deps.settings.timeoutMs,
+      now,
+    });
     const lastId = data.events[data.events.length - 1]!.id;
     if (problem) {
       await tx.execute(sql`
