@@ -28,6 +28,7 @@ import { healthRoutes } from "./routes/health.js";
 import { importProgressRoutes } from "./routes/import-progress.js";
 import { importRoutes } from "./routes/imports.js";
 import { mappingTemplateRoutes } from "./routes/mapping-templates.js";
+import { labelRoutes } from "./routes/labels.js";
 import { memberRoutes } from "./routes/members.js";
 import { segmentRoutes } from "./routes/segments.js";
 import { userRoutes } from "./routes/users.js";
@@ -119,6 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await scoped.register(importProgressRoutes, deps);
           await scoped.register(webhookRoutes, deps);
           await scoped.register(attributeRoutes, deps);
+          await scoped.register(labelRoutes, deps);
         });
       },
       { prefix: "/v1" },

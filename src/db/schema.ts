@@ -70,7 +70,8 @@ export const people = pgTable(
     /**
      * The person's labels: ids of the workspace's `labels`, sorted and distinct. An array on the row instead of a link
      * table: an import writes no second table (two indexes and two foreign-key checks per link), and the GIN index
-     * answers the label conditions of segments (`label_ids @> array[id]`). Labels are never deleted.
+     * answers the label conditions of segments (`label_ids @> array[id]`). Deleting or merging a label (labels/service.ts)
+     * rewrites the arrays that hold it in the same transaction.
      */
     labelIds: id64("label_ids").array().notNull().default(sql`'{}'::bigint[]`),
     /**

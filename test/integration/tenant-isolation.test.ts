@@ -103,7 +103,7 @@ function operations(): Operation[] {
 describe("tenant isolation: every operation of the OpenAPI spec, called with workspace B's key", () => {
   it("covers the import routes (and every route added later)", () => {
     const paths = operations().map((o) => `${o.method} ${o.path}`);
-    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}", "GET /v1/imports/{id}/progress", "DELETE /v1/webhooks/{id}", "GET /v1/attributes/{key}", "PUT /v1/attributes/{key}"]));
+    expect(paths).toEqual(expect.arrayContaining(["GET /v1/imports", "GET /v1/imports/{id}", "GET /v1/imports/{id}/errors", "POST /v1/imports/{id}/start", "GET /v1/members/{id}", "PATCH /v1/members/{id}", "PUT /v1/mapping-templates/{id}", "DELETE /v1/mapping-templates/{id}", "GET /v1/imports/{id}/progress", "DELETE /v1/webhooks/{id}", "GET /v1/attributes/{key}", "PUT /v1/attributes/{key}", "PATCH /v1/labels/{id}", "DELETE /v1/labels/{id}", "POST /v1/labels/{id}/merge"]));
   });
 
   it("answers 404 for A's ids, never A's data, and changes nothing of A's", async () => {
@@ -116,7 +116,8 @@ describe("tenant isolation: every operation of the OpenAPI spec, called with wor
              (select json_agg(m order by m.id) from (select id, name, mapping, updated_at from mapping_templates where workspace_id = ${a.workspaceId}) m) as templates,
              (select json_agg(m order by m.id) from (select id, first_name, active, password_hash, updated_at from team_members where workspace_id = ${a.workspaceId}) m) as members,
              (select json_agg(d order by d.key) from (select key, type, updated_at, check_id from attribute_definitions where workspace_id = ${a.workspaceId}) d) as attributes,
-             (select json_agg(p order by p.id) from (select id, email, updated_at from people where workspace_id = ${a.workspaceId}) p) as people`;
+             (select json_agg(l order by l.id) from (select id, name from labels where workspace_id = ${a.workspaceId}) l) as labels,
+             (select json_agg(p order by p.id) from (select id, email, updated_at, label_ids from people where workspace_id = ${a.workspaceId}) p) as people`;
     const before = await snapshot();
     const problems: string[] = [];
     for (const op of operations()) {

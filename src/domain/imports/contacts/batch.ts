@@ -144,10 +144,19 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 2. Checks only the database can make, before anything is written. A failed or skipped row keeps its error.
   await q(
     `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'unknown_label_id', err_column = $2, err_value = s.label_ids,
-       err_message = 'A label id in this row does not exist in the workspace.'
-     where ${ACTIVE} and s.label_ids is not null and exists (
-       select 1 from unnest(string_to_array(s.label_ids, ':')::bigint[]) lid
-       where not exists (select 1 from labels l where l.id = lid and l.workspace_id = $1))`,
+       err_message = 'Label id ' || u.lid || ' does not exist; ' || coalesce('nearest existing ids: ' || (
+         select string_agg(n.id || ' (' || n.name || ')', ', ' order by n.id) from (
+           select c.id, c.name from (
+             (select l.id, l.name from labels l where l.workspace_id = $1 and l.id < u.lid order by l.id desc limit 3)
+             union all
+             (select l.id, l.name from labels l where l.workspace_id = $1 and l.id > u.lid order by l.id limit 3)) c
+           order by abs(c.id - u.lid), c.id limit 3) n), 'the workspace has no labels (GET /v1/labels lists them)')
+     from (
+       -- The row's first unknown id; its message names up to 3 existing ids of the workspace nearest to it.
+       select o.row, (select lid from unnest(string_to_array(o.label_ids, ':')::bigint[]) lid
+                      where not exists (select 1 from labels l where l.id = lid and l.workspace_id = $1) order by lid limit 1) as lid
+       from ${CONTACT_STAGE_TABLE} o where o.label_ids is not null) u
+     where s.row = u.row and u.lid is not null and ${ACTIVE}`,
     [ws, ctx.headerOf.label_ids ?? "label_ids"],
   );
   await q(
