@@ -2151,7 +2151,7 @@ export interface paths {
                 query?: {
                     cursor?: string;
                     limit?: number;
-                    status?: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                    status?: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                 };
                 header?: never;
                 path?: never;
@@ -2222,7 +2222,7 @@ export interface paths {
                                 sizeBytes: number;
                                 startedAt: string | null;
                                 /** @enum {string} */
-                                status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                                status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                                 suggestedMapping: {
                                     [key: string]: string;
                                 };
@@ -2232,6 +2232,15 @@ export interface paths {
                                     name: string;
                                     /** @description columns of the file the template has no entry for: they kept their suggested target */
                                     unmatched: string[];
+                                } | null;
+                                /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                                undo: {
+                                    /** @description people the import created, erased */
+                                    deleted: number;
+                                    /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                    kept: number;
+                                    /** @description people the import changed, put back as they were before it */
+                                    restored: number;
                                 } | null;
                                 /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                                 uploadExpiredAt: string | null;
@@ -2473,7 +2482,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -2483,6 +2492,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
@@ -2754,7 +2772,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -2764,6 +2782,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
@@ -2959,7 +2986,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -2969,6 +2996,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
@@ -3307,7 +3343,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -3317,6 +3353,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
@@ -3648,7 +3693,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -3658,6 +3703,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;
@@ -3720,6 +3774,237 @@ export interface paths {
                     };
                 };
                 /** @description Invalid request; `details.problems` lists each field and reason */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Rate limit for the workspace exceeded; retry after `Retry-After` seconds */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description A dependency (database or queue) is unavailable; retry shortly */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/imports/{id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo a contacts import: erase the people it created, restore the people it changed
+         * @description For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People changed again since the import finished are kept as they are, each listed in the error report with code `changed_since_import`. Static segment joins made by the import stay. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Accepted: the import is undoing; Location names it */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            callbackUrl: string | null;
+                            cancelRequested: boolean;
+                            /** @description when the sample rows and failed rows' cells were deleted (with the upload; a team-member import's after UPLOAD_RETENTION_HOURS, its file at once); the error report then says the cells expired */
+                            cellsExpiredAt: string | null;
+                            counts: {
+                                created: number;
+                                failed: number;
+                                processed: number;
+                                skipped: number;
+                                total: number;
+                                unchanged: number;
+                                updated: number;
+                            };
+                            /** @description ISO-8601 UTC */
+                            createdAt: string;
+                            delimiter: string;
+                            dryRun: boolean;
+                            /** @description as uploaded: utf-8, windows-1252, utf-16le or utf-16be, decided from every byte; a file that is none of them cleanly is refused (422 invalid_encoding) */
+                            encoding: string;
+                            errorCount: number;
+                            /** @description the first 100 row errors; all of them: GET /v1/imports/{id}/errors */
+                            errors: {
+                                code: string;
+                                column: string | null;
+                                message: string;
+                                /** @description 1-based data row (the header is row 0) */
+                                row: number;
+                                value: string | null;
+                            }[];
+                            failureReason: string | null;
+                            filename: string | null;
+                            finishedAt: string | null;
+                            headers: string[];
+                            id: string;
+                            /** @enum {string|null} */
+                            identifier: "email" | "external_id" | "username" | null;
+                            /** @enum {string} */
+                            kind: "contacts" | "members" | "events";
+                            /** @description {CSV header: target} */
+                            mapping: {
+                                [key: string]: string;
+                            } | null;
+                            options: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** @description where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures */
+                            progress: {
+                                /** @description bytes of the file up to the last committed batch, the header included */
+                                bytesProcessed: number;
+                                /** @description size of the file the worker reads (a transcoded upload: its UTF-8 copy) */
+                                bytesTotal: number;
+                                /** @description seconds left at the byte rate so far; 0 when complete; null when not running or before the first batch */
+                                etaSeconds: number | null;
+                                /** @description 0–100, one decimal; 100 once the run went through the whole file */
+                                percent: number;
+                                /** @description rows processed per second since the run started (until it finished) */
+                                rowsPerSecond: number;
+                            } | null;
+                            sample: string[][];
+                            /** @description static segments the import put people in: its segment column's and createSegment's */
+                            segmentIds: string[];
+                            sizeBytes: number;
+                            startedAt: string | null;
+                            /** @enum {string} */
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
+                            suggestedMapping: {
+                                [key: string]: string;
+                            };
+                            /** @description the saved mapping the import was created with (`template` on POST /v1/imports); null without one */
+                            template: {
+                                id: string;
+                                name: string;
+                                /** @description columns of the file the template has no entry for: they kept their suggested target */
+                                unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
+                            } | null;
+                            /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
+                            uploadExpiredAt: string | null;
+                            webhookAttempts: number;
+                            webhookLastError: string | null;
+                            /**
+                             * @description latest delivery to callbackUrl: pending, delivered or failed
+                             * @enum {string|null}
+                             */
+                            webhookStatus: "pending" | "delivered" | "failed" | null;
+                        };
+                    };
+                };
+                /** @description Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description Not found (including another workspace's resource) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description not_undoable: the import is a draft, queued, validating, processing, validated, undoing or undone */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            error: {
+                                code: string;
+                                details?: unknown;
+                                message: string;
+                            };
+                            requestId: string;
+                        };
+                    };
+                };
+                /** @description not_undoable_kind: a members or events import */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -3867,7 +4152,7 @@ export interface paths {
                             sizeBytes: number;
                             startedAt: string | null;
                             /** @enum {string} */
-                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled";
+                            status: "draft" | "queued" | "validating" | "validated" | "processing" | "done" | "failed" | "cancelled" | "undoing" | "undone";
                             suggestedMapping: {
                                 [key: string]: string;
                             };
@@ -3877,6 +4162,15 @@ export interface paths {
                                 name: string;
                                 /** @description columns of the file the template has no entry for: they kept their suggested target */
                                 unmatched: string[];
+                            } | null;
+                            /** @description POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone */
+                            undo: {
+                                /** @description people the import created, erased */
+                                deleted: number;
+                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                kept: number;
+                                /** @description people the import changed, put back as they were before it */
+                                restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
                             uploadExpiredAt: string | null;

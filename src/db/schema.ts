@@ -275,6 +275,8 @@ export const IMPORT_STATUSES = [
   "done",
   "failed",
   "cancelled",
+  "undoing",
+  "undone",
 ] as const;
 export type ImportStatus = (typeof IMPORT_STATUSES)[number];
 
@@ -342,6 +344,8 @@ export const imports = pgTable(
     cellsExpiredAt: ts("cells_expired_at"),
     /** The saved mapping the import started from (`template` on POST /v1/imports), and the file's columns it did not know. */
     template: jsonb("template").$type<ImportTemplateUse>(),
+    /** POST /v1/imports/:id/undo: what the undo did so far, and where its run stands (see src/domain/imports/undo.ts). */
+    undo: jsonb("undo").$type<ImportUndoState>(),
     createdAt: createdAt(),
     queuedAt: ts("queued_at"),
     startedAt: ts("started_at"),
@@ -356,6 +360,17 @@ export const imports = pgTable(
     check("imports_webhook_status_ck", sql`${t.webhookStatus} in ('pending', 'delivered', 'failed')`),
   ],
 );
+
+/** An undo's counts (shown on the import) and its run's state: the status it was undone from, and how far it got. */
+export interface ImportUndoState {
+  deleted: number;
+  restored: number;
+  kept: number;
+  /** The import's status before the undo was requested (a failed undo run goes back to it). */
+  from: "done" | "failed" | "cancelled";
+  /** People created by the import with an id up to this one have been dealt with. */
+  createdAfter: number;
+}
 
 export const importErrors = pgTable(
   "import_errors",
@@ -392,6 +407,24 @@ export const importPeople = pgTable(
     outcome: text("outcome", { enum: ["created", "updated", "unchanged"] }).notNull(),
   },
   (t) => [primaryKey({ name: "import_people_pk", columns: [t.importId, t.personId] })],
+);
+
+/**
+ * The before-image of each existing person a contacts import changed: written by the batch's update of changed
+ * people, first change wins (on conflict do nothing), so `before` is the person as they were before the import
+ * (fields, email_key, attributes, label_ids) and `row` the first row that changed them. Read (and worked off) by an undo.
+ */
+export const importChanges = pgTable(
+  "import_changes",
+  {
+    importId: uuid("import_id")
+      .notNull()
+      .references(() => imports.id, { onDelete: "cascade" }),
+    personId: id64("person_id").notNull(),
+    row: bigint("row", { mode: "number" }).notNull(),
+    before: jsonb("before").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [primaryKey({ name: "import_changes_pk", columns: [t.importId, t.personId] })],
 );
 
 export const EXPORT_STATUSES = ["queued", "processing", "done", "failed", "expired"] as const;

@@ -24,3 +24,6 @@ export const deletionRunJobId = (deletionId: string) => `deletion-${deletionId}`
 
 /** One check of an attribute's stored values per type change (PUT /v1/attributes/:key). */
 export const attributeCheckJobId = (checkId: string) => `attribute-check-${checkId}`;
+
+/** The undo of an import (fenced and resumable: a rerun under the same id carries on with what is left). */
+export const importUndoJobId = (importId: string) => `import-undo-${importId}`;

@@ -35,6 +35,8 @@ export const JOBS = {
   "export.cleanup": { queue: "exports", payload: z.object({}).strict() },
   /** Erases the people of one deletion in batches; fenced and resumable like an import. */
   "deletion.run": { queue: "deletions", payload: z.object({ workspaceId: id, deletionId: id }).strict() },
+  /** Undoes a contacts import (POST /v1/imports/:id/undo) in batches; fenced by the import and resumable. */
+  "import.undo": { queue: "deletions", payload: z.object({ workspaceId: id, importId: id }).strict() },
   /** Deletes what is kept no longer than configured (every workspace); run by a job scheduler. */
   "retention.sweep": { queue: "deletions", payload: z.object({}).strict() },
 } as const satisfies Record<string, { queue: QueueName; payload: z.ZodType }>;

@@ -2,6 +2,7 @@ import type { Db } from "../db/client.js";
 import { deletionRuns } from "../domain/deletions/lifecycle.js";
 import { exportRuns } from "../domain/exports/lifecycle.js";
 import { importRuns } from "../domain/imports/lifecycle.js";
+import { importUndoRuns } from "../domain/imports/undo.js";
 import type { RunKind, StrandedRun } from "../domain/runs.js";
 import { segmentRuns } from "../domain/segments/lifecycle.js";
 import type { Logger } from "../lib/logger.js";
@@ -18,7 +19,7 @@ const LIVE_STATES = new Set(["waiting", "active", "delayed", "prioritized", "wai
  * Every kind of job-backed run whose durable state lives in Postgres. A new kind (deletions) implements RunKind in
  * its domain module and is added here.
  */
-export const RUN_KINDS: readonly RunKind[] = [importRuns, exportRuns, segmentRuns, deletionRuns];
+export const RUN_KINDS: readonly RunKind[] = [importRuns, exportRuns, segmentRuns, deletionRuns, importUndoRuns];
 
 export interface ReconcileDeps {
   db: Db;

@@ -67,7 +67,7 @@ describe("reconciler", () => {
   it("re-enqueues an import Postgres shows queued whose job does not exist, under a new deterministic job id", async () => {
     const { id } = await queuedImport();
     const res = await reconcileAll(deps());
-    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 }, deletions: { requeued: 0, failed: 0 } }, schedulesRestored: [] });
+    expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 }, deletions: { requeued: 0, failed: 0 }, "import-undos": { requeued: 0, failed: 0 } }, schedulesRestored: [] });
     const [row] = await t.ctx.db.$client`select status, queued_at from imports where id = ${id}`;
     expect(row?.status).toBe("queued");
     const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));

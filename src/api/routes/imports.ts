@@ -10,6 +10,7 @@ import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
 import { createImportFromUpload, storeUpload, type StoredUpload } from "../../domain/imports/intake.js";
 import { importKindSchema, mappingFieldSchema, mappingRequestSchema } from "../../domain/imports/mapping.js";
 import { enqueueNewImport } from "../../domain/imports/lifecycle.js";
+import { requestUndo } from "../../domain/imports/undo.js";
 import { cancelImport, getImport, importView, listImports, requestRun, setMapping } from "../../domain/imports/service.js";
 import { callbackUrlSchema } from "../../domain/webhooks/callback-url.js";
 import { queueWebhook, webhookSettings, type WebhookSettings } from "../../domain/webhooks/delivery.js";
@@ -248,6 +249,24 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
     }
     return reply.status(202).header("location", importLocation(row)).send(await importView(deps.db, row));
   });
+
+  app.post(
+    "/imports/:id/undo",
+    {
+      schema: { params: idParams, response: { 202: importObjectSchema.describe("Accepted: the import is undoing; Location names it"), 409: errorResponse("not_undoable: the import is a draft, queued, validating, processing, validated, undoing or undone"), 422: errorResponse("not_undoable_kind: a members or events import") } },
+      config: {
+        docs: {
+          summary: "Undo a contacts import: erase the people it created, restore the people it changed",
+          description:
+            "For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People changed again since the import finished are kept as they are, each listed in the error report with code `changed_since_import`. Static segment joins made by the import stay. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.",
+        },
+      },
+    },
+    async (req, reply) => {
+      const row = await requestUndo(deps.db, deps.producer, req.workspaceId, req.params.id);
+      return reply.status(202).header("location", importLocation(row)).send(await importView(deps.db, row));
+    },
+  );
 
   app.get(
     "/imports/:id/errors",

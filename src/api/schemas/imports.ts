@@ -78,6 +78,14 @@ export const importSummarySchema = z.object({
   progress: importProgressSchema
     .nullable()
     .describe("where the latest run stands, from its last committed batch; null before a run starts (draft, queued); a finished, failed or cancelled run keeps its last figures"),
+  undo: z
+    .object({
+      deleted: z.number().int().describe("people the import created, erased"),
+      restored: z.number().int().describe("people the import changed, put back as they were before it"),
+      kept: z.number().int().describe("people changed again after the import, left as they are (each a changed_since_import error)"),
+    })
+    .nullable()
+    .describe("POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone"),
 });
 
 export const importObjectSchema = importSummarySchema.extend({

@@ -28,9 +28,9 @@ export const IMPORT_EDITABLE = ["draft", "validated"] as const satisfies readonl
 /** No run holds the import: a cancel takes effect at once (a running import stops after its batch). */
 export const IMPORT_IDLE = ["draft", "validated", "failed", "queued"] as const satisfies readonly ImportStatus[];
 /** Nothing can follow. */
-export const IMPORT_CLOSED = ["done", "cancelled"] as const satisfies readonly ImportStatus[];
-/** The run ended for real (not a dry run): the upload is only kept for a while (error report cells, a resume of a failed run). */
-export const IMPORT_ENDED = ["done", "failed", "cancelled"] as const satisfies readonly ImportStatus[];
+export const IMPORT_CLOSED = ["done", "cancelled", "undoing", "undone"] as const satisfies readonly ImportStatus[];
+/** The run ended for real (not a dry run; an undo counts too): the upload is only kept for a while (error report cells, a resume of a failed run). */
+export const IMPORT_ENDED = ["done", "failed", "cancelled", "undoing", "undone"] as const satisfies readonly ImportStatus[];
 /** A run ended: the import is announced to its callbackUrl. */
 export const IMPORT_FINAL = ["done", "validated", "failed", "cancelled"] as const satisfies readonly ImportStatus[];
 

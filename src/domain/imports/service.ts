@@ -78,6 +78,7 @@ export function summaryView(row: ImportRow) {
     cellsExpiredAt: row.cellsExpiredAt?.toISOString() ?? null,
     template: row.template ?? null,
     progress: importProgress(row),
+    undo: row.undo ? { deleted: row.undo.deleted, restored: row.undo.restored, kept: row.undo.kept } : null,
   };
 }
 

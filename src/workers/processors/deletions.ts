@@ -1,6 +1,9 @@
 import type { Db } from "../../db/client.js";
 import { deletionRuns } from "../../domain/deletions/lifecycle.js";
 import { runDeletion } from "../../domain/deletions/run.js";
+import { importUndoRuns, runUndo } from "../../domain/imports/undo.js";
+import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
+import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { runRetentionSweep, type SweepSettings } from "../../domain/retention/sweep.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
@@ -40,6 +43,27 @@ export function deletionRun(deps: DeletionProcessorDeps): RunSpec<"deletion.run"
         },
         payload,
         ctx.signal,
+      );
+    },
+  };
+}
+
+/** An import undo's job as the wrapper sees it (fail for good puts the import back, see failUndo). */
+export const importUndoJob: Pick<RunSpec<"import.undo">, "owner" | "ref"> = {
+  owner: () => importUndoRuns,
+  ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
+};
+
+/** Runs (or resumes) an import undo; once undone, static counts are refreshed and the dynamic segments recomputed. */
+export function importUndo(deps: { db: Db; producer: Enqueuer; batchSize: number }): RunSpec<"import.undo"> {
+  return {
+    ...importUndoJob,
+    run: (payload, ctx) => runUndo(deps, payload, ctx.signal),
+    afterFinished: async (payload, _outcome, ctx) => {
+      await refreshStaticMemberCounts(deps.db, payload.workspaceId);
+      // The undo itself succeeded: a queue hiccup must not fail it; the nightly refresh catches up.
+      await requestWorkspaceRecompute(deps.db, deps.producer, payload.workspaceId).catch((err: Error) =>
+        ctx.log.warn({ err }, "could not queue the segment recompute after an undo"),
       );
     },
   };

@@ -9,7 +9,7 @@ import { attributeCheckProcessor } from "./attribute-check.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRun, exportRunJob } from "./export-run.js";
 import { importRun, importRunJob } from "./import-run.js";
-import { deletionRun, deletionRunJob, retentionSweepProcessor } from "./deletions.js";
+import { deletionRun, deletionRunJob, importUndo, importUndoJob, retentionSweepProcessor } from "./deletions.js";
 import { sweepSettings } from "../../domain/retention/sweep.js";
 import { webhookDeliver, webhookDeliverJob } from "./webhook-deliver.js";
 import { subscriptionDeliverProcessor, sweepSubscriptionsProcessor } from "./webhook-subscriptions.js";
@@ -68,6 +68,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
       deps,
       deletionRun({ db: rt.db, storage: rt.storage, batchSize: rt.env.DELETION_BATCH_SIZE, draftRetentionHours: rt.env.DRAFT_RETENTION_HOURS, metrics: rt.metrics }),
     ),
+    "import.undo": runProcessor(deps, importUndo({ db: rt.db, producer: rt.producer, batchSize: rt.env.DELETION_BATCH_SIZE })),
     "retention.sweep": retentionSweepProcessor({ db: rt.db, storage: rt.storage, settings: sweepSettings(rt.env) }),
   };
 }
@@ -83,6 +84,7 @@ export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" 
   return {
     "import.run": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
     "deletion.run": gaveUpHandler(deps, deletionRunJob, rt.logger),
+    "import.undo": gaveUpHandler(deps, importUndoJob, rt.logger),
     "export.run": gaveUpHandler(deps, exportRunJob, rt.logger),
     "webhook.deliver": gaveUpHandler(deps, webhookDeliverJob, rt.logger),
   };

@@ -231,8 +231,23 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
          || array(select x from unnest(o.changed) x where x = 'segments') as changed) c
      where s.row = o.row and o.outcome = 'updated' and o.err_code is null`,
   );
+  // The before-image of each person this import changes for the first time (an undo restores it), written by the same
+  // statement: the CTE reads the rows as they were (one snapshot for the whole statement), only for rows that change,
+  // and not for people this import created (an undo erases those). A dry run writes none (it rolls back anyway).
   await q(
-    `update people p set
+    `${
+      ctx.dryRun
+        ? ""
+        : `with saved as (
+       insert into import_changes (import_id, person_id, row, before)
+       select $1, p.id, s.row, jsonb_build_object(${FIELDS.map((f) => `'${f}', p.${f}`).join(", ")}, 'email_key', p.email_key,
+         'attributes', p.attributes, 'label_ids', to_jsonb(p.label_ids))
+       from ${CONTACT_STAGE_TABLE} s join people p on p.id = s.person_id
+       where s.outcome = 'updated' and s.err_code is null and p.created_import_id is distinct from $1
+       order by p.id
+       on conflict (import_id, person_id) do nothing)
+     `
+    }update people p set
        ${FIELDS.map((f) => `${f} = coalesce(s.${f}, p.${f})`).join(", ")},
        -- The key moves with the email (only when the email changes: that is when step 2 checked it for conflicts).
        email_key = case when s.email is distinct from p.email and s.email is not null then s.email_key else p.email_key end,
@@ -241,6 +256,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
          ${replace ? "else s.want_labels" : "else array(select unnest(p.label_ids) union select unnest(s.want_labels) order by 1)"} end,
        updated_at = now()
      from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,
+    ctx.dryRun ? [] : [imp],
   );
   // A row repeating a person this file created still counts as a creation: the earlier row is the one skipped.
   await q(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged') and ${ACTIVE}`);

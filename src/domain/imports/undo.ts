@@ -1,0 +1,229 @@
+/**
+ * Undoing a contacts import (POST /v1/imports/:id/undo): done / failed / cancelled ─▶ undoing ─▶ undone.
+ *
+ * The run (job `import.undo`, deletions queue, through the run wrapper) is fenced by the import's `fence` and resumes
+ * from what is left, in batches, each one transaction holding the fence:
+ * 1. people the import created (created_import_id), in id order past `undo.createdAfter`: erased when untouched since
+ *    the import finished (updated_at <= finished_at), `deleted`; else `kept`, with a `changed_since_import` error;
+ * 2. people the import changed (import_changes, worked off as it goes): restored from their before-image when
+ *    untouched since, `restored`; else `kept` with the error; people erased meanwhile are dropped;
+ * 3. `undone`, then a workspace segment recompute is requested (see the processor).
+ * Not undone: static segment joins made by the import's segment column or createSegment (no record of them is kept),
+ * labels it added to the vocabulary, and the person.updated events of restored people.
+ */
+import { and, eq, inArray, lt, sql } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import { imports, type ImportUndoState } from "../../db/schema.js";
+import { importUndoJobId } from "../../queue/job-ids.js";
+import { ConflictError, ValidationError } from "../errors.js";
+import { erasePeopleIn } from "../people/erase.js";
+import { isIn, olderThan, type Enqueuer, type FinalFailure, type RunKind, type RunRef, type StrandedRun } from "../runs.js";
+import { getImport } from "./service.js";
+
+type ImportRow = typeof imports.$inferSelect;
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** An undo may be requested: the import's run ended for real. */
+export const IMPORT_UNDOABLE = ["done", "failed", "cancelled"] as const;
+export const UNDO_FINAL = ["undone"] as const;
+
+export type UndoOutcome = "undone" | "not_runnable" | "fence_lost" | "interrupted";
+
+export const undoView = (u: ImportUndoState | null) => (u ? { deleted: u.deleted, restored: u.restored, kept: u.kept } : null);
+
+export async function enqueueImportUndo(producer: Enqueuer, run: RunRef): Promise<void> {
+  await producer.enqueue("import.undo", { workspaceId: run.workspaceId, importId: run.id }, { jobId: importUndoJobId(run.id) });
+}
+
+/** Sets the import `undoing` and queues its run; a queue that is down puts the import back (503). */
+export async function requestUndo(db: Db, producer: Enqueuer, workspaceId: string, id: string): Promise<ImportRow> {
+  const row = await getImport(db, workspaceId, id);
+  if (row.kind !== "contacts") {
+    const why =
+      row.kind === "members"
+        ? "a team-member import cannot be undone: members may have signed in and changed their accounts since."
+        : "an events import cannot be undone: its events are facts other records (segments, exports, webhooks) have already acted on.";
+    throw new ValidationError("not_undoable_kind", `Only contacts imports can be undone; ${why}`);
+  }
+  if (!isIn(IMPORT_UNDOABLE, row.status) || row.dryRun) {
+    throw new ConflictError("not_undoable", `The import is ${row.status}${row.dryRun ? " (a dry run)" : ""}; only a done, failed or cancelled import can be undone, once.`);
+  }
+  const state: ImportUndoState = row.undo ?? { deleted: 0, restored: 0, kept: 0, from: row.status, createdAfter: 0 };
+  const [updated] = await db
+    .update(imports)
+    .set({ status: "undoing", undo: state, failureReason: null, updatedAt: new Date() })
+    .where(and(eq(imports.id, row.id), eq(imports.workspaceId, workspaceId), eq(imports.status, row.status)))
+    .returning();
+  if (!updated) return requestUndo(db, producer, workspaceId, id);
+  try {
+    await enqueueImportUndo(producer, { workspaceId, id: row.id });
+  } catch (err) {
+    await db
+      .update(imports)
+      .set({ status: row.status, failureReason: row.failureReason })
+      .where(and(eq(imports.id, row.id), eq(imports.status, "undoing")));
+    throw err;
+  }
+  return updated;
+}
+
+class FenceLost extends Error {}
+
+async function holdFence(tx: Tx, run: ImportRow): Promise<ImportUndoState> {
+  const [row] = await tx.execute<{ fence: string; status: string; undo: ImportUndoState }>(
+    sql`select fence, status, undo from imports where id = ${run.id}::uuid for update`,
+  );
+  if (!row || Number(row.fence) !== run.fence || row.status !== "undoing") throw new FenceLost();
+  return row.undo;
+}
+
+async function takeUndo(db: Db, ids: { workspaceId: string; importId: string }): Promise<ImportRow | null> {
+  const [taken] = await db
+    .update(imports)
+    .set({ fence: sql`${imports.fence} + 1`, updatedAt: new Date() })
+    .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId), eq(imports.status, "undoing")))
+    .returning();
+  return taken ?? null;
+}
+
+/** `changed_since_import` errors for people the undo left as they are (row: the import row that created or first changed them). */
+async function recordKept(tx: Tx, importId: string, kept: { person_id: number; row: number }[]): Promise<void> {
+  if (!kept.length) return;
+  await tx.execute(sql`
+    insert into import_errors (import_id, row, seq, "column", value, code, message)
+    select ${importId}::uuid, k.row,
+      coalesce((select max(e.seq) from import_errors e where e.import_id = ${importId}::uuid and e.row = k.row), -1)
+        + row_number() over (partition by k.row order by k.person_id),
+      null, k.person_id::text, 'changed_since_import',
+      'This person changed after the import finished; the undo left them as they are.'
+    from jsonb_to_recordset(${JSON.stringify(kept)}::jsonb) as k(person_id bigint, row bigint)`);
+  await tx.execute(sql`update imports set error_count = error_count + ${kept.length} where id = ${importId}::uuid`);
+}
+
+/** Step 1: the next batch of people the import created; false when none are left. */
+async function createdBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize: number): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const state = await holdFence(tx, run);
+    const next = await tx.execute<{ id: string; row: string | null; changed: boolean }>(sql`
+      select id, created_import_row as row, updated_at > ${finishedAt.toISOString()}::timestamptz as changed from people
+      where workspace_id = ${run.workspaceId}::uuid and created_import_id = ${run.id}::uuid and id > ${state.createdAfter}
+      order by id limit ${batchSize} for update`);
+    if (!next.length) return false;
+    const kept = next.filter((r) => r.changed).map((r) => ({ person_id: Number(r.id), row: Number(r.row ?? 0) }));
+    const erased = await erasePeopleIn(
+      tx,
+      run.workspaceId,
+      next.filter((r) => !r.changed).map((r) => Number(r.id)),
+    );
+    await recordKept(tx, run.id, kept);
+    const after: ImportUndoState = {
+      ...state,
+      deleted: state.deleted + erased.length,
+      kept: state.kept + kept.length,
+      createdAfter: Number(next[next.length - 1]!.id),
+    };
+    await tx.update(imports).set({ undo: after, updatedAt: new Date() }).where(eq(imports.id, run.id));
+    return true;
+  });
+}
+
+const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "email_key"] as const;
+
+/** Step 2: the next batch of people the import changed, restored from their before-image; false when none are left. */
+async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize: number): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const state = await holdFence(tx, run);
+    const next = await tx.execute<{ person_id: string; row: string }>(sql`
+      select person_id, row from import_changes where import_id = ${run.id}::uuid order by person_id limit ${batchSize}`);
+    if (!next.length) return false;
+    const ids = JSON.stringify(next.map((r) => Number(r.person_id)));
+    const idList = sql`(select x::bigint from jsonb_array_elements_text(${ids}::jsonb) x)`;
+    const people = await tx.execute<{ id: string; changed: boolean }>(sql`
+      select id, updated_at > ${finishedAt.toISOString()}::timestamptz as changed from people
+      where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
+    const restore = people.filter((p) => !p.changed).map((p) => Number(p.id));
+    const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
+    const kept = next.filter((r) => changed.has(r.person_id)).map((r) => ({ person_id: Number(r.person_id), row: Number(r.row) }));
+    if (restore.length) {
+      await tx.execute(sql`
+        update people p set
+          ${sql.raw(FIELDS.map((f) => `${f} = c.before ->> '${f}'`).join(", "))},
+          attributes = coalesce(c.before -> 'attributes', '{}'::jsonb),
+          label_ids = coalesce(array(select x::bigint from jsonb_array_elements_text(c.before -> 'label_ids') x order by 1), '{}'),
+          updated_at = now()
+        from import_changes c
+        where c.import_id = ${run.id}::uuid and c.person_id = p.id
+          and p.id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(restore)}::jsonb) x)`);
+    }
+    await recordKept(tx, run.id, kept);
+    await tx.execute(sql`delete from import_changes where import_id = ${run.id}::uuid and person_id in ${idList}`);
+    const after: ImportUndoState = { ...state, restored: state.restored + restore.length, kept: state.kept + kept.length };
+    await tx.update(imports).set({ undo: after, updatedAt: new Date() }).where(eq(imports.id, run.id));
+    return true;
+  });
+}
+
+export async function runUndo(
+  deps: { db: Db; batchSize: number },
+  ids: { workspaceId: string; importId: string },
+  signal?: AbortSignal,
+): Promise<UndoOutcome> {
+  const taken = await takeUndo(deps.db, ids);
+  if (!taken) return "not_runnable";
+  // An import that never ran (cancelled while queued) has no finish time worth more than now: nothing it wrote is newer.
+  const finishedAt = taken.finishedAt ?? new Date();
+  try {
+    for (const step of [createdBatch, changedBatch]) {
+      for (;;) {
+        if (signal?.aborted) return "interrupted";
+        if (!(await step(deps.db, taken, finishedAt, deps.batchSize))) break;
+      }
+    }
+    await deps.db.transaction(async (tx) => {
+      await holdFence(tx, taken);
+      await tx.update(imports).set({ status: "undone", updatedAt: new Date() }).where(eq(imports.id, taken.id));
+    });
+    return "undone";
+  } catch (err) {
+    if (err instanceof FenceLost) return "fence_lost";
+    throw err;
+  }
+}
+
+/** An undo run that will not run again: the import goes back to the status it was undone from, saying why; a new request resumes. */
+export async function failUndo(db: Db, run: RunRef, failure: FinalFailure): Promise<boolean> {
+  const why = failure.cause === "attempts" ? `after ${failure.attempts} attempts: ${failure.message}` : (failure.message ?? "its job failed");
+  const rows = await db
+    .update(imports)
+    .set({
+      status: sql`${imports.undo} ->> 'from'`,
+      failureReason: `The undo stopped ${why}. What it did so far stays; request the undo again to carry on.`,
+      updatedAt: new Date(),
+    })
+    .where(and(eq(imports.id, run.id), eq(imports.workspaceId, run.workspaceId), eq(imports.status, "undoing")))
+    .returning({ id: imports.id });
+  return rows.length > 0;
+}
+
+async function strandedUndos(db: Db, graceMs: number): Promise<StrandedRun[]> {
+  const rows = await db
+    .select({ id: imports.id, workspaceId: imports.workspaceId, status: imports.status })
+    .from(imports)
+    .where(and(inArray(imports.status, ["undoing"]), lt(imports.updatedAt, olderThan(graceMs))));
+  return rows.map((r) => ({ ...r, jobIds: [importUndoJobId(r.id)] }));
+}
+
+export const importUndoRuns: RunKind = {
+  name: "import-undos",
+  noun: "undo",
+  queue: "deletions",
+  final: UNDO_FINAL,
+  fail: failUndo,
+  stranded: strandedUndos,
+  // Fenced and resumable: a rerun under the same job id carries on from what is left.
+  requeue: async (_db, producer, run) => {
+    await enqueueImportUndo(producer, run);
+    return true;
+  },
+  reusesJobId: true,
+};
