@@ -23,6 +23,8 @@ export interface ApiClient {
   json<T>(method: string, path: string, body?: unknown): Promise<T>;
   /** Streams a GET response body into a file; resolves with the bytes written. */
   download(path: string, file: string): Promise<number>;
+  /** Reads a `text/event-stream` GET response as {event, data} messages (data parsed as JSON) until the server closes it. */
+  events(path: string): AsyncGenerator<{ event: string; data: unknown }>;
   /** Streams a file as a raw text/csv body, reporting bytes sent and newlines seen (a row estimate) as it goes. */
   uploadCsv<T>(path: string, file: string, onProgress: (sent: number, total: number, newlines: number) => void): Promise<T>;
 }
@@ -77,6 +79,11 @@ export function createClient(baseUrl: string, key: string): ApiClient {
       await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), counter, createWriteStream(file));
       return bytes;
     },
+    async *events(path: string) {
+      const res = await fetch(`${baseUrl}${path}`, { headers: { ...auth, accept: "text/event-stream" } });
+      if (!res.ok || !res.body) throw toApiError(res.status, await res.text());
+      yield* parseEventStream(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream));
+    },
     async uploadCsv<T>(path: string, file: string, onProgress: (sent: number, total: number, newlines: number) => void): Promise<T> {
       const total = (await stat(file)).size;
       const url = new URL(`${baseUrl}${path}`);
@@ -112,4 +119,29 @@ export function createClient(baseUrl: string, key: string): ApiClient {
       });
     },
   };
+}
+
+/**
+ * Server-Sent Events as the progress stream sends them: messages split by a blank line, `event:` and `data:` fields,
+ * comments (`: keep-alive`) and `id:` ignored.
+ */
+export async function* parseEventStream(body: AsyncIterable<Buffer | string>): AsyncGenerator<{ event: string; data: unknown }> {
+  let buffered = "";
+  // Streaming decode: a chunk may end inside a multibyte character.
+  const decoder = new TextDecoder("utf-8");
+  for await (const chunk of body) {
+    buffered += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffered.indexOf("\n\n")) !== -1) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let event = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) yield { event, data: JSON.parse(data.join("\n")) as unknown };
+    }
+  }
 }

@@ -4,8 +4,8 @@ import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { clientFromEnv, type ApiClient } from "./client.js";
 
-/** How often --wait asks for the import's progress. */
-const POLL_MS = 500;
+/** A progress stream that dropped before the import ended is followed again after this long. */
+const RETRY_MS = 1_000;
 const FINISHED = new Set(["done", "failed", "cancelled", "validated"]);
 
 interface ImportView {
@@ -61,21 +61,34 @@ async function upload(client: ApiClient, file: string, kind: string): Promise<{ 
   }
 }
 
+interface Progress {
+  percent: number | null;
+  rowsPerSecond: number | null;
+  etaSeconds: number | null;
+}
+
+/**
+ * Follows the import's progress stream (GET /v1/imports/:id/progress, Server-Sent Events) until the final import
+ * arrives; a dropped stream is followed again after a pause.
+ */
 async function waitForImport(client: ApiClient, id: string, estimatedRows: number): Promise<ImportView> {
-  const progress = bar("processing [{bar}] {percentage}% | {value}/{total} rows | {status}");
-  progress.start(Math.max(estimatedRows, 1), 0, { status: "queued" });
+  const progress = bar("processing [{bar}] {percentage}% | {rows} rows | {status}{rate}");
+  progress.start(100, 0, { status: "queued", rows: `~${estimatedRows}`, rate: "" });
   try {
     for (;;) {
-      const view = await client.json<ImportView>("GET", `/v1/imports/${id}`);
-      // The row estimate counts newlines (quoted line breaks included): grow the bar rather than overflow it.
-      if (view.counts.processed > progress.getTotal()) progress.setTotal(view.counts.processed);
-      progress.update(view.counts.processed, { status: view.status });
-      if (FINISHED.has(view.status)) {
-        progress.setTotal(Math.max(view.counts.processed, 1));
-        progress.update(view.counts.processed, { status: view.status });
-        return view;
+      for await (const msg of client.events(`/v1/imports/${id}/progress`)) {
+        if (msg.event === "progress") {
+          const p = msg.data as Progress;
+          const rate = p.rowsPerSecond ? ` | ${Math.round(p.rowsPerSecond)} rows/s${p.etaSeconds !== null ? `, ${Math.ceil(p.etaSeconds)} s left` : ""}` : "";
+          progress.update(Math.min(100, Math.floor(p.percent ?? 0)), { status: "processing", rate });
+        } else if (msg.event === "import") {
+          const view = msg.data as ImportView;
+          const rows = view.counts.processed;
+          progress.update(FINISHED.has(view.status) && view.status !== "failed" && view.status !== "cancelled" ? 100 : progress.getProgress() * 100, { status: view.status, rows: `${rows}/${rows}`, rate: "" });
+          if (FINISHED.has(view.status)) return view;
+        }
       }
-      await sleep(POLL_MS);
+      await sleep(RETRY_MS);
     }
   } finally {
     progress.stop();

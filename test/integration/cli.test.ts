@@ -62,6 +62,10 @@ describe("roster CLI against a running server", () => {
     expect(res.stdout).toContain("rows 4: created 3, updated 0, unchanged 0, skipped 0, failed 1");
     expect(res.stdout).toContain(`1 row error(s): ${url}/v1/imports/${id}/errors`);
     expect(res.stdout + res.stderr).not.toContain(client.apiKey);
+    // --wait follows the progress stream instead of polling the import.
+    const logs = t.ctx.logs.join("");
+    expect(logs).toContain(`"url":"/v1/imports/${id}/progress"`);
+    expect(logs).not.toContain(`"url":"/v1/imports/${id}"`);
 
     const view = await client.request("GET", `/v1/imports/${id}`);
     expect(view.json).toMatchObject({ status: "done", filename: "contacts.csv", identifier: "email" });
