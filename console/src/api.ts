@@ -110,3 +110,33 @@ export async function download(path: string, filename: string): Promise<void> {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(href), 10_000);
 }
+
+/**
+ * Follows a Server-Sent Events stream of the API (the import progress), calling `on` with each event's name and JSON
+ * data until the server closes it or `signal` aborts. EventSource cannot send the key in a header; fetch can.
+ */
+export async function followEvents(path: string, on: (event: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+  const key = session.key();
+  const res = await fetch(path, { headers: { accept: "text/event-stream", ...(key ? { authorization: `Bearer ${key}` } : {}) }, signal });
+  if (!res.ok || !res.body) throw new ApiError(res.status, `http_${res.status}`, `The progress stream answered ${res.status}.`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffered += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffered.indexOf("\n\n")) !== -1) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      let event = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      }
+      if (data.length) on(event, JSON.parse(data.join("\n")));
+    }
+  }
+}

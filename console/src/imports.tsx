@@ -1,5 +1,5 @@
-import { useState } from "preact/hooks";
-import { api, download, type Answer, type Body, type ImportJob } from "./api";
+import { useEffect, useState } from "preact/hooks";
+import { api, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
 import { Badge, Busy, ErrorNote, Section, useInterval, useLoad, when } from "./ui";
 
 type Kind = NonNullable<Body<"/v1/imports", "post">["kind"]>;
@@ -109,7 +109,31 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
       setError({ at: "progress", error: err });
     }
   };
-  useInterval(refresh, 500, Boolean(imp && !SETTLED.has(imp.status)));
+  // While it runs, the import's progress stream (GET /v1/imports/:id/progress) drives the screen; if the stream
+  // cannot be followed, the screen falls back to asking for the import every half second.
+  const running = Boolean(imp && !SETTLED.has(imp.status));
+  const [streamFailed, setStreamFailed] = useState(false);
+  useEffect(() => {
+    if (!imp || !running) return;
+    const ctl = new AbortController();
+    followEvents(
+      `/v1/imports/${encodeURIComponent(imp.id)}/progress`,
+      (event, data) => {
+        if (event === "import") setImp(data as ImportJob);
+        else if (event === "progress") {
+          setImp((prev) => (prev ? { ...prev, status: prev.status === "queued" ? "processing" : prev.status, progress: data as ImportJob["progress"] } : prev));
+        }
+      },
+      ctl.signal,
+    )
+      // A stream that ended or failed while the import still runs (a restarted server): ask instead.
+      .catch(() => {})
+      .finally(() => {
+        if (!ctl.signal.aborted) setStreamFailed(true);
+      });
+    return () => ctl.abort();
+  }, [imp?.id, running]);
+  useInterval(refresh, 500, running && streamFailed);
 
   const act = async (at: string, fn: () => Promise<void>) => {
     setBusy(at);
@@ -338,8 +362,8 @@ function Outcome({ imp }: { imp: ImportJob }) {
       {running ? (
         <p>
           <label for="import-progress">Rows processed</label>{" "}
-          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} /> {c.processed} rows
-          {imp.progress ? ` · ${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : ""}
+          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} />
+          {imp.progress ? ` ${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : ` ${c.processed} rows`}
           {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
         </p>
       ) : null}

@@ -101,6 +101,8 @@ describe("web console in Chromium", () => {
     for (const name of ["created", "updated", "unchanged", "skipped", "failed"]) expect(summary).toContain(name);
     expect(await page.locator('[data-count="created"]').innerText()).toBe("31");
     expect(await page.locator('[data-count="failed"]').innerText()).toBe("1");
+    // The running import was followed through its progress stream (Server-Sent Events), not by polling.
+    expect(t.ctx.logs.join("")).toMatch(/"url":"\/v1\/imports\/[0-9a-f-]{36}\/progress"/);
     await expectAccessible("3-import-done");
 
     await page.getByRole("button", { name: "Back to history" }).click();
