@@ -72,7 +72,7 @@ describe("a PostgreSQL backend terminated mid-batch", () => {
     expect(done.status).toBe("done");
     await expectExactlyOnce(t.ctx, client, id, ROWS);
     expect(await attempts(id)).toBeGreaterThanOrEqual(2);
-    expect(w.stdout()).toMatch(/terminating connection due to administrator command|CONNECTION_CLOSED|The batch did not finish within 3000 ms/);
+    expect(w.stdout()).toMatch(/terminating connection due to administrator command|CONNECTION_CLOSED|ECONNRESET|The batch did not finish within 3000 ms/);
     expect(w.child.exitCode).toBeNull();
     expect(w.stdout()).not.toContain("worker shutting down after an error");
   }, 120_000);
