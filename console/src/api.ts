@@ -2,6 +2,7 @@
  * The console's only way to the server: the public /v1 API, typed by api.gen.ts (generated from /openapi.json at
  * build time), so a changed route or field fails `npm run build` rather than the people using the console.
  */
+import { parseEventStream } from "../../src/lib/event-stream";
 import type { paths } from "./api.gen";
 
 type Method = "get" | "post" | "put" | "patch" | "delete";
@@ -120,23 +121,12 @@ export async function followEvents(path: string, on: (event: string, data: unkno
   const res = await fetch(path, { headers: { accept: "text/event-stream", ...(key ? { authorization: `Bearer ${key}` } : {}) }, signal });
   if (!res.ok || !res.body) throw new ApiError(res.status, `http_${res.status}`, `The progress stream answered ${res.status}.`);
   const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    buffered += decoder.decode(value, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf("\n\n")) !== -1) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      let event = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) on(event, JSON.parse(data.join("\n")));
+  async function* chunks() {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
     }
   }
+  for await (const m of parseEventStream(chunks())) on(m.event, m.data);
 }

@@ -1,3 +1,4 @@
+import { parseEventStream } from "../lib/event-stream.js";
 import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { stat } from "node:fs/promises";
@@ -119,29 +120,4 @@ export function createClient(baseUrl: string, key: string): ApiClient {
       });
     },
   };
-}
-
-/**
- * Server-Sent Events as the progress stream sends them: messages split by a blank line, `event:` and `data:` fields,
- * comments (`: keep-alive`) and `id:` ignored.
- */
-export async function* parseEventStream(body: AsyncIterable<Buffer | string>): AsyncGenerator<{ event: string; data: unknown }> {
-  let buffered = "";
-  // Streaming decode: a chunk may end inside a multibyte character.
-  const decoder = new TextDecoder("utf-8");
-  for await (const chunk of body) {
-    buffered += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf("\n\n")) !== -1) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      let event = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) yield { event, data: JSON.parse(data.join("\n")) as unknown };
-    }
-  }
 }

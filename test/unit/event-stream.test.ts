@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseEventStream } from "../../src/cli/client.js";
+import { parseEventStream } from "../../src/lib/event-stream.js";
 
 async function collect(chunks: Buffer[]) {
   async function* body() {
