@@ -82,6 +82,23 @@ describe("POST /v1/imports/:id/undo", () => {
     expect(again.json.error.code).toBe("not_undoable");
   });
 
+  it("keeps a person whose earlier email someone else has taken since, says why, and still ends undone", async () => {
+    expect((await identify({ externalId: "swap-1", email: "before@swap.test" })).status).toBeLessThan(300);
+    const done = await importAndWait(client, "external_id,email\nswap-1,after@swap.test\n", { identifier: "external_id" });
+    expect(done.counts).toMatchObject({ updated: 1 });
+    // The address the import moved away from is free again, and another person takes it.
+    expect((await identify({ externalId: "swap-2", email: "before@swap.test" })).status).toBe(201);
+
+    expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(done.id);
+    expect(undone.status, String(undone.failureReason)).toBe("undone");
+    expect(undone.undo).toEqual({ deleted: 0, restored: 0, kept: 1 });
+    const owners = await t.ctx.db.$client`select external_id, email from people where workspace_id = ${client.workspaceId}::uuid and external_id like 'swap-%' order by external_id`;
+    expect(owners.map((r) => [r.external_id, r.email])).toEqual([["swap-1", "after@swap.test"], ["swap-2", "before@swap.test"]]);
+    const errors = await errorReport(client, done.id);
+    expect(errors.filter((e) => e.code === "restore_conflict")).toHaveLength(1);
+  });
+
   it("answers 409 not_undoable for a draft", async () => {
     const draft = await pasteImport(client, "email\nz@undo.test\n", { identifier: "email" });
     expect(draft.status).toBe(201);

@@ -86,16 +86,20 @@ async function takeUndo(db: Db, ids: { workspaceId: string; importId: string }):
   return taken ?? null;
 }
 
-/** `changed_since_import` errors for people the undo left as they are (row: the import row that created or first changed them). */
-async function recordKept(tx: Tx, importId: string, kept: { person_id: number; row: number }[]): Promise<void> {
+const KEPT_REASONS = {
+  changed_since_import: "This person changed after the import finished; the undo left them as they are.",
+  restore_conflict: "Another person has since taken this person's earlier email, external id or username; the undo left them as they are.",
+} as const;
+
+/** Errors for people the undo left as they are (row: the import row that created or first changed them). */
+async function recordKept(tx: Tx, importId: string, kept: { person_id: number; row: number }[], code: keyof typeof KEPT_REASONS = "changed_since_import"): Promise<void> {
   if (!kept.length) return;
   await tx.execute(sql`
     insert into import_errors (import_id, row, seq, "column", value, code, message)
     select ${importId}::uuid, k.row,
       coalesce((select max(e.seq) from import_errors e where e.import_id = ${importId}::uuid and e.row = k.row), -1)
         + row_number() over (partition by k.row order by k.person_id),
-      null, k.person_id::text, 'changed_since_import',
-      'This person changed after the import finished; the undo left them as they are.'
+      null, k.person_id::text, ${code}, ${KEPT_REASONS[code]}
     from jsonb_to_recordset(${JSON.stringify(kept)}::jsonb) as k(person_id bigint, row bigint)`);
   await tx.execute(sql`update imports set error_count = error_count + ${kept.length} where id = ${importId}::uuid`);
 }
@@ -141,9 +145,22 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize:
     const people = await tx.execute<{ id: string; changed: boolean }>(sql`
       select id, updated_at > ${finishedAt.toISOString()}::timestamptz as changed from people
       where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
-    const restore = people.filter((p) => !p.changed).map((p) => Number(p.id));
+    const untouched = people.filter((p) => !p.changed).map((p) => Number(p.id));
     const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
     const kept = next.filter((r) => changed.has(r.person_id)).map((r) => ({ person_id: Number(r.person_id), row: Number(r.row) }));
+    // An earlier identifier someone else holds now cannot be given back (the unique indexes would fail the batch on
+    // every retry): that person is kept as they are, and says why.
+    const taken = untouched.length
+      ? await tx.execute<{ person_id: string }>(sql`
+          select c.person_id from import_changes c
+          where c.import_id = ${run.id}::uuid
+            and c.person_id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(untouched)}::jsonb) x)
+            and exists (select 1 from people o where o.workspace_id = ${run.workspaceId}::uuid and o.id <> c.person_id and (
+              o.email_key = c.before ->> 'email_key' or o.external_id = c.before ->> 'external_id' or o.username = c.before ->> 'username'))`)
+      : [];
+    const conflicted = new Set(taken.map((t) => Number(t.person_id)));
+    const restore = untouched.filter((id) => !conflicted.has(id));
+    const conflicts = next.filter((r) => conflicted.has(Number(r.person_id))).map((r) => ({ person_id: Number(r.person_id), row: Number(r.row) }));
     if (restore.length) {
       await tx.execute(sql`
         update people p set
@@ -156,8 +173,9 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize:
           and p.id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(restore)}::jsonb) x)`);
     }
     await recordKept(tx, run.id, kept);
+    await recordKept(tx, run.id, conflicts, "restore_conflict");
     await tx.execute(sql`delete from import_changes where import_id = ${run.id}::uuid and person_id in ${idList}`);
-    const after: ImportUndoState = { ...state, restored: state.restored + restore.length, kept: state.kept + kept.length };
+    const after: ImportUndoState = { ...state, restored: state.restored + restore.length, kept: state.kept + kept.length + conflicts.length };
     await tx.update(imports).set({ undo: after, updatedAt: new Date() }).where(eq(imports.id, run.id));
     return true;
   });
