@@ -36,18 +36,31 @@ export async function waitForProcessed(ctx: TestContext, id: string, rows: numbe
   }
 }
 
+/** A row a run locks at the start of each batch, read under `for update` by holdRow; its status and progress. */
+export interface HeldRow {
+  status: string;
+  /** How far the run got (rows processed, people erased…). */
+  progress: number;
+}
+
 /**
- * Waits, polling under a row lock on the import, until it has committed at least `rows` rows, and returns still
- * holding that lock: the import's next checkpoint waits for it, so the worker is caught mid-import however fast it
- * runs. Kill or signal the worker, then release().
+ * Waits, polling under a row lock, until `read` (which must select the row `for update`) shows the run at `status`
+ * with at least `atLeast` done, and returns still holding that lock: the run's next batch starts by locking the same
+ * row, so the worker is caught mid-run however fast it goes. Kill or signal the worker, then release(). Fails when the
+ * run leaves the `waitable` statuses first or after timeoutMs.
  */
-export async function holdAtProcessed(ctx: TestContext, id: string, rows: number, timeoutMs = 60_000): Promise<{ release(): Promise<void> }> {
-  const until = Date.now() + timeoutMs;
+export async function holdRow(
+  ctx: TestContext,
+  what: string,
+  read: (conn: Awaited<ReturnType<TestContext["db"]["$client"]["reserve"]>>) => Promise<HeldRow | undefined>,
+  opts: { status: string; atLeast: number; waitable: string[]; timeoutMs?: number },
+): Promise<{ release(): Promise<void> }> {
+  const until = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     const conn = await ctx.db.$client.reserve();
     await conn`begin`;
-    const [row] = await conn`select status, processed from imports where id = ${id} for update`;
-    if (row?.status === "processing" && Number(row.processed) >= rows) {
+    const row = await read(conn);
+    if (row?.status === opts.status && row.progress >= opts.atLeast) {
       return {
         async release() {
           await conn`rollback`;
@@ -57,10 +70,23 @@ export async function holdAtProcessed(ctx: TestContext, id: string, rows: number
     }
     await conn`rollback`;
     conn.release();
-    if (row?.status !== "queued" && row?.status !== "processing") throw new Error(`import ${id} is ${row?.status} before ${rows} rows could be held`);
-    if (Date.now() > until) throw new Error(`import ${id} processed only ${row?.processed} rows after ${timeoutMs} ms`);
+    if (!row || !opts.waitable.includes(row.status)) throw new Error(`${what} is ${row?.status} before reaching ${opts.atLeast}`);
+    if (Date.now() > until) throw new Error(`${what} reached only ${row.progress} (${row.status}) in time`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** holdRow on an import until it has committed at least `rows` rows. */
+export function holdAtProcessed(ctx: TestContext, id: string, rows: number, timeoutMs = 60_000): Promise<{ release(): Promise<void> }> {
+  return holdRow(
+    ctx,
+    `import ${id}`,
+    async (conn) => {
+      const [r] = await conn`select status, processed from imports where id = ${id} for update`;
+      return r ? { status: String(r.status), progress: Number(r.processed) } : undefined;
+    },
+    { status: "processing", atLeast: rows, waitable: ["queued", "processing"], timeoutMs },
+  );
 }
 
 /** Waits until PostgreSQL's clock says the import was last updated more than `ms` ago. */

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createClient, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { spawnWorker } from "../helpers/faults.js";
+import { holdRow, spawnWorker } from "../helpers/faults.js";
 import type { Spawned } from "../helpers/processes.js";
 
 const t = useTestContext();
@@ -24,29 +24,17 @@ function worker(): Spawned {
   return w;
 }
 
-/**
- * Polls under a row lock on the deletion until it has erased at least `n` people, and returns still holding it: the
- * run's next batch starts by locking that row, so the worker is caught between two batches however fast it runs.
- */
-async function holdAtDeleted(id: string, n: number, timeoutMs = 60_000): Promise<{ release(): Promise<void> }> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const conn = await t.ctx.db.$client.reserve();
-    await conn`begin`;
-    const [row] = await conn`select status, deleted from deletions where id = ${id} for update`;
-    if (row?.status === "processing" && Number(row.deleted) >= n) {
-      return {
-        async release() {
-          await conn`rollback`;
-          conn.release();
-        },
-      };
-    }
-    await conn`rollback`;
-    conn.release();
-    if (Date.now() > until) throw new Error(`deletion ${id} erased only ${row?.deleted} (${row?.status}) after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Catches the deletion between two batches (each starts by locking its row): see holdRow. */
+function holdAtDeleted(id: string, n: number): Promise<{ release(): Promise<void> }> {
+  return holdRow(
+    t.ctx,
+    `deletion ${id}`,
+    async (conn) => {
+      const [r] = await conn`select status, deleted from deletions where id = ${id} for update`;
+      return r ? { status: String(r.status), progress: Number(r.deleted) } : undefined;
+    },
+    { status: "processing", atLeast: n, waitable: ["queued", "processing"] },
+  );
 }
 
 describe("a worker killed with SIGKILL mid-erase", () => {

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createClient, pasteImport, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { contactsCsv, spawnWorker } from "../helpers/faults.js";
+import { contactsCsv, holdRow, spawnWorker } from "../helpers/faults.js";
 import type { Spawned } from "../helpers/processes.js";
 
 const t = useTestContext();
@@ -25,31 +25,17 @@ function worker(): Spawned {
   return w;
 }
 
-/**
- * Polls under a row lock on the import until its undo has erased at least `n` people, and returns still holding it:
- * each undo batch starts by locking that row (holdFence), so the worker is caught between two batches however fast it runs.
- */
-async function holdAtUndone(id: string, n: number, timeoutMs = 60_000): Promise<{ release(): Promise<void> }> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const conn = await t.ctx.db.$client.reserve();
-    await conn`begin`;
-    const [row] = await conn`select status, undo from imports where id = ${id} for update`;
-    const deleted = Number((row?.undo as { deleted?: number } | null)?.deleted ?? 0);
-    if (row?.status === "undoing" && deleted >= n) {
-      return {
-        async release() {
-          await conn`rollback`;
-          conn.release();
-        },
-      };
-    }
-    await conn`rollback`;
-    conn.release();
-    if (row?.status !== "undoing") throw new Error(`import ${id} is ${row?.status} before ${n} people were erased`);
-    if (Date.now() > until) throw new Error(`undo of ${id} erased only ${deleted} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Catches the undo between two batches (each starts by locking the import row): see holdRow. */
+function holdAtUndone(id: string, n: number): Promise<{ release(): Promise<void> }> {
+  return holdRow(
+    t.ctx,
+    `the undo of ${id}`,
+    async (conn) => {
+      const [r] = await conn`select status, undo from imports where id = ${id} for update`;
+      return r ? { status: String(r.status), progress: Number((r.undo as { deleted?: number } | null)?.deleted ?? 0) } : undefined;
+    },
+    { status: "undoing", atLeast: n, waitable: ["undoing"] },
+  );
 }
 
 const importPeople = async (id: string) =>
