@@ -59,6 +59,7 @@ export const envSchema = z
      * wait, and resumes from its checkpoint behind them (a small import never waits for a big one to end); 0: never.
      */
     IMPORT_TIME_SLICE_MS: z.coerce.number().int().min(0).default(2_000),
+    IMPORT_PARSE_THREAD_MIN_BYTES: z.coerce.number().int().min(0).default(4 * 1024 * 1024),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
     WEBHOOK_CONCURRENCY: concurrency.default(4),

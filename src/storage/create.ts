@@ -22,7 +22,7 @@ export function createStorage(env: StorageEnv): Storage {
   if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
     throw new Error("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together");
   }
-  return new S3Storage(env.S3_BUCKET, {
+  const storage = new S3Storage(env.S3_BUCKET, {
     region: env.S3_REGION,
     endpoint: env.S3_ENDPOINT,
     forcePathStyle: env.S3_FORCE_PATH_STYLE,
@@ -34,4 +34,6 @@ export function createStorage(env: StorageEnv): Storage {
         ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
         : undefined,
   });
+  storage.origin = { ...env };
+  return storage;
 }

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InsufficientStorageError, NotFoundError, PayloadTooLargeError } from "../domain/errors.js";
+import type { StorageEnv } from "./create.js";
 import { assertValidKey, assertValidRange, byteLimit, type ByteRange, type Storage, type StorageBody } from "./storage.js";
 
 /** Files under one directory; on several hosts that directory must be a shared volume. */
@@ -14,6 +15,10 @@ export class LocalStorage implements Storage {
 
   constructor(dir: string) {
     this.root = resolve(dir);
+  }
+
+  get origin(): StorageEnv {
+    return { STORAGE_DRIVER: "local", STORAGE_DIR: this.root } as StorageEnv;
   }
 
   async write(key: string, body: StorageBody, opts: { maxBytes?: number } = {}): Promise<{ sizeBytes: number }> {

@@ -1,3 +1,4 @@
+import type { StorageEnv } from "./create.js";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -17,6 +18,8 @@ import { assertValidKey, assertValidRange, byteLimit, type ByteRange, type Stora
 export class S3Storage implements Storage {
   readonly driver = "s3";
   private readonly client: S3Client;
+  /** Set by createStorage. */
+  origin?: StorageEnv;
 
   constructor(
     private readonly bucket: string,

@@ -1,5 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { PayloadTooLargeError } from "../domain/errors.js";
+import type { StorageEnv } from "./create.js";
 
 /** A stream, or bytes already in memory (a pasted CSV): those are written without stream machinery. */
 export type StorageBody = NodeJS.ReadableStream | Readable | Buffer;
@@ -11,6 +12,11 @@ export interface ByteRange {
 
 export interface Storage {
   readonly driver: "local" | "s3";
+  /**
+   * The settings this storage was made from, so another thread (an import's parse thread) can open the same store
+   * (createStorage). Absent for a storage that cannot be opened again that way.
+   */
+  readonly origin?: StorageEnv;
   /**
    * Streams body to key, overwriting it. Past maxBytes it stops, discards what it wrote and throws
    * PayloadTooLargeError; a failed write leaves any previous object under key untouched.

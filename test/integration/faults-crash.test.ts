@@ -19,7 +19,8 @@ afterAll(async () => {
 const ROWS = 20_000;
 
 function worker(env: Record<string, string> = {}): Spawned {
-  const w = spawnWorker(t.ctx, env);
+  // Runs parse on a parse thread, as a file over IMPORT_PARSE_THREAD_MIN_BYTES does: killed with the process.
+  const w = spawnWorker(t.ctx, { IMPORT_PARSE_THREAD_MIN_BYTES: "0", ...env });
   spawned.push(w);
   return w;
 }

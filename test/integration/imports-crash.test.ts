@@ -26,6 +26,8 @@ function startWorkerProcess(): Spawned {
     QUEUE_PREFIX: env.QUEUE_PREFIX,
     STORAGE_DIR: env.STORAGE_DIR,
     IMPORT_BATCH_SIZE: "1000",
+    // Every run parses on a parse thread (a file this small would otherwise parse on the run's thread).
+    IMPORT_PARSE_THREAD_MIN_BYTES: "0",
     WORKER_LOCK_MS: "3000",
     LOG_LEVEL: "info",
   });
@@ -54,6 +56,7 @@ describe("a worker killed with SIGKILL mid-import", () => {
       seen = await processed(id);
     }
     expect(seen.processed, first.stdout().slice(-3000)).toBeGreaterThanOrEqual(3_000);
+    expect(first.stdout()).toContain("import parses its rows on a parse thread");
     first.child.kill("SIGKILL");
     const exit = await first.exited(10_000);
     expect(exit.signal).toBe("SIGKILL");

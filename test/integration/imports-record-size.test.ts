@@ -6,7 +6,8 @@ import type { WorkerPool } from "../../src/workers/worker-pool.js";
 // Issue 13 item 5: one record over the size limit is a row error; the rows around it go in. The limit is lowered
 // here (IMPORT_MAX_RECORD_BYTES) so the files are a few MB, and batches are small so they straddle the skipped record.
 const LIMIT = 256 * 1024;
-const t = useTestContext({ IMPORT_MAX_RECORD_BYTES: String(LIMIT), IMPORT_BATCH_SIZE: "3" });
+// Every run parses on a parse thread: oversized records, structure errors and their rows cross from it to the run.
+const t = useTestContext({ IMPORT_MAX_RECORD_BYTES: String(LIMIT), IMPORT_BATCH_SIZE: "3", IMPORT_PARSE_THREAD_MIN_BYTES: "0" });
 let client: Client;
 let workers: WorkerPool;
 
@@ -50,7 +51,7 @@ describe("a record over the size limit is a row error, not the end of the import
     expect(errors[0]!.message).toMatch(new RegExp(`${LIMIT}`));
     expect(await emails("un")).toHaveLength(10);
     // The checkpoint after the last batch is the end of the file: resume points stay exact across the skip.
-    expect(await checkpoint(done.id)).toEqual({ byte: Buffer.byteLength(text), line: 12, row: 11 });
+    expect(await checkpoint(done.id)).toEqual({ byte: Buffer.byteLength(text), line: 12, row: 11 });    expect(t.ctx.logs.join("")).toContain("import parses its rows on a parse thread");
   });
 
   it("a quoted oversized cell holding newlines, commas and doubled quotes → only that row fails; later row numbers stay right", async () => {

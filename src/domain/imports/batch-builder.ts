@@ -2,9 +2,13 @@
  * A batch as the run loop assembles it from parsed records: rows validated by the kind's handler, staged for the
  * write, or failed/skipped with their errors; within the batch a later row for the same person supersedes an earlier one.
  */
-import type { RowHandler, StagedRow } from "./handler.js";
-import type { ParsedRecord } from "./reader.js";
+import type { Storage } from "../../storage/storage.js";
+import type { BatchContext, RowHandler, StagedRow } from "./handler.js";
+import { createRowHandler } from "./handlers.js";
+import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
+import { dropBlankTail } from "./sniff.js";
+import type { ImportKind, MappingTarget } from "./targets.js";
 
 /** A batch also ends at this many bytes of CSV, so very wide or very long rows cannot swell a batch's memory. */
 export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
@@ -74,4 +78,50 @@ export function addRecord(
 export function duplicateError(row: number, column: string, key: string, laterRow: number | null): RowError {
   const later = laterRow === null ? "A later row" : `Row ${laterRow}`;
   return rowError(row, column, key, "duplicate_in_file", `${later} has the same identifier; the later row wins and this one was skipped.`);
+}
+
+/** What producing an import's batches needs: all of it plain data, so a parse thread can receive it. */
+export interface BatchPlan {
+  kind: ImportKind;
+  ctx: BatchContext;
+  headers: string[];
+  mapping: Record<string, MappingTarget>;
+  storageKey: string;
+  delimiter: string;
+  /** Where to start: the import's last checkpoint. */
+  from: ReadFrom;
+  maxRecordBytes?: number;
+  batchSize: number;
+  /** Cells of the header row, trailing unnamed ones included (readHeaderWidth). */
+  fileWidth: number;
+}
+
+/** A batch to commit; `last` when the file ends with it (its run need not yield after it). */
+export interface PlannedBatch {
+  batch: Batch;
+  last: boolean;
+}
+
+/**
+ * Streams the import file from its checkpoint, validates each record with the kind's handler and groups the rows
+ * into batches of `batchSize` rows (or MAX_BATCH_BYTES of CSV); within a batch a later row for the same person
+ * supersedes an earlier one. Pure but for reading the file: it runs on the run's thread or on a parse thread.
+ */
+export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncGenerator<PlannedBatch> {
+  const handler = createRowHandler(plan.kind, plan.ctx, plan.headers, plan.mapping);
+  const identifierHeader = plan.ctx.headerOf[plan.ctx.identifier] ?? plan.ctx.identifier;
+  const named = plan.headers.length;
+  let batch = newBatch(plan.from.byte);
+  const seen = new Map<string, number>();
+  for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) {
+    // Trailing unnamed header cells (`Email;Name;;`) are not in headers: blank cells under them are dropped per row.
+    if (plan.fileWidth > named) rec.record = dropBlankTail(rec.record, named, plan.fileWidth);
+    addRecord(batch, seen, rec, handler, identifierHeader);
+    if (batch.rows >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
+      yield { batch, last: false };
+      batch = newBatch(batch.endByte);
+      seen.clear();
+    }
+  }
+  if (batch.rows > 0) yield { batch, last: true };
 }

@@ -6,12 +6,12 @@ import type { Storage } from "../../storage/storage.js";
 import type { BatchContext } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
 import { importOptionsSchema, type ImportKind } from "./mapping.js";
-import { CsvStructureError, readHeaderWidth, readRecords } from "./reader.js";
-import { dropBlankTail } from "./sniff.js";
+import { CsvStructureError, readHeaderWidth } from "./reader.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
 import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lifecycle.js";
-import { MAX_BATCH_BYTES, addRecord, newBatch, type Batch } from "./batch-builder.js";
+import type { Batch, BatchPlan } from "./batch-builder.js";
+import { readBatches, usesParseThread } from "./batch-source.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
 import { secretColumns } from "./error-store.js";
@@ -46,6 +46,8 @@ export interface ImportRunDeps {
    * `othersWaiting` says other runs wait for a slot (`yielded`). 0 or absent: it runs to the end.
    */
   timeSliceMs?: number;
+  /** Files with at least this many bytes left to read are parsed on a parse thread (batch-source.ts). */
+  parseThreadMinBytes?: number;
 }
 
 export interface ImportRunControl {
@@ -85,7 +87,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   const handler = createRowHandler(imp.kind as ImportKind, batchCtx, imp.headers, mapping);
   const batchSize = Math.min(deps.batchSize, handler.maxBatchSize ?? deps.batchSize);
   const secrets = secretColumns(imp.kind as ImportKind, imp.headers, mapping);
-  // Trailing unnamed header cells (`Email;Name;;`) are not in imp.headers: blank cells under them are dropped per row.
+  // Trailing unnamed header cells (`Email;Name;;`) are not in imp.headers: rows may carry blank cells under them.
   const fileWidth = await readHeaderWidth(deps.storage, imp.storageKey, imp.delimiter, imp.dataOffset);
 
   const conn = await deps.db.$client.reserve();
@@ -94,12 +96,10 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
     let pending: Promise<void> | null = null;
-    let batch = newBatch(imp.checkpointByte);
     let processed = imp.checkpointRow;
-    const seen = new Map<string, number>();
     /** The slice is over and someone waits: a queue that cannot answer (Redis down) is no reason to stop. */
     const shouldYield = async () => Date.now() >= sliceEndsAt && ctl.othersWaiting !== undefined && (await ctl.othersWaiting().catch(() => 0)) > 0;
-    const flush = async (b: Batch, last = false) => {
+    const flush = async (b: Batch, last: boolean) => {
       if (pending) await pending;
       const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log }), batchTimeoutMs, async () => {
         // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.
@@ -117,21 +117,23 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       // Surface a failed write at the next await, not as an unhandled rejection.
       pending.catch(() => {});
     };
+    const plan: BatchPlan = {
+      kind: imp.kind as ImportKind,
+      ctx: batchCtx,
+      headers: imp.headers,
+      mapping,
+      storageKey: imp.storageKey,
+      delimiter: imp.delimiter,
+      from: { byte: imp.checkpointByte, row: imp.checkpointRow, line: imp.checkpointLine },
+      maxRecordBytes: deps.maxRecordBytes,
+      batchSize,
+      fileWidth,
+    };
     try {
-      for await (const rec of readRecords(deps.storage, imp.storageKey, imp.delimiter, {
-        byte: imp.checkpointByte,
-        row: imp.checkpointRow,
-        line: imp.checkpointLine,
-      }, deps.maxRecordBytes)) {
-        if (fileWidth > imp.headers.length) rec.record = dropBlankTail(rec.record, imp.headers.length, fileWidth);
-        addRecord(batch, seen, rec, handler, headerOf[identifier] ?? identifier);
-        if (batch.rows >= batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
-          await flush(batch);
-          batch = newBatch(batch.endByte);
-          seen.clear();
-        }
-      }
-      if (batch.rows > 0) await flush(batch, true);
+      const remainingBytes = (await deps.storage.size(imp.storageKey)) - imp.checkpointByte;
+      const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
+      if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
+      for await (const { batch, last } of readBatches(deps.storage, plan, onThread)) await flush(batch, last);
       if (pending) await pending;
     } catch (err) {
       if (pending) await (pending as Promise<void>).catch(() => {});

@@ -20,6 +20,8 @@ export interface ImportProcessorDeps {
   metrics?: Metrics;
   /** IMPORT_TIME_SLICE_MS: see ImportRunDeps.timeSliceMs. */
   timeSliceMs?: number;
+  /** IMPORT_PARSE_THREAD_MIN_BYTES: see ImportRunDeps.parseThreadMinBytes. */
+  parseThreadMinBytes?: number;
   producer: Enqueuer;
   /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
   uploadRetentionHours: number;
@@ -47,7 +49,7 @@ export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
   return {
     ...importRunJob(deps),
     run: (payload, ctx) =>
-      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs }, payload, {
+      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs, parseThreadMinBytes: deps.parseThreadMinBytes }, payload, {
         signal: ctx.signal,
         othersWaiting: ctx.waiting,
         // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.

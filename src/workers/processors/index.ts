@@ -40,6 +40,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
         maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
         batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
         timeSliceMs: rt.env.IMPORT_TIME_SLICE_MS,
+        parseThreadMinBytes: rt.env.IMPORT_PARSE_THREAD_MIN_BYTES,
         metrics: rt.metrics,
         producer: rt.producer,
         uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
