@@ -43,6 +43,9 @@ const UNIQUE_FIELDS: { field: Identifier; people: string; stage: string; label: 
   { field: "username", people: "p.username", stage: "s.username", label: "username" },
 ];
 const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const;
+/** A person `p`'s before-image as import_changes keeps it (exported for the bench, which replays the insert to cost it). */
+export const BEFORE_IMAGE = `jsonb_build_object(${FIELDS.map((f) => `'${f}', p.${f}`).join(", ")}, 'email_key', p.email_key,
+         'attributes', p.attributes, 'label_ids', to_jsonb(p.label_ids))`;
 
 /** A row still in play: no check failed or skipped it. */
 const ACTIVE = "s.err_code is null";
@@ -240,8 +243,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
         ? ""
         : `with saved as (
        insert into import_changes (import_id, person_id, row, before)
-       select $1, p.id, s.row, jsonb_build_object(${FIELDS.map((f) => `'${f}', p.${f}`).join(", ")}, 'email_key', p.email_key,
-         'attributes', p.attributes, 'label_ids', to_jsonb(p.label_ids))
+       select $1, p.id, s.row, ${BEFORE_IMAGE}
        from ${CONTACT_STAGE_TABLE} s join people p on p.id = s.person_id
        where s.outcome = 'updated' and s.err_code is null and p.created_import_id is distinct from $1
        order by p.id
