@@ -8,5 +8,3 @@ CREATE TABLE "import_segment_joins" (
 	"after_value" text,
 	CONSTRAINT "import_segment_joins_pk" PRIMARY KEY("import_id","person_id","segment_id")
 );
---> statement-breakpoint
-ALTER TABLE "import_segment_joins" ADD CONSTRAINT "import_segment_joins_import_id_imports_id_fk" FOREIGN KEY ("import_id") REFERENCES "public"."imports"("id") ON DELETE cascade ON UPDATE no action;

@@ -129,6 +129,14 @@ describe("POST /v1/imports/:id/undo", () => {
     expect(done.counts).toMatchObject({ created: 1, updated: 2, unchanged: 1 });
     expect(await membersOf(vip.id)).toEqual([["ana@seg.test", "platinum"], ["bea@seg.test", "tin"], ["cal@seg.test", "bronze"], ["dan@seg.test", "x"]]);
     await waitForSegment(client, vip.id, (s) => s.memberCount === 4, 10_000);
+    // Recorded: what the joins of people it did not create replaced (first change), and what the import left (last).
+    const recorded = await t.ctx.db.$client`
+      select p.email, j.row::int, j.was_member, j.before_value, j.after_value from import_segment_joins j join people p on p.id = j.person_id
+      where j.import_id = ${done.id}::uuid order by p.email`;
+    expect(recorded.map((r) => [r.email, r.row, r.was_member, r.before_value, r.after_value])).toEqual([
+      ["ana@seg.test", 1, true, "gold", "platinum"],
+      ["bea@seg.test", 2, false, null, "tin"],
+    ]);
 
     expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
     const undone = await waitForUndone(done.id);

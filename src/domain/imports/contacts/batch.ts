@@ -380,9 +380,8 @@ function splitNames(cells: string): string[] {
  * The segment / segment_value columns: the person joins that static segment (created if missing) with that value.
  * The import lists every segment its rows named (segmentIds), in the batch's transaction: the import row is already
  * locked by the batch, and a rolled-back (dry-run) batch lists nothing.
- * What each join replaced (an undo puts it back) is written by the same statement, as import_changes is: the CTE reads
- * the memberships as they were, only for joins that change something, not for people this import created (an undo
- * erases those), and not in a dry run.
+ * What each join replaced is recorded (import_segment_joins) by the same statement, as import_changes is: only for
+ * joins that change something, not for people this import created (an undo erases those), and not in a dry run.
  */
 async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<void> {
   if (!ctx.headerOf.segment) return;
@@ -394,19 +393,21 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
      on conflict (workspace_id, name) do nothing`,
     [ws],
   );
+  // What each join replaced (an undo puts it back), in the same statement: `joined` returns only the memberships it
+  // inserted or changed, and the memberships read beside them are as they were before it (one snapshot for the whole
+  // statement): none for a join, the replaced value for a change. A file that changes no membership records nothing.
   const saved = ctx.dryRun
     ? ""
-    : `saved as (
+    : `,
+     saved as (
        insert into import_segment_joins (import_id, person_id, segment_id, row, was_member, before_value, after_value)
-       select $2, s.person_id, g.id, s.row, m.person_id is not null, m.value, s.segment_value from ${CONTACT_STAGE_TABLE} s
-         join segments g on g.workspace_id = $1 and g.name = s.segment
-         left join segment_memberships m on m.segment_id = g.id and m.person_id = s.person_id
-       where ${active} and s.segment is not null and s.outcome <> 'created' and s.prev_outcome is distinct from 'created'
-         and (m.person_id is null or m.value is distinct from s.segment_value)
-       on conflict (import_id, person_id, segment_id) do update set after_value = excluded.after_value),
-     `;
+       select $2, j.person_id, j.segment_id, s.row, m.person_id is not null, m.value, j.value
+       from joined j join ${CONTACT_STAGE_TABLE} s on s.person_id = j.person_id
+         left join segment_memberships m on m.segment_id = j.segment_id and m.person_id = j.person_id
+       where s.outcome <> 'created' and s.prev_outcome is distinct from 'created'
+       on conflict (import_id, person_id, segment_id) do update set after_value = excluded.after_value)`;
   await q(
-    `with ${saved}joined as (
+    `with joined as (
        insert into segment_memberships (workspace_id, segment_id, person_id, value)
        select $1, g.id, s.person_id, s.segment_value from ${CONTACT_STAGE_TABLE} s
          join segments g on g.workspace_id = $1 and g.name = s.segment
@@ -414,7 +415,7 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
        order by g.id, s.person_id
        on conflict (segment_id, person_id) do update set value = excluded.value
          where segment_memberships.value is distinct from excluded.value
-       returning person_id)
+       returning person_id, segment_id, value)${saved}
      update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}', outcome = 'updated'
      where s.person_id in (select person_id from joined) and s.outcome in ('updated', 'unchanged')`,
     ctx.dryRun ? [ws] : [ws, ctx.importId],
