@@ -149,8 +149,8 @@ describe("POST /v1/imports/:id/undo", () => {
     expect(left?.n).toBe(0);
   });
 
-  it("removes createSegment joins, keeps a member from before, and keeps a membership changed since", async () => {
-    for (const email of ["eve@fair.test", "fay@fair.test", "hal@fair.test", "jon@fair.test"]) {
+  it("removes createSegment joins, keeps a member from before, and keeps a person or membership changed since", async () => {
+    for (const email of ["eve@fair.test", "fay@fair.test", "hal@fair.test", "jon@fair.test", "kim@fair.test"]) {
       expect((await identify({ email })).status).toBeLessThan(300);
     }
     const created = await client.request("POST", "/v1/segments", { payload: { name: "Spring fair", type: "static" } });
@@ -158,27 +158,29 @@ describe("POST /v1/imports/:id/undo", () => {
     const fair = created.json;
     expect((await addMembers(fair.id, ["hal@fair.test"])).status).toBe(200);
 
-    // Eve, Hal and Jon are unchanged by the import; Fay gets a name; Gus is new. All five end up in the segment.
-    const csv = ["email,first_name", "eve@fair.test,", "fay@fair.test,Fay", "gus@fair.test,Gus", "hal@fair.test,", "jon@fair.test,"].join("\n");
+    // Eve, Hal, Jon and Kim are unchanged by the import; Fay gets a name; Gus is new. All six end up in the segment.
+    const csv = ["email,first_name", "eve@fair.test,", "fay@fair.test,Fay", "gus@fair.test,Gus", "hal@fair.test,", "jon@fair.test,", "kim@fair.test,"].join("\n");
     const done = await importAndWait(client, csv, { mapping: { email: "email", first_name: "first_name" }, options: { createSegment: { name: "Spring fair" } } });
-    expect(done.counts).toMatchObject({ created: 1, updated: 1, unchanged: 3 });
+    expect(done.counts).toMatchObject({ created: 1, updated: 1, unchanged: 4 });
     expect(done.segmentIds).toEqual([fair.id]);
-    expect(await membersOf(fair.id)).toEqual(["eve", "fay", "gus", "hal", "jon"].map((n) => [`${n}@fair.test`, null]));
+    expect(await membersOf(fair.id)).toEqual(["eve", "fay", "gus", "hal", "jon", "kim"].map((n) => [`${n}@fair.test`, null]));
 
     // Jon leaves the segment and joins it again after the import: his membership is no longer the import's.
     expect((await client.request("DELETE", `/v1/segments/${fair.id}/members`, { payload: { users: [{ email: "jon@fair.test" }] } })).status).toBe(200);
     expect((await addMembers(fair.id, ["jon@fair.test"])).status).toBe(200);
+    // Kim changes after the import: a person changed since is kept whole, her membership included.
+    expect((await identify({ email: "kim@fair.test", firstName: "Kim" })).status).toBeLessThan(300);
 
     expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
     const undone = await waitForUndone(done.id);
     expect(undone.status, String(undone.failureReason)).toBe("undone");
-    // Gus is erased; Fay (her name and her join) and Eve (her join) are put back; Jon is kept as he is now.
-    expect(undone.undo).toEqual({ deleted: 1, restored: 2, kept: 1 });
-    expect(await membersOf(fair.id)).toEqual([["hal@fair.test", null], ["jon@fair.test", null]]);
-    await waitForSegment(client, fair.id, (s) => s.memberCount === 2, 10_000);
+    // Gus is erased; Fay (her name and her join) and Eve (her join) are put back; Jon and Kim are kept as they are now.
+    expect(undone.undo).toEqual({ deleted: 1, restored: 2, kept: 2 });
+    expect(await membersOf(fair.id)).toEqual([["hal@fair.test", null], ["jon@fair.test", null], ["kim@fair.test", null]]);
+    await waitForSegment(client, fair.id, (s) => s.memberCount === 3, 10_000);
     expect((await person("fay@fair.test"))?.first_name).toBeNull();
     const kept = (await errorReport(client, done.id)).filter((e) => e.code === "changed_since_import");
-    expect(kept.map((e) => e.row)).toEqual(["5"]);
+    expect(kept.map((e) => e.row).sort()).toEqual(["5", "6"]);
   });
 
   it("a dry run records no before-images and no segment joins", async () => {

@@ -228,7 +228,8 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: string, batchSiz
 
 /**
  * Step 3: the next batch of people whose only record is a static-segment join (import_changes is worked off by now):
- * their joins undone when untouched since, `restored`; else `kept`; people erased meanwhile are dropped.
+ * their joins undone when untouched since (the same test as step 2: the person as a whole), `restored`; else `kept`;
+ * people erased meanwhile are dropped.
  */
 async function joinsBatch(db: Db, run: ImportRow, finishedAt: string, batchSize: number): Promise<boolean> {
   return db.transaction(async (tx) => {
@@ -240,7 +241,7 @@ async function joinsBatch(db: Db, run: ImportRow, finishedAt: string, batchSize:
     const idList = idsIn(next.map((r) => r.person_id));
     // Locked in id order, as every other writer of people does, so a concurrent import's batch orders before or after.
     const people = await tx.execute<{ id: string; changed: boolean }>(sql`
-      select id, ${joinsChangedSince(run, finishedAt)} as changed from people p
+      select id, (updated_at > ${finishedAt}::timestamptz or ${joinsChangedSince(run, finishedAt)}) as changed from people p
       where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
     const restore = people.filter((p) => !p.changed).map((p) => Number(p.id));
     const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
