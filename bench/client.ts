@@ -16,6 +16,8 @@ export async function createWorkspace(name: string): Promise<{ id: string; apiKe
 }
 
 export interface ImportTiming {
+  /** The import's id (the undo section undoes it). */
+  id: string;
   /** From the first byte of the upload to status done, as the client sees it. */
   totalMs: number;
   /** The worker's part: the import's startedAt to finishedAt. */
@@ -43,6 +45,7 @@ export async function importFile(apiKey: string, file: string): Promise<ImportTi
     const imp = (await r.json()) as { status: string; counts: Record<string, number>; startedAt: string; finishedAt: string; failureReason?: string };
     if (imp.status === "done") {
       return {
+        id: created.id,
         totalMs: performance.now() - t0,
         workerMs: Date.parse(imp.finishedAt) - Date.parse(imp.startedAt),
         uploadMs,

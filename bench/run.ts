@@ -10,6 +10,7 @@ import { benchEnqueue } from "./enqueue.js";
 import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
 import { benchFairness } from "./fairness.js";
+import { benchUndo } from "./undo.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
 import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, cpuMark, cpuSince, type CpuMark, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
@@ -22,7 +23,7 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RSS_ROWS = Number(process.env.BENCH_RSS_ROWS ?? 5_000_000);
 const WORKER_METRICS_PORT = Number(process.env.BENCH_WORKER_METRICS_PORT ?? 3988);
 /** BENCH_SECTIONS=import,rss,enqueue runs a subset while developing; the full run measures all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,rss,enqueue,fairness").split(","));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,undo,rss,enqueue,fairness").split(","));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const secs = (ms: number) => `${fmt(ms / 1000, 1)} s`;
 
@@ -201,6 +202,13 @@ async function main(): Promise<void> {
           notes: ["Not measured yet: this branch has no exports API (it lives on branch `exports`). bench/exports.ts measures it through the public API as soon as the routes exist."],
         });
       }
+    }
+
+    if (SECTIONS.has("undo")) {
+      // After every section that reads the workspace's people (segments, export): the undos erase most of them.
+      const undo = await benchUndo(ws, { fresh: tFresh, again: tAgain, changed: tChanged }, worker.pid, log);
+      results.undo = undo.result;
+      sections.push({ title: "7. Undo of the three imports (POST /v1/imports/:id/undo to undone), and what recording the before-images costs", rows: undo.rows, notes: undo.notes });
     }
 
     if (SECTIONS.has("rss")) {

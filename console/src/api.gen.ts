@@ -2237,9 +2237,9 @@ export interface paths {
                                 undo: {
                                     /** @description people the import created, erased */
                                     deleted: number;
-                                    /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                    /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                     kept: number;
-                                    /** @description people the import changed, put back as they were before it */
+                                    /** @description people the import changed or joined to a static segment, put back as they were before it */
                                     restored: number;
                                 } | null;
                                 /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -2497,9 +2497,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -2787,9 +2787,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -3001,9 +3001,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -3358,9 +3358,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -3708,9 +3708,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -3839,8 +3839,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Undo a contacts import: erase the people it created, restore the people it changed
-         * @description For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People changed again since the import finished are kept as they are, each listed in the error report with code `changed_since_import`. Static segment joins made by the import stay. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.
+         * Undo a contacts import: erase the people it created, restore the people it changed and the static segments it joined them to
+         * @description For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People it created are erased; people it changed get their fields, attributes and labels back; the static-segment joins it made (a `segment` column or `createSegment`) are removed, or the membership value it replaced is put back. People changed again since the import finished (their fields, or a membership it set) are kept as they are, each listed in the error report with code `changed_since_import`; people whose earlier email, external id or username someone has taken since are kept with `restore_conflict`. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.
          */
         post: {
             parameters: {
@@ -3939,9 +3939,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */
@@ -4167,9 +4167,9 @@ export interface paths {
                             undo: {
                                 /** @description people the import created, erased */
                                 deleted: number;
-                                /** @description people changed again after the import, left as they are (each a changed_since_import error) */
+                                /** @description people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error) */
                                 kept: number;
-                                /** @description people the import changed, put back as they were before it */
+                                /** @description people the import changed or joined to a static segment, put back as they were before it */
                                 restored: number;
                             } | null;
                             /** @description when the stored upload, its sample rows and the failed rows' cells were deleted (UPLOAD_RETENTION_HOURS, a team-member import's end, an erase); start and validate then answer 409 upload_expired */

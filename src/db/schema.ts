@@ -427,6 +427,30 @@ export const importChanges = pgTable(
   (t) => [primaryKey({ name: "import_changes_pk", columns: [t.importId, t.personId] })],
 );
 
+/**
+ * The static-segment joins a contacts import made for people it did not create (an undo erases those): one row per
+ * (person, segment) whose membership the import added or whose value it changed. `wasMember`/`beforeValue` is what
+ * the join replaced (first change wins), `afterValue` what the import left (last change wins), `row` the first row
+ * (for a `createSegment` join, the person's last row). Written by the batch's membership upsert (segment column) and
+ * by the finish (createSegment); read and worked off by an undo; an erase deletes a person's. No foreign keys: a
+ * segment deleted since has nothing left to undo, and an import that ever joined anyone is never deleted (only drafts
+ * and never-enqueued imports are); the per-row check of a foreign key to imports made up about a third of what the
+ * recording adds to the membership upsert (A/B in the commit that dropped it).
+ */
+export const importSegmentJoins = pgTable(
+  "import_segment_joins",
+  {
+    importId: uuid("import_id").notNull(),
+    personId: id64("person_id").notNull(),
+    segmentId: uuid("segment_id").notNull(),
+    row: bigint("row", { mode: "number" }).notNull(),
+    wasMember: boolean("was_member").notNull(),
+    beforeValue: text("before_value"),
+    afterValue: text("after_value"),
+  },
+  (t) => [primaryKey({ name: "import_segment_joins_pk", columns: [t.importId, t.personId, t.segmentId] })],
+);
+
 export const EXPORT_STATUSES = ["queued", "processing", "done", "failed", "expired"] as const;
 export type ExportStatus = (typeof EXPORT_STATUSES)[number];
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
-import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, type Client } from "../helpers/api.js";
+import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
+import { waitForSegment } from "../helpers/segments.js";
 
 // Batches of 2, so the undo works through several batches of each kind.
 const t = useTestContext({ DELETION_BATCH_SIZE: "2", IMPORT_BATCH_SIZE: "2" });
@@ -36,6 +37,23 @@ async function person(email: string) {
     from people p where p.workspace_id = ${client.workspaceId}::uuid and p.email = ${email}`;
   return row ?? null;
 }
+
+async function segmentNamed(name: string): Promise<{ id: string }> {
+  const list = await client.request("GET", "/v1/segments?limit=1000");
+  const seg = list.json.data.find((s: { name: string }) => s.name === name);
+  if (!seg) throw new Error(`no segment ${name}`);
+  return seg;
+}
+
+/** A segment's members as [email, value], by email. */
+async function membersOf(segmentId: string): Promise<[string, string | null][]> {
+  const res = await client.request("GET", `/v1/segments/${segmentId}/members?limit=1000`);
+  if (res.status !== 200) throw new Error(`members: ${res.status} ${res.body}`);
+  return res.json.data.map((m: { email: string; value: string | null }) => [m.email, m.value] as [string, string | null]).sort((a: [string], b: [string]) => a[0].localeCompare(b[0]));
+}
+
+const addMembers = (segmentId: string, emails: string[]) =>
+  client.request("POST", `/v1/segments/${segmentId}/members`, { payload: { users: emails.map((email) => ({ email })) } });
 
 describe("POST /v1/imports/:id/undo", () => {
   it("erases the people the import created, restores the ones it changed, keeps the ones changed since", async () => {
@@ -97,6 +115,91 @@ describe("POST /v1/imports/:id/undo", () => {
     expect(owners.map((r) => [r.external_id, r.email])).toEqual([["swap-1", "after@swap.test"], ["swap-2", "before@swap.test"]]);
     const errors = await errorReport(client, done.id);
     expect(errors.filter((e) => e.code === "restore_conflict")).toHaveLength(1);
+  });
+
+  it("removes the static-segment joins a segment column made and puts back a value it changed", async () => {
+    const mapping = { email: "email", seg: "segment", val: "segment_value" };
+    // Before: Ana is a VIP with "gold", Dan with "x"; Bea exists and is no member.
+    const before = await importAndWait(client, "email,seg,val\nana@seg.test,VIP,gold\ndan@seg.test,VIP,x\nbea@seg.test,,\n", { mapping });
+    expect(before.counts).toMatchObject({ created: 3 });
+    const vip = await segmentNamed("VIP");
+    // Batches of 2: Bea's second row (a later batch) changes the value her first row set.
+    const csv = ["email,seg,val", "ana@seg.test,VIP,platinum", "bea@seg.test,VIP,silver", "cal@seg.test,VIP,bronze", "dan@seg.test,VIP,x", "bea@seg.test,VIP,tin"].join("\n");
+    const done = await importAndWait(client, csv, { mapping });
+    expect(done.counts).toMatchObject({ created: 1, updated: 2, unchanged: 1 });
+    expect(await membersOf(vip.id)).toEqual([["ana@seg.test", "platinum"], ["bea@seg.test", "tin"], ["cal@seg.test", "bronze"], ["dan@seg.test", "x"]]);
+    await waitForSegment(client, vip.id, (s) => s.memberCount === 4, 10_000);
+    // Recorded: what the joins of people it did not create replaced (first change), and what the import left (last).
+    const recorded = await t.ctx.db.$client`
+      select p.email, j.row::int, j.was_member, j.before_value, j.after_value from import_segment_joins j join people p on p.id = j.person_id
+      where j.import_id = ${done.id}::uuid order by p.email`;
+    expect(recorded.map((r) => [r.email, r.row, r.was_member, r.before_value, r.after_value])).toEqual([
+      ["ana@seg.test", 1, true, "gold", "platinum"],
+      ["bea@seg.test", 2, false, null, "tin"],
+    ]);
+
+    expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(done.id);
+    expect(undone.status, String(undone.failureReason)).toBe("undone");
+    // Cal (created) is erased; Ana and Bea are put back; Dan, whom the import left as he was, keeps his membership.
+    expect(undone.undo).toEqual({ deleted: 1, restored: 2, kept: 0 });
+    expect(await membersOf(vip.id)).toEqual([["ana@seg.test", "gold"], ["dan@seg.test", "x"]]);
+    await waitForSegment(client, vip.id, (s) => s.memberCount === 2, 10_000);
+    const [left] = await t.ctx.db.$client`select count(*)::int as n from import_segment_joins where import_id = ${done.id}::uuid`;
+    expect(left?.n).toBe(0);
+  });
+
+  it("removes createSegment joins, keeps a member from before, and keeps a person or membership changed since", async () => {
+    for (const email of ["eve@fair.test", "fay@fair.test", "hal@fair.test", "jon@fair.test", "kim@fair.test"]) {
+      expect((await identify({ email })).status).toBeLessThan(300);
+    }
+    const created = await client.request("POST", "/v1/segments", { payload: { name: "Spring fair", type: "static" } });
+    expect(created.status).toBe(201);
+    const fair = created.json;
+    expect((await addMembers(fair.id, ["hal@fair.test"])).status).toBe(200);
+
+    // Eve, Hal, Jon and Kim are unchanged by the import; Fay gets a name; Gus is new. All six end up in the segment.
+    const csv = ["email,first_name", "eve@fair.test,", "fay@fair.test,Fay", "gus@fair.test,Gus", "hal@fair.test,", "jon@fair.test,", "kim@fair.test,"].join("\n");
+    const done = await importAndWait(client, csv, { mapping: { email: "email", first_name: "first_name" }, options: { createSegment: { name: "Spring fair" } } });
+    expect(done.counts).toMatchObject({ created: 1, updated: 1, unchanged: 4 });
+    expect(done.segmentIds).toEqual([fair.id]);
+    expect(await membersOf(fair.id)).toEqual(["eve", "fay", "gus", "hal", "jon", "kim"].map((n) => [`${n}@fair.test`, null]));
+
+    // Jon leaves the segment and joins it again after the import: his membership is no longer the import's.
+    expect((await client.request("DELETE", `/v1/segments/${fair.id}/members`, { payload: { users: [{ email: "jon@fair.test" }] } })).status).toBe(200);
+    expect((await addMembers(fair.id, ["jon@fair.test"])).status).toBe(200);
+    // Kim changes after the import: a person changed since is kept whole, her membership included.
+    expect((await identify({ email: "kim@fair.test", firstName: "Kim" })).status).toBeLessThan(300);
+
+    expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(done.id);
+    expect(undone.status, String(undone.failureReason)).toBe("undone");
+    // Gus is erased; Fay (her name and her join) and Eve (her join) are put back; Jon and Kim are kept as they are now.
+    expect(undone.undo).toEqual({ deleted: 1, restored: 2, kept: 2 });
+    expect(await membersOf(fair.id)).toEqual([["hal@fair.test", null], ["jon@fair.test", null], ["kim@fair.test", null]]);
+    await waitForSegment(client, fair.id, (s) => s.memberCount === 3, 10_000);
+    expect((await person("fay@fair.test"))?.first_name).toBeNull();
+    const kept = (await errorReport(client, done.id)).filter((e) => e.code === "changed_since_import");
+    expect(kept.map((e) => e.row).sort()).toEqual(["5", "6"]);
+  });
+
+  it("a dry run records no before-images and no segment joins", async () => {
+    expect((await identify({ email: "dry@seg.test", firstName: "Dry" })).status).toBeLessThan(300);
+    const csv = "email,first_name,seg,val\ndry@seg.test,Wet,Dry VIP,1\n";
+    const draft = await pasteImport(client, csv, {
+      identifier: "email",
+      mapping: { email: "email", first_name: "first_name", seg: "segment", val: "segment_value" },
+      options: { createSegment: { name: "Dry fair" } },
+    });
+    expect(draft.status).toBe(201);
+    expect((await client.request("POST", `/v1/imports/${draft.json.id}/validate`)).status).toBe(202);
+    const validated = await waitForImport(client, draft.json.id);
+    expect(validated).toMatchObject({ status: "validated", counts: { updated: 1 } });
+    const [rec] = await t.ctx.db.$client`
+      select (select count(*)::int from import_changes where import_id = ${draft.json.id}::uuid) as changes,
+             (select count(*)::int from import_segment_joins where import_id = ${draft.json.id}::uuid) as joins,
+             (select count(*)::int from segment_memberships m join people p on p.id = m.person_id where p.email = 'dry@seg.test') as memberships`;
+    expect(rec).toEqual({ changes: 0, joins: 0, memberships: 0 });
   });
 
   it("answers 409 not_undoable for a draft", async () => {

@@ -256,9 +256,9 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       schema: { params: idParams, response: { 202: importObjectSchema.describe("Accepted: the import is undoing; Location names it"), 409: errorResponse("not_undoable: the import is a draft, queued, validating, processing, validated, undoing or undone"), 422: errorResponse("not_undoable_kind: a members or events import") } },
       config: {
         docs: {
-          summary: "Undo a contacts import: erase the people it created, restore the people it changed",
+          summary: "Undo a contacts import: erase the people it created, restore the people it changed and the static segments it joined them to",
           description:
-            "For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People changed again since the import finished are kept as they are, each listed in the error report with code `changed_since_import`. Static segment joins made by the import stay. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.",
+            "For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People it created are erased; people it changed get their fields, attributes and labels back; the static-segment joins it made (a `segment` column or `createSegment`) are removed, or the membership value it replaced is put back. People changed again since the import finished (their fields, or a membership it set) are kept as they are, each listed in the error report with code `changed_since_import`; people whose earlier email, external id or username someone has taken since are kept with `restore_conflict`. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.",
         },
       },
     },

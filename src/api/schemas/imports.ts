@@ -81,8 +81,11 @@ export const importSummarySchema = z.object({
   undo: z
     .object({
       deleted: z.number().int().describe("people the import created, erased"),
-      restored: z.number().int().describe("people the import changed, put back as they were before it"),
-      kept: z.number().int().describe("people changed again after the import, left as they are (each a changed_since_import error)"),
+      restored: z.number().int().describe("people the import changed or joined to a static segment, put back as they were before it"),
+      kept: z
+        .number()
+        .int()
+        .describe("people changed again after the import (fields, or a segment membership it set), or whose earlier identifier someone has taken since, left as they are (each a changed_since_import or restore_conflict error)"),
     })
     .nullable()
     .describe("POST /v1/imports/{id}/undo: what the undo did so far (status undoing, then undone); null when never undone"),

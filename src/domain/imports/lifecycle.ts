@@ -163,12 +163,19 @@ export async function finishImport(db: Db, imp: ImportRow, createdSegmentId: str
     const [cur] = await tx.select({ fence: imports.fence }).from(imports).where(eq(imports.id, imp.id)).for("update");
     if (!cur || cur.fence !== imp.fence) return null;
     if (createdSegmentId) {
+      // The joins of people the import did not create are recorded (an undo removes them; it erases the others).
       await tx.execute(sql`
-        insert into segment_memberships (workspace_id, segment_id, person_id)
-        select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from (
-          select person_id from import_people where import_id = ${imp.id}
-          union select id from people where workspace_id = ${imp.workspaceId}::uuid and created_import_id = ${imp.id}) t
-        order by person_id
+        with joined as (
+          insert into segment_memberships (workspace_id, segment_id, person_id)
+          select ${imp.workspaceId}::uuid, ${createdSegmentId}::uuid, person_id from (
+            select person_id from import_people where import_id = ${imp.id}
+            union select id from people where workspace_id = ${imp.workspaceId}::uuid and created_import_id = ${imp.id}) t
+          order by person_id
+          on conflict do nothing
+          returning person_id)
+        insert into import_segment_joins (import_id, person_id, segment_id, row, was_member, before_value, after_value)
+        select ${imp.id}::uuid, ip.person_id, ${createdSegmentId}::uuid, ip.row, false, null, null
+        from joined j join import_people ip on ip.import_id = ${imp.id}::uuid and ip.person_id = j.person_id and ip.outcome <> 'created'
         on conflict do nothing`);
     }
     await tx.execute(sql`delete from import_people where import_id = ${imp.id}`);
@@ -177,7 +184,9 @@ export async function finishImport(db: Db, imp: ImportRow, createdSegmentId: str
       ? sql`case when ${imports.segmentIds} @> ${JSON.stringify([createdSegmentId])}::jsonb then ${imports.segmentIds} else ${imports.segmentIds} || ${JSON.stringify([createdSegmentId])}::jsonb end`
       : imports.segmentIds;
     const status = imp.dryRun ? "validated" : "done";
-    await tx.update(imports).set({ status, finishedAt: new Date(), updatedAt: new Date(), segmentIds }).where(eq(imports.id, imp.id));
+    // The database's clock (this transaction's start), as for everything the batches and the segment fill above wrote:
+    // an undo tells what changed after the import by comparing with it.
+    await tx.update(imports).set({ status, finishedAt: sql`now()`, updatedAt: new Date(), segmentIds }).where(eq(imports.id, imp.id));
     return status;
   });
 }

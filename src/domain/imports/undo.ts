@@ -5,11 +5,20 @@
  * from what is left, in batches, each one transaction holding the fence:
  * 1. people the import created (created_import_id), in id order past `undo.createdAfter`: erased when untouched since
  *    the import finished (updated_at <= finished_at), `deleted`; else `kept`, with a `changed_since_import` error;
- * 2. people the import changed (import_changes, worked off as it goes): restored from their before-image when
- *    untouched since, `restored`; else `kept` with the error; people erased meanwhile are dropped;
- * 3. `undone`, then a workspace segment recompute is requested (see the processor).
- * Not undone: static segment joins made by the import's segment column or createSegment (no record of them is kept),
- * labels it added to the vocabulary, and the person.updated events of restored people.
+ * 2. people the import changed (import_changes, worked off as it goes): restored from their before-image, with the
+ *    static-segment joins the import made for them undone (below), when untouched since, `restored`; else `kept` with
+ *    the error; people erased meanwhile are dropped;
+ * 3. people the import only joined to a static segment (createSegment on people it left unchanged; import_segment_joins,
+ *    worked off as it goes): their joins undone when untouched since, `restored`; else `kept` with the error;
+ * 4. `undone`, then static counts are refreshed and a workspace segment recompute is requested (see the processor).
+ * A join is undone by removing the membership the import created, or by putting back the value it replaced. A person
+ * counts once, as a whole: "untouched since" means their row was not updated after the import finished and every
+ * membership the import set is still as it left it (same value, not re-entered since); otherwise the person keeps
+ * everything as it is now, fields and memberships (`kept`, `changed_since_import`). A join to a segment deleted since
+ * has nothing left to undo.
+ * Not undone: labels it added to the vocabulary, static segments it created (left, emptied of its joins), and the
+ * person.updated events of restored people; no segment.left event is written for a removed join (the import wrote
+ * no segment.entered for it).
  */
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
@@ -87,7 +96,7 @@ async function takeUndo(db: Db, ids: { workspaceId: string; importId: string }):
 }
 
 const KEPT_REASONS = {
-  changed_since_import: "This person changed after the import finished; the undo left them as they are.",
+  changed_since_import: "This person, or a segment membership the import set, changed after the import finished; the undo left them as they are.",
   restore_conflict: "Another person has since taken this person's earlier email, external id or username; the undo left them as they are.",
 } as const;
 
@@ -105,11 +114,11 @@ async function recordKept(tx: Tx, importId: string, kept: { person_id: number; r
 }
 
 /** Step 1: the next batch of people the import created; false when none are left. */
-async function createdBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize: number): Promise<boolean> {
+async function createdBatch(db: Db, run: ImportRow, finishedAt: string, batchSize: number): Promise<boolean> {
   return db.transaction(async (tx) => {
     const state = await holdFence(tx, run);
     const next = await tx.execute<{ id: string; row: string | null; changed: boolean }>(sql`
-      select id, created_import_row as row, updated_at > ${finishedAt.toISOString()}::timestamptz as changed from people
+      select id, created_import_row as row, updated_at > ${finishedAt}::timestamptz as changed from people
       where workspace_id = ${run.workspaceId}::uuid and created_import_id = ${run.id}::uuid and id > ${state.createdAfter}
       order by id limit ${batchSize} for update`);
     if (!next.length) return false;
@@ -133,8 +142,37 @@ async function createdBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize:
 
 const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "email_key"] as const;
 
+/** `person_id in (…)` with the ids as one jsonb parameter. */
+const idsIn = (ids: readonly (number | string)[]) => sql`(select x::bigint from jsonb_array_elements_text(${JSON.stringify(ids.map(Number))}::jsonb) x)`;
+
+/**
+ * True for person `p` when a static-segment join the import made for them is no longer as the import left it: the
+ * membership is gone, holds another value, or was entered again after the import finished. A join to a segment
+ * deleted since counts as untouched (nothing is left to undo).
+ */
+const joinsChangedSince = (run: ImportRow, finishedAt: string) => sql`exists (
+  select 1 from import_segment_joins j
+  where j.import_id = ${run.id}::uuid and j.person_id = p.id
+    and exists (select 1 from segments g where g.id = j.segment_id and g.workspace_id = ${run.workspaceId}::uuid)
+    and not exists (select 1 from segment_memberships m
+      where m.segment_id = j.segment_id and m.person_id = j.person_id and m.workspace_id = ${run.workspaceId}::uuid
+        and m.value is not distinct from j.after_value and m.entered_at <= ${finishedAt}::timestamptz))`;
+
+/** Undoes the recorded joins of the given people: memberships the import created go, changed values come back. */
+async function undoJoins(tx: Tx, run: ImportRow, personIds: number[]): Promise<void> {
+  if (!personIds.length) return;
+  await tx.execute(sql`
+    with j as (
+      select * from import_segment_joins where import_id = ${run.id}::uuid and person_id in ${idsIn(personIds)}),
+    gone as (
+      delete from segment_memberships m using j
+      where not j.was_member and m.segment_id = j.segment_id and m.person_id = j.person_id and m.workspace_id = ${run.workspaceId}::uuid)
+    update segment_memberships m set value = j.before_value from j
+    where j.was_member and m.segment_id = j.segment_id and m.person_id = j.person_id and m.workspace_id = ${run.workspaceId}::uuid`);
+}
+
 /** Step 2: the next batch of people the import changed, restored from their before-image; false when none are left. */
-async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize: number): Promise<boolean> {
+async function changedBatch(db: Db, run: ImportRow, finishedAt: string, batchSize: number): Promise<boolean> {
   return db.transaction(async (tx) => {
     const state = await holdFence(tx, run);
     const next = await tx.execute<{ person_id: string; row: string }>(sql`
@@ -143,20 +181,25 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize:
     const ids = JSON.stringify(next.map((r) => Number(r.person_id)));
     const idList = sql`(select x::bigint from jsonb_array_elements_text(${ids}::jsonb) x)`;
     const people = await tx.execute<{ id: string; changed: boolean }>(sql`
-      select id, updated_at > ${finishedAt.toISOString()}::timestamptz as changed from people
+      select id, (updated_at > ${finishedAt}::timestamptz or ${joinsChangedSince(run, finishedAt)}) as changed from people p
       where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
     const untouched = people.filter((p) => !p.changed).map((p) => Number(p.id));
     const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
     const kept = next.filter((r) => changed.has(r.person_id)).map((r) => ({ person_id: Number(r.person_id), row: Number(r.row) }));
     // An earlier identifier someone else holds now cannot be given back (the unique indexes would fail the batch on
-    // every retry): that person is kept as they are, and says why.
+    // every retry): that person is kept as they are, and says why. One probe of each unique index per person (a single
+    // exists with the three ORed compared every person of the workspace with every restored one: minutes at 1M).
     const taken = untouched.length
       ? await tx.execute<{ person_id: string }>(sql`
           select c.person_id from import_changes c
           where c.import_id = ${run.id}::uuid
             and c.person_id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(untouched)}::jsonb) x)
-            and exists (select 1 from people o where o.workspace_id = ${run.workspaceId}::uuid and o.id <> c.person_id and (
-              o.email_key = c.before ->> 'email_key' or o.external_id = c.before ->> 'external_id' or o.username = c.before ->> 'username'))`)
+            and (${sql.join(
+              (["email_key", "external_id", "username"] as const).map(
+                (f) => sql`exists (select 1 from people o where o.workspace_id = ${run.workspaceId}::uuid and o.${sql.raw(f)} = c.before ->> ${f} and o.id <> c.person_id)`,
+              ),
+              sql` or `,
+            )})`)
       : [];
     const conflicted = new Set(taken.map((t) => Number(t.person_id)));
     const restore = untouched.filter((id) => !conflicted.has(id));
@@ -171,11 +214,42 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: Date, batchSize:
         from import_changes c
         where c.import_id = ${run.id}::uuid and c.person_id = p.id
           and p.id in (select x::bigint from jsonb_array_elements_text(${JSON.stringify(restore)}::jsonb) x)`);
+      await undoJoins(tx, run, restore);
     }
     await recordKept(tx, run.id, kept);
     await recordKept(tx, run.id, conflicts, "restore_conflict");
     await tx.execute(sql`delete from import_changes where import_id = ${run.id}::uuid and person_id in ${idList}`);
+    await tx.execute(sql`delete from import_segment_joins where import_id = ${run.id}::uuid and person_id in ${idList}`);
     const after: ImportUndoState = { ...state, restored: state.restored + restore.length, kept: state.kept + kept.length + conflicts.length };
+    await tx.update(imports).set({ undo: after, updatedAt: new Date() }).where(eq(imports.id, run.id));
+    return true;
+  });
+}
+
+/**
+ * Step 3: the next batch of people whose only record is a static-segment join (import_changes is worked off by now):
+ * their joins undone when untouched since (the same test as step 2: the person as a whole), `restored`; else `kept`;
+ * people erased meanwhile are dropped.
+ */
+async function joinsBatch(db: Db, run: ImportRow, finishedAt: string, batchSize: number): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const state = await holdFence(tx, run);
+    const next = await tx.execute<{ person_id: string; row: string }>(sql`
+      select person_id, min(row) as row from import_segment_joins where import_id = ${run.id}::uuid
+      group by person_id order by person_id limit ${batchSize}`);
+    if (!next.length) return false;
+    const idList = idsIn(next.map((r) => r.person_id));
+    // Locked in id order, as every other writer of people does, so a concurrent import's batch orders before or after.
+    const people = await tx.execute<{ id: string; changed: boolean }>(sql`
+      select id, (updated_at > ${finishedAt}::timestamptz or ${joinsChangedSince(run, finishedAt)}) as changed from people p
+      where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
+    const restore = people.filter((p) => !p.changed).map((p) => Number(p.id));
+    const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
+    const kept = next.filter((r) => changed.has(r.person_id)).map((r) => ({ person_id: Number(r.person_id), row: Number(r.row) }));
+    await undoJoins(tx, run, restore);
+    await recordKept(tx, run.id, kept);
+    await tx.execute(sql`delete from import_segment_joins where import_id = ${run.id}::uuid and person_id in ${idList}`);
+    const after: ImportUndoState = { ...state, restored: state.restored + restore.length, kept: state.kept + kept.length };
     await tx.update(imports).set({ undo: after, updatedAt: new Date() }).where(eq(imports.id, run.id));
     return true;
   });
@@ -189,9 +263,11 @@ export async function runUndo(
   const taken = await takeUndo(deps.db, ids);
   if (!taken) return "not_runnable";
   // An import that never ran (cancelled while queued) has no finish time worth more than now: nothing it wrote is newer.
-  const finishedAt = taken.finishedAt ?? new Date();
+  // Read as text: the database's microseconds, which the times it is compared with (updated_at, entered_at) carry too.
+  const [fin] = await deps.db.execute<{ at: string }>(sql`select coalesce(finished_at, now())::text as at from imports where id = ${taken.id}::uuid`);
+  const finishedAt = fin!.at;
   try {
-    for (const step of [createdBatch, changedBatch]) {
+    for (const step of [createdBatch, changedBatch, joinsBatch]) {
       for (;;) {
         if (signal?.aborted) return "interrupted";
         if (!(await step(deps.db, taken, finishedAt, deps.batchSize))) break;

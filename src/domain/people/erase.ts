@@ -44,8 +44,9 @@ export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: numb
   await tx.execute(sql`delete from events where workspace_id = ${workspaceId}::uuid and person_id in ${idList(found)}`);
   // 5. A running import's ledger (not keyed by workspace: person ids are global). Labels are an array on the person.
   await tx.execute(sql`delete from import_people where person_id in ${idList(found)}`);
-  // 5b. Imports' before-images of the person (kept for an undo) repeat their fields.
+  // 5b. Imports' before-images of the person (kept for an undo) repeat their fields and segment values.
   await tx.execute(sql`delete from import_changes where person_id in ${idList(found)}`);
+  await tx.execute(sql`delete from import_segment_joins where person_id in ${idList(found)}`);
   // 6. Stored identify responses (Idempotency-Key replays) repeat the person's fields.
   await tx.execute(sql`
     delete from idempotency_keys where workspace_id = ${workspaceId}::uuid and response_body ->> 'id' in (select x from jsonb_array_elements_text(${JSON.stringify(found.map(String))}::jsonb) x)`);

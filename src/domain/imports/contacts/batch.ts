@@ -43,6 +43,9 @@ const UNIQUE_FIELDS: { field: Identifier; people: string; stage: string; label: 
   { field: "username", people: "p.username", stage: "s.username", label: "username" },
 ];
 const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const;
+/** A person `p`'s before-image as import_changes keeps it (exported for the bench, which replays the insert to cost it). */
+export const BEFORE_IMAGE = `jsonb_build_object(${FIELDS.map((f) => `'${f}', p.${f}`).join(", ")}, 'email_key', p.email_key,
+         'attributes', p.attributes, 'label_ids', to_jsonb(p.label_ids))`;
 
 /** A row still in play: no check failed or skipped it. */
 const ACTIVE = "s.err_code is null";
@@ -240,8 +243,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
         ? ""
         : `with saved as (
        insert into import_changes (import_id, person_id, row, before)
-       select $1, p.id, s.row, jsonb_build_object(${FIELDS.map((f) => `'${f}', p.${f}`).join(", ")}, 'email_key', p.email_key,
-         'attributes', p.attributes, 'label_ids', to_jsonb(p.label_ids))
+       select $1, p.id, s.row, ${BEFORE_IMAGE}
        from ${CONTACT_STAGE_TABLE} s join people p on p.id = s.person_id
        where s.outcome = 'updated' and s.err_code is null and p.created_import_id is distinct from $1
        order by p.id
@@ -378,6 +380,8 @@ function splitNames(cells: string): string[] {
  * The segment / segment_value columns: the person joins that static segment (created if missing) with that value.
  * The import lists every segment its rows named (segmentIds), in the batch's transaction: the import row is already
  * locked by the batch, and a rolled-back (dry-run) batch lists nothing.
+ * What each join replaced is recorded (import_segment_joins) by the same statement, as import_changes is: only for
+ * joins that change something, not for people this import created (an undo erases those), and not in a dry run.
  */
 async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<void> {
   if (!ctx.headerOf.segment) return;
@@ -389,6 +393,19 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
      on conflict (workspace_id, name) do nothing`,
     [ws],
   );
+  // What each join replaced (an undo puts it back), in the same statement: `joined` returns only the memberships it
+  // inserted or changed, and the memberships read beside them are as they were before it (one snapshot for the whole
+  // statement): none for a join, the replaced value for a change. A file that changes no membership records nothing.
+  const saved = ctx.dryRun
+    ? ""
+    : `,
+     saved as (
+       insert into import_segment_joins (import_id, person_id, segment_id, row, was_member, before_value, after_value)
+       select $2, j.person_id, j.segment_id, s.row, m.person_id is not null, m.value, j.value
+       from joined j join ${CONTACT_STAGE_TABLE} s on s.person_id = j.person_id
+         left join segment_memberships m on m.segment_id = j.segment_id and m.person_id = j.person_id
+       where s.outcome <> 'created' and s.prev_outcome is distinct from 'created'
+       on conflict (import_id, person_id, segment_id) do update set after_value = excluded.after_value)`;
   await q(
     `with joined as (
        insert into segment_memberships (workspace_id, segment_id, person_id, value)
@@ -398,10 +415,10 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
        order by g.id, s.person_id
        on conflict (segment_id, person_id) do update set value = excluded.value
          where segment_memberships.value is distinct from excluded.value
-       returning person_id)
+       returning person_id, segment_id, value)${saved}
      update ${CONTACT_STAGE_TABLE} s set changed = s.changed || '{segments}', outcome = 'updated'
      where s.person_id in (select person_id from joined) and s.outcome in ('updated', 'unchanged')`,
-    [ws],
+    ctx.dryRun ? [ws] : [ws, ctx.importId],
   );
   await q(
     `update imports i set segment_ids = i.segment_ids || coalesce((
