@@ -212,6 +212,8 @@ describe("row errors: good rows go in, every bad row is reported with row, colum
     expect(Object.keys(report[0]!)).toEqual(["row", "column", "value", "code", "message", "email", "first_name", "score", "vip", "joined", "label_ids", "plan"]);
     expect(report[0]).toMatchObject({ email: "not-an-email", first_name: "Bob", score: "1" });
     expect(report.find((e) => e.code === "empty_row")).toMatchObject({ email: "", first_name: "" });
+    // A row the database failed (its cells are read again from the file for the report) is repeated the same way.
+    expect(report.find((e) => e.code === "unknown_label_id")).toMatchObject({ email: "good3@x.io", first_name: "Eve", label_ids: "999999" });
     // Fix the report the way a person would: correct the cells, upload the file again.
     const res = await client.request("GET", `/v1/imports/${done.id}/errors`);
     const fixed = res.body

@@ -20,16 +20,22 @@ export interface Batch {
   failed: number;
   skipped: number;
   rows: number;
-  /** Byte offset where the batch starts in the stored file. */
+  /** Where the batch starts in the stored file: byte offset, data rows and physical lines before it. */
   startByte: number;
+  startRow: number;
+  startLine: number;
   endByte: number;
   endLine: number;
-  /** The cells of each row of the batch, so an error line can repeat the row for fixing and re-upload. */
+  /**
+   * The cells of the rows that failed validation, so their error line can repeat the row for fixing and re-upload.
+   * Rows failed later by the database are read again from the file (run.ts): keeping every row's cells would double
+   * what a batch holds, and what crosses from a parse thread, for the few rows that fail there.
+   */
   records: Map<number, string[]>;
 }
 
-export function newBatch(startByte: number): Batch {
-  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, startByte, endByte: startByte, endLine: 0, records: new Map() };
+export function newBatch(from: ReadFrom): Batch {
+  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, startByte: from.byte, startRow: from.row, startLine: from.line, endByte: from.byte, endLine: from.line, records: new Map() };
 }
 
 export function addRecord(
@@ -49,11 +55,13 @@ export function addRecord(
     batch.errors.push(rowError(rec.row, null, rec.raw, "record_too_large", `The record starting on line ${startLine} is ${sizeBytes} bytes long; the limit is ${limit} bytes (IMPORT_MAX_RECORD_BYTES). It was skipped.`));
     return;
   }
-  batch.records.set(rec.row, rec.record);
   const res = handler.validate(rec.record, rec.row, rec.raw);
   if (!res.ok) {
     if (res.skipped) batch.skipped += 1;
-    else batch.failed += 1;
+    else {
+      batch.failed += 1;
+      batch.records.set(rec.row, rec.record);
+    }
     batch.errors.push(...res.errors);
     return;
   }
@@ -111,7 +119,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
   const handler = createRowHandler(plan.kind, plan.ctx, plan.headers, plan.mapping);
   const identifierHeader = plan.ctx.headerOf[plan.ctx.identifier] ?? plan.ctx.identifier;
   const named = plan.headers.length;
-  let batch = newBatch(plan.from.byte);
+  let batch = newBatch(plan.from);
   const seen = new Map<string, number>();
   for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) {
     // Trailing unnamed header cells (`Email;Name;;`) are not in headers: blank cells under them are dropped per row.
@@ -119,9 +127,21 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
     addRecord(batch, seen, rec, handler, identifierHeader);
     if (batch.rows >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       yield { batch, last: false };
-      batch = newBatch(batch.endByte);
+      batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
       seen.clear();
     }
   }
   if (batch.rows > 0) yield { batch, last: true };
+}
+
+/**
+ * Reads the cells of `rows` of a batch again from the file (the rows the database failed: see Batch.records) into
+ * batch.records, as produceBatches read them.
+ */
+export async function readBatchRecords(storage: Storage, plan: BatchPlan, batch: Batch, rows: ReadonlySet<number>): Promise<void> {
+  const named = plan.headers.length;
+  const from = { byte: batch.startByte, row: batch.startRow, line: batch.startLine };
+  for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, from, plan.maxRecordBytes, batch.endByte)) {
+    if (rows.has(rec.row) && !rec.tooLarge) batch.records.set(rec.row, plan.fileWidth > named ? dropBlankTail(rec.record, named, plan.fileWidth) : rec.record);
+  }
 }

@@ -9,7 +9,8 @@ import type { imports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { withTimeout } from "../../lib/timeout.js";
 import { duplicateError, type Batch } from "./batch-builder.js";
-import { saveErrors, type Secrets } from "./error-store.js";
+import { MAX_STORED_ERRORS, saveErrors, type Secrets } from "./error-store.js";
+import { SKIP_CODES } from "./rows.js";
 import { emptyCounts, type BatchContext, type BatchResult, type Outcome, type RowHandler } from "./handler.js";
 
 /** Temp tables live in temp_buffers; the 8 MB default spills a 10k-row batch to disk. */
@@ -63,9 +64,11 @@ export interface BatchCommit {
   secrets: Secrets;
   batch: Batch;
   log: Logger;
+  /** Reads the cells of these rows of the batch again from the file (rows the database failed; see Batch.records). */
+  readRecords: (batch: Batch, rows: ReadonlySet<number>) => Promise<void>;
 }
 
-export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log }: BatchCommit): Promise<Record<Outcome, number>> {
+export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log, readRecords }: BatchCommit): Promise<Record<Outcome, number>> {
   if (batch.staged.length && handler.prepare) await handler.prepare(conn, batch.staged);
   await conn.unsafe("begin");
   try {
@@ -93,6 +96,10 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
       const [again] = await conn`select fence from imports where id = ${imp.id} for update`;
       if (!again || Number(again.fence) !== imp.fence) throw new FenceLost();
     }
+    // The error report repeats a failed row's cells: those the database failed are read again from the file.
+    const room = MAX_STORED_ERRORS - Number(state.error_count);
+    const unread = new Set(errors.slice(0, Math.max(0, room)).filter((e) => !SKIP_CODES.has(e.code) && !batch.records.has(e.row)).map((e) => e.row));
+    if (unread.size) await readRecords(batch, unread);
     await saveErrors(conn, imp.id, errors, batch.records, secrets, Number(state.error_count));
     await conn`
       update imports set

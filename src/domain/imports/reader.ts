@@ -55,12 +55,14 @@ export async function* readRecords(
   delimiter: string,
   from: ReadFrom,
   maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+  /** Stop at this byte offset (a record boundary: the end of a batch read again); the end of the file when absent. */
+  to?: number,
 ): AsyncGenerator<ParsedRecord> {
-  const size = await storage.size(key);
+  const size = Math.min(await storage.size(key), to ?? Infinity);
   let at = from;
   while (at.byte < size) {
     try {
-      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes)) {
+      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, to)) {
         at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
         yield rec;
       }

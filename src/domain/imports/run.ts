@@ -10,7 +10,7 @@ import { CsvStructureError, readHeaderWidth } from "./reader.js";
 import type { Identifier, MappingTarget } from "./targets.js";
 import { ensureStaticSegment } from "./segments.js";
 import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lifecycle.js";
-import type { Batch, BatchPlan } from "./batch-builder.js";
+import { readBatchRecords, type Batch, type BatchPlan } from "./batch-builder.js";
 import { readBatches, usesParseThread } from "./batch-source.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
@@ -101,7 +101,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const shouldYield = async () => Date.now() >= sliceEndsAt && ctl.othersWaiting !== undefined && (await ctl.othersWaiting().catch(() => 0)) > 0;
     const flush = async (b: Batch, last: boolean) => {
       if (pending) await pending;
-      const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log }), batchTimeoutMs, async () => {
+      const readRecords = (batch: Batch, rows: ReadonlySet<number>) => readBatchRecords(deps.storage, plan, batch, rows);
+      const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log, readRecords }), batchTimeoutMs, async () => {
         // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.
         log.error({ batchTimeoutMs, backendPid }, "import batch did not finish in time; terminating its connection");
         await bounded(deps.db.$client`select pg_terminate_backend(${backendPid})`, CLEANUP_TIMEOUT_MS).catch(() => {});
