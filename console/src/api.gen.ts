@@ -3266,7 +3266,9 @@ export interface paths {
                     "application/json": {
                         identifier: string;
                         /** @description {"CSV header": "target"} laid over the current mapping (the suggestion for a draft without one): columns not named keep their target, "ignore" drops one. "suggested" takes the suggestion as it is; omitted, the current mapping stays. */
-                        mapping?: "suggested";
+                        mapping?: "suggested" | {
+                            [key: string]: string;
+                        };
                         options?: unknown;
                     };
                 };

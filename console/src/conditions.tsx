@@ -223,7 +223,7 @@ export function MatchCount({ conditions }: { conditions: unknown }) {
     let live = true;
     setState((s) => ({ ...s, busy: true }));
     const t = setTimeout(() => {
-      api("post", "/v1/segments/preview", { body: { conditions: (conditions ?? { all: [] }) as never } }).then(
+      api("post", "/v1/segments/preview", { body: { conditions: conditions ?? { all: [] } } }).then(
         (r) => live && setState({ count: r.count, busy: false }),
         (error) => live && setState({ error, busy: false }),
       );

@@ -148,10 +148,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   };
   const saveMapping = async (id: string) => {
     if (!dirty) return;
-    // The spec documents `mapping` as only "suggested": its {header: target} branch is lost in the generated types.
-    const body = { identifier, mapping } as unknown as Body<"/v1/imports/{id}/mapping", "put">;
-    const saved = await api("put", "/v1/imports/{id}/mapping", { path: { id }, body });
-    setImp(saved as ImportJob);
+    setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping } }));
     setDirty(false);
   };
   const errAt = (at: string) => (error?.at === at ? <ErrorNote error={error.error} /> : null);
@@ -171,9 +168,9 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           error={errAt("upload")}
           onUpload={(body) =>
             act("upload", async () => {
-              const created = await api("post", "/v1/imports", { body: body as never });
-              setImp(created as ImportJob);
-              setMapping({ ...((created as ImportJob).suggestedMapping ?? {}) });
+              const created = await api("post", "/v1/imports", { body });
+              setImp(created);
+              setMapping({ ...(created.suggestedMapping ?? {}) });
               setDirty(true);
             })
           }
@@ -239,7 +236,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                 onClick={() =>
                   act("mapping", async () => {
                     await saveMapping(imp.id);
-                    setImp((await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } })) as ImportJob);
+                    setImp(await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } }));
                   })
                 }
               >
@@ -250,7 +247,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                 onClick={() =>
                   act("mapping", async () => {
                     await saveMapping(imp.id);
-                    setImp((await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } })) as ImportJob);
+                    setImp(await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } }));
                   })
                 }
               >
@@ -261,7 +258,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           <Outcome imp={imp} />
           {errAt("progress")}
           {["queued", "processing", "validating"].includes(imp.status) ? (
-            <button type="button" onClick={() => act("cancel", async () => setImp((await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })) as ImportJob))}>
+            <button type="button" onClick={() => act("cancel", async () => setImp(await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })))}>
               Cancel import
             </button>
           ) : null}
@@ -280,7 +277,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   );
 }
 
-function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Record<string, unknown>) => void; busy: boolean; error: unknown }) {
+function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Body<"/v1/imports", "post">) => void; busy: boolean; error: unknown }) {
   const [kind, setKind] = useState<Kind>("contacts");
   const [file, setFile] = useState<File | null>(null);
   const [paste, setPaste] = useState("");

@@ -89,7 +89,7 @@ function CreateSegment({ segments, onCreated }: { segments: Segment[]; onCreated
     setError(null);
     setDone(null);
     try {
-      const body = { name, type, ...(description ? { description } : {}), ...(type === "dynamic" ? { conditions: (conditions ?? { all: [] }) as never } : {}) };
+      const body = { name, type, ...(description ? { description } : {}), ...(type === "dynamic" ? { conditions: conditions ?? { all: [] } } : {}) };
       const s = await api("post", "/v1/segments", { body });
       setDone(`Segment “${s.name}” created.`);
       setName("");

@@ -15,7 +15,7 @@ export function UsersScreen() {
   const page = useLoad(
     () =>
       applied
-        ? api("post", "/v1/users/search", { body: { conditions: applied as never, limit: PAGE, ...(cursor ? { cursor } : {}) } })
+        ? api("post", "/v1/users/search", { body: { conditions: applied, limit: PAGE, ...(cursor ? { cursor } : {}) } })
         : api("get", "/v1/users", { query: { limit: PAGE, cursor } }),
     [JSON.stringify(applied), cursor],
   );
