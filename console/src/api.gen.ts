@@ -1562,7 +1562,9 @@ export interface paths {
                                 failureReason: string | null;
                                 filters: {
                                     /** @description the condition tree, or null */
-                                    conditions: Record<string, never> | null;
+                                    conditions: {
+                                        [key: string]: unknown;
+                                    } | null;
                                     events: string[] | null;
                                     /** @description ISO-8601 UTC, inclusive */
                                     from: string | null;
@@ -1717,7 +1719,9 @@ export interface paths {
                             failureReason: string | null;
                             filters: {
                                 /** @description the condition tree, or null */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 events: string[] | null;
                                 /** @description ISO-8601 UTC, inclusive */
                                 from: string | null;
@@ -1885,7 +1889,9 @@ export interface paths {
                             failureReason: string | null;
                             filters: {
                                 /** @description the condition tree, or null */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 events: string[] | null;
                                 /** @description ISO-8601 UTC, inclusive */
                                 from: string | null;
@@ -6098,7 +6104,9 @@ export interface paths {
                         "application/json": {
                             data: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -6239,7 +6247,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6374,7 +6384,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6649,7 +6661,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6952,7 +6966,9 @@ export interface paths {
                             })[];
                             segment: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -7098,7 +7114,9 @@ export interface paths {
                             removed: number;
                             segment: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -7235,7 +7253,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
