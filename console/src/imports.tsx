@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
+import { api, ApiError, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
 import { Badge, Busy, ErrorNote, Section, useInterval, useLoad, when } from "./ui";
 
 type Kind = NonNullable<Body<"/v1/imports", "post">["kind"]>;
@@ -10,18 +10,21 @@ const COUNT_NAMES = ["created", "updated", "unchanged", "skipped", "failed"] as 
 /** Statuses after which an import no longer changes by itself. */
 const SETTLED = new Set(["draft", "validated", "done", "failed", "cancelled", "undone"]);
 
-const COMMON_TARGETS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "labels", "label_ids", "segment", "segment_value"];
+/** The targets each kind accepts (API.md "Mapping targets"; the API answers 422 for any other). */
+const IDENTITY_TARGETS = ["email", "external_id", "username"];
 const TARGETS: Record<Kind, string[]> = {
-  contacts: COMMON_TARGETS,
-  members: [...COMMON_TARGETS, "password", "active", "role"],
-  events: ["email", "external_id", "username", "event", "occurred_at"],
+  contacts: [...IDENTITY_TARGETS, "first_name", "last_name", "name", "company_id", "labels", "label_ids", "segment", "segment_value"],
+  members: ["email", "first_name", "last_name", "password", "active", "role"],
+  events: [...IDENTITY_TARGETS, "event", "occurred_at"],
 };
+/** Team members log in with their email: it is their only identifier. */
+const IDENTIFIERS_BY_KIND: Record<Kind, Identifier[]> = { contacts: IDENTIFIERS, members: ["email"], events: IDENTIFIERS };
 
 /** The targets a column may take: the kind's fields, an attribute (or property) named after it, the suggestion, ignore. */
-function targetsFor(kind: Kind, header: string, suggested: string | undefined): string[] {
-  const own = kind === "events" ? `property:${header}` : `attribute:${header}`;
-  const list = [...TARGETS[kind], own];
-  if (suggested && !list.includes(suggested)) list.push(suggested);
+function targetsFor(kind: Kind, header: string, suggested: string | undefined, current: string | undefined): string[] {
+  const own = kind === "events" ? [`property:${header}`] : kind === "contacts" ? [`attribute:${header}`] : [];
+  const list = [...TARGETS[kind], ...own];
+  for (const t of [suggested, current]) if (t && t !== "ignore" && !list.includes(t)) list.push(t);
   return [...list, "ignore"];
 }
 
@@ -92,10 +95,17 @@ export function ImportsScreen() {
   );
 }
 
+/** The per-field problems of a refused mapping (422 invalid_mapping or secret_column). */
+function mappingProblems(err: unknown): { field: string; reason: string }[] {
+  if (!(err instanceof ApiError) || err.status !== 422) return [];
+  const problems = (err.details as { problems?: unknown } | undefined)?.problems;
+  return Array.isArray(problems) ? problems.filter((p) => typeof p?.field === "string" && typeof p?.reason === "string") : [];
+}
+
 /** Upload or paste → draft → Identify → map → Validate → Start → progress → summary, in one panel. */
 function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: () => void }) {
   const [imp, setImp] = useState<ImportJob | null>(initial);
-  const [identifier, setIdentifier] = useState<Identifier>((initial?.identifier as Identifier) ?? "email");
+  const [identifier, setIdentifier] = useState<Identifier>(initial?.identifier ?? "email");
   const [mapping, setMapping] = useState<Record<string, string>>(initial ? { ...(initial.suggestedMapping ?? {}), ...(initial.mapping ?? {}) } : {});
   const [dirty, setDirty] = useState(!initial?.mapping);
   const [error, setError] = useState<{ at: string; error: unknown } | null>(null);
@@ -151,7 +161,19 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
     setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping } }));
     setDirty(false);
   };
+  const cancellable = Boolean(imp && ["queued", "validating", "processing"].includes(imp.status));
   const errAt = (at: string) => (error?.at === at ? <ErrorNote error={error.error} /> : null);
+  // A refused mapping (422) lists its problems by field: "identifier", "mapping.<column>", "options.<name>".
+  const problems = error?.at === "mapping" ? mappingProblems(error.error) : [];
+  const problemAt = (field: string, id: string) => {
+    const here = problems.filter((p) => p.field === field);
+    return here.length ? (
+      <p class="error field-problem" id={id}>
+        {here.map((p) => p.reason).join(" ")}
+      </p>
+    ) : null;
+  };
+  const elsewhere = problems.filter((p) => p.field !== "identifier" && !(p.field.startsWith("mapping.") && imp?.headers.includes(p.field.slice("mapping.".length))));
 
   return (
     <Section
@@ -183,18 +205,21 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
             <label for="identifier">Identifier</label>
             <select
               id="identifier"
+              aria-invalid={problems.some((p) => p.field === "identifier") || undefined}
+              aria-describedby={problems.some((p) => p.field === "identifier") ? "identifier-problem" : undefined}
               value={identifier}
               onChange={(e) => {
                 setIdentifier(e.currentTarget.value as Identifier);
                 setDirty(true);
               }}
             >
-              {IDENTIFIERS.map((i) => (
+              {IDENTIFIERS_BY_KIND[imp.kind].map((i) => (
                 <option key={i} value={i}>
                   {i}
                 </option>
               ))}
             </select>
+            {problemAt("identifier", "identifier-problem")}
             <table class="mapping">
               <caption>Where each column goes</caption>
               <thead>
@@ -212,24 +237,36 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                     <td>
                       <select
                         aria-label={`Target for column ${h}`}
+                        aria-invalid={problems.some((p) => p.field === `mapping.${h}`) || undefined}
+                        aria-describedby={problems.some((p) => p.field === `mapping.${h}`) ? `column-problem-${i}` : undefined}
                         value={mapping[h] ?? "ignore"}
                         onChange={(e) => {
                           setMapping({ ...mapping, [h]: e.currentTarget.value });
                           setDirty(true);
                         }}
                       >
-                        {targetsFor(imp.kind as Kind, h, imp.suggestedMapping?.[h]).map((t) => (
+                        {targetsFor(imp.kind, h, imp.suggestedMapping?.[h], mapping[h]).map((t) => (
                           <option key={t} value={t}>
                             {t}
                           </option>
                         ))}
                       </select>
+                      {problemAt(`mapping.${h}`, `column-problem-${i}`)}
                     </td>
                   </tr>
                 ))}
               </tbody>
             </table>
             {errAt("mapping")}
+            {elsewhere.length ? (
+              <ul class="error">
+                {elsewhere.map((p, i) => (
+                  <li key={i}>
+                    {p.field}: {p.reason}
+                  </li>
+                ))}
+              </ul>
+            ) : null}
             <div class="actions">
               <button
                 type="button"
@@ -257,9 +294,10 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           </fieldset>
           <Outcome imp={imp} />
           {errAt("progress")}
-          {["queued", "processing", "validating"].includes(imp.status) ? (
-            <button type="button" onClick={() => act("cancel", async () => setImp(await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })))}>
-              Cancel import
+          {cancellable && imp.cancelRequested ? <p role="status">Cancel requested: the import stops after the batch it is writing now.</p> : null}
+          {cancellable && !imp.cancelRequested ? (
+            <button type="button" disabled={busy === "cancel"} onClick={() => act("cancel", async () => setImp(await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })))}>
+              {busy === "cancel" ? "Cancelling…" : "Cancel import"}
             </button>
           ) : null}
           {errAt("cancel")}
@@ -364,18 +402,24 @@ function Outcome({ imp }: { imp: ImportJob }) {
           {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
         </p>
       ) : null}
-      <dl class="counts">
-        <div>
-          <dt>total</dt>
-          <dd>{c.total}</dd>
-        </div>
-        {COUNT_NAMES.map((n) => (
-          <div key={n}>
-            <dt>{n}</dt>
-            <dd data-count={n}>{c[n]}</dd>
+      {running ? (
+        // The stream carries how far the file is read, not the counts: they come with the import when it ends.
+        <p>The counts by outcome appear when the import ends.</p>
+      ) : (
+        <dl class="counts">
+          <div>
+            <dt>total</dt>
+            <dd>{c.total}</dd>
           </div>
-        ))}
-      </dl>
+          {COUNT_NAMES.map((n) => (
+            <div key={n}>
+              <dt>{n}</dt>
+              <dd data-count={n}>{c[n]}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      {imp.status === "cancelled" ? <p>Cancelled: the rows written before the cancel stay, as the counts say; the rest of the file was not imported.</p> : null}
       {imp.failureReason ? <p class="error">{imp.failureReason}</p> : null}
       {imp.errors.length > 0 ? (
         <table>
