@@ -95,6 +95,80 @@ export function ImportsScreen() {
   );
 }
 
+/** The import options the flow offers (API.md "Options"); attribute types are set on the attributes themselves. */
+interface Options {
+  mode: "upsert" | "create_only" | "update_only";
+  labels: "add" | "replace";
+  segmentName: string;
+  createMissingPeople: boolean;
+  timezone: string;
+}
+
+function optionsFrom(o: Record<string, unknown> | null): Options {
+  const segment = o?.createSegment as { name?: unknown } | undefined;
+  return {
+    mode: o?.mode === "create_only" || o?.mode === "update_only" ? o.mode : "upsert",
+    labels: o?.labels === "replace" ? "replace" : "add",
+    segmentName: typeof segment?.name === "string" ? segment.name : "",
+    createMissingPeople: o?.createMissingPeople === true,
+    timezone: typeof o?.timezone === "string" ? o.timezone : "UTC",
+  };
+}
+
+/** The options a kind takes: the API refuses the others (members join no segment; only events create missing people). */
+function optionsBody(kind: Kind, o: Options): Record<string, unknown> {
+  const segment = o.segmentName.trim() ? { createSegment: { name: o.segmentName.trim() } } : {};
+  if (kind === "members") return { mode: o.mode };
+  if (kind === "events") return { createMissingPeople: o.createMissingPeople, timezone: o.timezone.trim() || "UTC", ...segment };
+  return { mode: o.mode, labels: o.labels, ...segment };
+}
+
+function ImportOptions({ kind, value, onChange, problemAt }: { kind: Kind; value: Options; onChange: (o: Options) => void; problemAt: (field: string, id: string) => unknown }) {
+  const set = (patch: Partial<Options>) => onChange({ ...value, ...patch });
+  return (
+    <fieldset class="options">
+      <legend>Options</legend>
+      {kind !== "events" ? (
+        <>
+          <label for="import-mode">Which rows to write</label>
+          <select id="import-mode" value={value.mode} onChange={(e) => set({ mode: e.currentTarget.value as Options["mode"] })}>
+            <option value="upsert">create new {kind === "members" ? "members" : "people"} and update known ones</option>
+            <option value="create_only">only create new {kind === "members" ? "members" : "people"}</option>
+            <option value="update_only">only update known {kind === "members" ? "members" : "people"}</option>
+          </select>
+          {problemAt("options.mode", "option-problem-mode")}
+        </>
+      ) : null}
+      {kind === "contacts" ? (
+        <>
+          <label for="import-labels">A labels column</label>
+          <select id="import-labels" value={value.labels} onChange={(e) => set({ labels: e.currentTarget.value as Options["labels"] })}>
+            <option value="add">adds to each person's labels</option>
+            <option value="replace">replaces each person's labels</option>
+          </select>
+        </>
+      ) : null}
+      {kind === "events" ? (
+        <>
+          <label class="inline">
+            <input type="checkbox" checked={value.createMissingPeople} onChange={(e) => set({ createMissingPeople: e.currentTarget.checked })} /> Create people who are not known yet
+          </label>
+          <label for="import-timezone">Time zone of times written without an offset</label>
+          <input id="import-timezone" value={value.timezone} onInput={(e) => set({ timezone: e.currentTarget.value })} />
+          {problemAt("options.timezone", "option-problem-timezone")}
+        </>
+      ) : null}
+      {kind !== "members" ? (
+        <>
+          <label for="import-segment">Put everyone this import touches in a new static segment named (optional)</label>
+          <input id="import-segment" value={value.segmentName} onInput={(e) => set({ segmentName: e.currentTarget.value })} />
+          {problemAt("options.createSegment.name", "option-problem-segment")}
+        </>
+      ) : null}
+    </fieldset>
+  );
+}
+
 /** The per-field problems of a refused mapping (422 invalid_mapping or secret_column). */
 function mappingProblems(err: unknown): { field: string; reason: string }[] {
   if (!(err instanceof ApiError) || err.status !== 422) return [];
@@ -108,6 +182,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   const [identifier, setIdentifier] = useState<Identifier>(initial?.identifier ?? "email");
   const [mapping, setMapping] = useState<Record<string, string>>(initial ? { ...(initial.suggestedMapping ?? {}), ...(initial.mapping ?? {}) } : {});
   const [dirty, setDirty] = useState(!initial?.mapping);
+  const [options, setOptions] = useState<Options>(optionsFrom(initial?.options ?? null));
   const [error, setError] = useState<{ at: string; error: unknown } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
 
@@ -158,7 +233,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   };
   const saveMapping = async (id: string) => {
     if (!dirty) return;
-    setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping } }));
+    setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping, options: optionsBody(imp?.kind ?? "contacts", options) } }));
     setDirty(false);
   };
   const cancellable = Boolean(imp && ["queued", "validating", "processing"].includes(imp.status));
@@ -173,7 +248,10 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
       </p>
     ) : null;
   };
-  const elsewhere = problems.filter((p) => p.field !== "identifier" && !(p.field.startsWith("mapping.") && imp?.headers.includes(p.field.slice("mapping.".length))));
+  const SHOWN_OPTIONS = ["options.mode", "options.timezone", "options.createSegment.name"];
+  const elsewhere = problems.filter(
+    (p) => p.field !== "identifier" && !SHOWN_OPTIONS.includes(p.field) && !(p.field.startsWith("mapping.") && imp?.headers.includes(p.field.slice("mapping.".length))),
+  );
 
   return (
     <Section
@@ -193,6 +271,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
               const created = await api("post", "/v1/imports", { body });
               setImp(created);
               setMapping({ ...(created.suggestedMapping ?? {}) });
+              setOptions(optionsFrom(created.options));
               setDirty(true);
             })
           }
@@ -257,6 +336,15 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                 ))}
               </tbody>
             </table>
+            <ImportOptions
+              kind={imp.kind}
+              value={options}
+              onChange={(o) => {
+                setOptions(o);
+                setDirty(true);
+              }}
+              problemAt={problemAt}
+            />
             {errAt("mapping")}
             {elsewhere.length ? (
               <ul class="error">

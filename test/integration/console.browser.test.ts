@@ -144,7 +144,7 @@ describe("web console in Chromium", () => {
     await page.getByRole("button", { name: "Back to history" }).click();
   });
 
-  it("imports events through the same flow: event, time and a property; an unknown person is a row error", async () => {
+  it("imports events through the same flow: event, time, a property; an unknown person is a row error until the option creates them", async () => {
     await pasteDraft(
       "events",
       ["email,event,occurred_at,plan", "person01@example.com,Signed Up,2026-01-05T10:00:00Z,pro", "person02@example.com,Clicked Upgrade,2026-01-06T11:00:00Z,free", "ghost@example.com,Signed Up,2026-01-07T12:00:00Z,pro"].join("\n"),
@@ -152,18 +152,29 @@ describe("web console in Chromium", () => {
     expect(await page.getByLabel("Target for column event").inputValue()).toBe("event");
     expect(await page.getByLabel("Target for column occurred_at").inputValue()).toBe("occurred_at");
     expect(await page.getByLabel("Target for column plan").inputValue()).toBe("property:plan");
-    await page.getByRole("button", { name: "Start import" }).click();
-    await page.locator(".outcome .badge", { hasText: "done" }).waitFor({ timeout: 30_000 });
+    // The dry run names the unknown person in the API's own words, on its row.
+    await page.getByRole("button", { name: "Validate" }).click();
+    await page.locator(".outcome .badge", { hasText: "validated" }).waitFor({ timeout: 30_000 });
     expect(await page.locator('[data-count="created"]').innerText()).toBe("2");
     expect(await page.locator('[data-count="failed"]').innerText()).toBe("1");
-    // The API's own sentence about the row, next to its row, column and value.
     const error = page.locator(".outcome").getByRole("row").filter({ hasText: "ghost@example.com" });
     expect(await error.innerText()).toMatch(/No person has this email/);
+    // The option that sentence points to is in the form: the real run creates the person.
+    await page.getByLabel("Create people who are not known yet").check();
+    await page.getByLabel("Put everyone this import touches in a new static segment named (optional)").fill("Event people");
+    await expectAccessible("imports-events-validated");
+    await page.getByRole("button", { name: "Start import" }).click();
+    await page.locator(".outcome .badge", { hasText: "done" }).waitFor({ timeout: 30_000 });
+    expect(await page.locator('[data-count="created"]').innerText()).toBe("3");
+    expect(await page.locator('[data-count="failed"]').innerText()).toBe("0");
     await expectAccessible("imports-events-done");
-    const profile = (await client.request("POST", "/v1/users/search", { payload: { conditions: { field: "email", op: "eq", value: "person01@example.com" } } })).json.data[0];
-    const events = (await client.request("GET", `/v1/users/${profile.id}`)).json.recentEvents;
+    const person = async (email: string) => (await client.request("POST", "/v1/users/search", { payload: { conditions: { field: "email", op: "eq", value: email } } })).json.data[0];
+    const events = (await client.request("GET", `/v1/users/${(await person("person01@example.com")).id}`)).json.recentEvents;
     const imported = events.filter((e: any) => e.event === "Signed Up" || e.event === "Clicked Upgrade");
     expect(imported.map((e: any) => [e.event, e.occurredAt, e.properties])).toEqual([["Signed Up", "2026-01-05T10:00:00.000Z", { plan: "pro" }]]);
+    expect(await person("ghost@example.com")).toBeDefined();
+    const segment = (await client.request("GET", "/v1/segments")).json.data.find((s: any) => s.name === "Event people");
+    expect(segment).toMatchObject({ type: "static", memberCount: 3 });
     await page.getByRole("button", { name: "Back to history" }).click();
   });
 
