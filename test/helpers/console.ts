@@ -38,7 +38,8 @@ export async function buildConsoleOnce(): Promise<void> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       // A lock left by a run that was killed mid-build: a build takes seconds, not minutes.
-      if (Date.now() - statSync(BUILD_LOCK, { throwIfNoEntry: false })!.mtimeMs > 120_000) rmSync(BUILD_LOCK, { recursive: true, force: true });
+      const lock = statSync(BUILD_LOCK, { throwIfNoEntry: false });
+      if (lock && Date.now() - lock.mtimeMs > 120_000) rmSync(BUILD_LOCK, { recursive: true, force: true });
       if (Date.now() > until) throw new Error(`${BUILD_LOCK} held for 3 minutes`);
       await new Promise((r) => setTimeout(r, 200));
     }
