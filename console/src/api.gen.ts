@@ -1562,7 +1562,9 @@ export interface paths {
                                 failureReason: string | null;
                                 filters: {
                                     /** @description the condition tree, or null */
-                                    conditions: Record<string, never> | null;
+                                    conditions: {
+                                        [key: string]: unknown;
+                                    } | null;
                                     events: string[] | null;
                                     /** @description ISO-8601 UTC, inclusive */
                                     from: string | null;
@@ -1717,7 +1719,9 @@ export interface paths {
                             failureReason: string | null;
                             filters: {
                                 /** @description the condition tree, or null */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 events: string[] | null;
                                 /** @description ISO-8601 UTC, inclusive */
                                 from: string | null;
@@ -1885,7 +1889,9 @@ export interface paths {
                             failureReason: string | null;
                             filters: {
                                 /** @description the condition tree, or null */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 events: string[] | null;
                                 /** @description ISO-8601 UTC, inclusive */
                                 from: string | null;
@@ -3266,7 +3272,9 @@ export interface paths {
                     "application/json": {
                         identifier: string;
                         /** @description {"CSV header": "target"} laid over the current mapping (the suggestion for a draft without one): columns not named keep their target, "ignore" drops one. "suggested" takes the suggestion as it is; omitted, the current mapping stays. */
-                        mapping?: "suggested";
+                        mapping?: "suggested" | {
+                            [key: string]: string;
+                        };
                         options?: unknown;
                     };
                 };
@@ -6096,7 +6104,9 @@ export interface paths {
                         "application/json": {
                             data: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -6237,7 +6247,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6372,7 +6384,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6647,7 +6661,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;
@@ -6950,7 +6966,9 @@ export interface paths {
                             })[];
                             segment: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -7096,7 +7114,9 @@ export interface paths {
                             removed: number;
                             segment: {
                                 /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                                conditions: Record<string, never> | null;
+                                conditions: {
+                                    [key: string]: unknown;
+                                } | null;
                                 /** @description ISO-8601 UTC */
                                 createdAt: string;
                                 description: string | null;
@@ -7233,7 +7253,9 @@ export interface paths {
                     content: {
                         "application/json": {
                             /** @description the condition tree of a dynamic segment (API.md "Conditions"); null for a static one */
-                            conditions: Record<string, never> | null;
+                            conditions: {
+                                [key: string]: unknown;
+                            } | null;
                             /** @description ISO-8601 UTC */
                             createdAt: string;
                             description: string | null;

@@ -1,90 +1,80 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type Segment } from "./api";
+import { api, ApiError, type Segment } from "./api";
+import {
+  childPaths,
+  COUNT_OPS,
+  emptyGroup,
+  FIELDS,
+  LIST_OPS,
+  NEW_RULE,
+  NO_VALUE_OPS,
+  opsFor,
+  problemsAt,
+  RELATIVE_OPS,
+  toConditions,
+  TYPED_OPS,
+  UNITS,
+  type Conditions,
+  type Group,
+  type Node,
+  type Problem,
+  type Rule,
+  type ValueType,
+} from "./condition-tree";
 import { ErrorNote } from "./ui";
 
-/** The builder's own tree; toConditions() turns it into the API's condition JSON. */
-export type Node = Group | Rule;
-export interface Group {
-  type: "group";
-  match: "all" | "any";
-  negate: boolean;
-  children: Node[];
-}
-export type Rule =
-  | { type: "field"; field: string; op: string; value: string; unit: string }
-  | { type: "attribute"; key: string; op: string; value: string; unit: string }
-  | { type: "label"; label: string; op: "has" | "has_not" }
-  | { type: "event"; event: string; op: "performed" | "not_performed"; countOp: string; count: string; withinDays: string }
-  | { type: "segment"; segment: string; op: "in" | "not_in" };
+export { emptyGroup, fromConditions, toConditions, type Group } from "./condition-tree";
 
-const FIELDS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "created_at", "updated_at", "last_seen_at"];
-const OPS = ["eq", "neq", "contains", "not_contains", "starts_with", "ends_with", "exists", "not_exists", "in", "not_in", "gt", "gte", "lt", "lte", "before", "after", "within_last", "more_than_ago"];
-const UNITS = ["minute", "hour", "day", "week", "month"];
-const NEW_RULE: Record<Rule["type"], () => Rule> = {
-  field: () => ({ type: "field", field: "email", op: "contains", value: "", unit: "day" }),
-  attribute: () => ({ type: "attribute", key: "", op: "eq", value: "", unit: "day" }),
-  label: () => ({ type: "label", label: "", op: "has" }),
-  event: () => ({ type: "event", event: "", op: "performed", countOp: "gte", count: "", withinDays: "" }),
-  segment: () => ({ type: "segment", segment: "", op: "in" }),
-};
-const RULE_NAMES: Record<Rule["type"], string> = { field: "Field", attribute: "Attribute", label: "Label", event: "Event count", segment: "Segment" };
-
-export const emptyGroup = (): Group => ({ type: "group", match: "all", negate: false, children: [] });
-
-function value(op: string, raw: string, unit: string): unknown {
-  if (op === "exists" || op === "not_exists") return undefined;
-  if (op === "within_last" || op === "more_than_ago") return { amount: Number(raw) || 0, unit };
-  if (op === "in" || op === "not_in") return raw.split(",").map((s) => s.trim()).filter(Boolean);
-  if (["gt", "gte", "lt", "lte"].includes(op) && raw.trim() !== "" && !Number.isNaN(Number(raw))) return Number(raw);
-  return raw;
-}
-
-/** The API's condition JSON for a tree, or null when the tree has no condition yet (everyone matches). */
-export function toConditions(node: Node): unknown {
-  switch (node.type) {
-    case "group": {
-      const kids = node.children.map(toConditions).filter((c) => c !== null);
-      if (kids.length === 0) return null;
-      const g = { [node.match]: kids };
-      return node.negate ? { not: g } : g;
-    }
-    case "field":
-    case "attribute": {
-      const field = node.type === "field" ? node.field : `attributes.${node.key}`;
-      const v = value(node.op, node.value, node.unit);
-      return v === undefined ? { field, op: node.op } : { field, op: node.op, value: v };
-    }
-    case "label":
-      return { label: node.label, op: node.op };
-    case "event": {
-      const c: Record<string, unknown> = { event: node.event, op: node.op };
-      if (node.count.trim()) c.count = { op: node.countOp, value: Number(node.count) };
-      if (node.withinDays.trim()) c.within = { amount: Number(node.withinDays), unit: "day" };
-      return c;
-    }
-    case "segment":
-      return { segment: node.segment, op: node.op };
-  }
-}
+const RULE_NAMES: Record<Rule["type"], string> = { field: "Field", attribute: "Attribute", label: "Label", event: "Event count", segment: "Segment", json: "Written" };
 
 let ids = 0;
 const nextId = () => `c${++ids}`;
 
-/** Nested all/any/not groups of field, attribute, label, event-count and segment conditions. */
-export function Builder({ value: root, onChange, segments }: { value: Group; onChange: (g: Group) => void; segments: Segment[] }) {
+/** The API's problems with a condition tree (422 invalid_conditions), each with the JSON path it names. */
+export function problemsOf(err: unknown): Problem[] {
+  if (!(err instanceof ApiError) || err.code !== "invalid_conditions") return [];
+  const problems = (err.details as { problems?: unknown } | undefined)?.problems;
+  if (!Array.isArray(problems)) return [];
+  return problems
+    .filter((p): p is Problem => typeof p?.path === "string" && typeof p?.reason === "string")
+    .map((p) => ({ path: p.path.replace(/^conditions\.?/, ""), reason: p.reason }));
+}
+
+/** Nested all/any/not groups of field, attribute, label, event-count and segment conditions; the API's problems beside the rule they name. */
+export function Builder({ value: root, onChange, segments, problems = [] }: { value: Group; onChange: (g: Group) => void; segments: Segment[]; problems?: Problem[] }) {
   return (
     <div class="builder">
-      <GroupEditor group={root} onChange={onChange} segments={segments} depth={0} />
+      <GroupEditor group={root} onChange={onChange} segments={segments} depth={0} path="" problems={problems} />
     </div>
   );
 }
 
-function GroupEditor({ group, onChange, segments, depth, onRemove }: { group: Group; onChange: (g: Group) => void; segments: Segment[]; depth: number; onRemove?: () => void }) {
+function Problems({ list, id }: { list: Problem[]; id: string }) {
+  if (list.length === 0) return null;
+  return (
+    <p class="error rule-problem" id={id}>
+      {list.map((p) => p.reason).join("; ")}
+    </p>
+  );
+}
+
+interface GroupProps {
+  group: Group;
+  onChange: (g: Group) => void;
+  segments: Segment[];
+  depth: number;
+  path: string | null;
+  problems: Problem[];
+  onRemove?: () => void;
+}
+
+function GroupEditor({ group, onChange, segments, depth, onRemove, path, problems }: GroupProps) {
   const [id] = useState(nextId);
   const set = (patch: Partial<Group>) => onChange({ ...group, ...patch });
   const setChild = (i: number, n: Node) => set({ children: group.children.map((c, j) => (j === i ? n : c)) });
   const remove = (i: number) => set({ children: group.children.filter((_, j) => j !== i) });
   const name = depth === 0 ? "people" : `group ${depth}`;
+  const paths = childPaths(group, path ?? "");
   return (
     <fieldset class="group">
       <legend>{depth === 0 ? "Conditions" : `Nested group (level ${depth})`}</legend>
@@ -96,13 +86,14 @@ function GroupEditor({ group, onChange, segments, depth, onRemove }: { group: Gr
       <label class="inline">
         <input type="checkbox" checked={group.negate} onChange={(e) => set({ negate: e.currentTarget.checked })} /> Negate ({depth === 0 ? "people who do not" : "not"})
       </label>
+      <Problems list={problemsAt(problems, path, true)} id={`${id}-problems`} />
       <ul>
         {group.children.map((c, i) => (
           <li key={i}>
             {c.type === "group" ? (
-              <GroupEditor group={c} depth={depth + 1} segments={segments} onChange={(n) => setChild(i, n)} onRemove={() => remove(i)} />
+              <GroupEditor group={c} depth={depth + 1} segments={segments} path={path === null ? null : paths[i]!} problems={problems} onChange={(n) => setChild(i, n)} onRemove={() => remove(i)} />
             ) : (
-              <RuleEditor rule={c} segments={segments} onChange={(n) => setChild(i, n)} onRemove={() => remove(i)} />
+              <RuleEditor rule={c} segments={segments} problems={problemsAt(problems, path === null ? null : paths[i]!, false)} onChange={(n) => setChild(i, n)} onRemove={() => remove(i)} />
             )}
           </li>
         ))}
@@ -114,12 +105,12 @@ function GroupEditor({ group, onChange, segments, depth, onRemove }: { group: Gr
         onChange={(e) => {
           const t = e.currentTarget.value;
           if (t === "group") set({ children: [...group.children, emptyGroup()] });
-          else if (t in NEW_RULE) set({ children: [...group.children, NEW_RULE[t as Rule["type"]]()] });
+          else if (t in NEW_RULE) set({ children: [...group.children, NEW_RULE[t as keyof typeof NEW_RULE]()] });
           e.currentTarget.value = "";
         }}
       >
         <option value="">choose a condition</option>
-        {(Object.keys(NEW_RULE) as Rule["type"][]).map((t) => (
+        {(Object.keys(NEW_RULE) as (keyof typeof NEW_RULE)[]).map((t) => (
           <option key={t} value={t}>
             {RULE_NAMES[t]} condition
           </option>
@@ -135,13 +126,26 @@ function GroupEditor({ group, onChange, segments, depth, onRemove }: { group: Gr
   );
 }
 
-function RuleEditor({ rule, onChange, onRemove, segments }: { rule: Rule; onChange: (r: Rule) => void; onRemove: () => void; segments: Segment[] }) {
+function RuleEditor({ rule, onChange, onRemove, segments, problems }: { rule: Rule; onChange: (r: Rule) => void; onRemove: () => void; segments: Segment[]; problems: Problem[] }) {
+  const [id] = useState(nextId);
   const set = (patch: Partial<Rule>) => onChange({ ...rule, ...patch } as Rule);
   const label = RULE_NAMES[rule.type];
   return (
-    <div class="rule" role="group" aria-label={`${label} condition`}>
+    <div class={problems.length ? "rule invalid" : "rule"} role="group" aria-label={`${label} condition`} aria-describedby={problems.length ? `${id}-problems` : undefined}>
+      <span class="rule-kind" aria-hidden="true">
+        {label}
+      </span>
       {rule.type === "field" ? (
-        <select aria-label="Field" value={rule.field} onChange={(e) => set({ field: e.currentTarget.value })}>
+        <select
+          aria-label="Field"
+          value={rule.field}
+          onChange={(e) => {
+            const field = e.currentTarget.value;
+            // A date field and a text field allow different operators: keep the operator only when it still applies.
+            const ops = opsFor({ ...rule, field });
+            set({ field, op: ops.includes(rule.op) ? rule.op : ops[0]! });
+          }}
+        >
           {FIELDS.map((f) => (
             <option key={f}>{f}</option>
           ))}
@@ -151,18 +155,30 @@ function RuleEditor({ rule, onChange, onRemove, segments }: { rule: Rule; onChan
       {rule.type === "field" || rule.type === "attribute" ? (
         <>
           <select aria-label="Operator" value={rule.op} onChange={(e) => set({ op: e.currentTarget.value })}>
-            {OPS.map((o) => (
+            {opsFor(rule).map((o) => (
               <option key={o}>{o}</option>
             ))}
           </select>
-          {rule.op === "exists" || rule.op === "not_exists" ? null : (
-            <input aria-label={rule.op === "in" || rule.op === "not_in" ? "Values, comma-separated" : "Value"} value={rule.value} onInput={(e) => set({ value: e.currentTarget.value })} />
+          {NO_VALUE_OPS.includes(rule.op) ? null : (
+            <input
+              aria-label={LIST_OPS.includes(rule.op) ? "Values, comma-separated" : rule.op === "between" ? "From value" : RELATIVE_OPS.includes(rule.op) ? "Amount" : "Value"}
+              value={rule.value}
+              onInput={(e) => set({ value: e.currentTarget.value })}
+            />
           )}
-          {rule.op === "within_last" || rule.op === "more_than_ago" ? (
+          {rule.op === "between" ? <input aria-label="To value" value={rule.value2} onInput={(e) => set({ value2: e.currentTarget.value })} /> : null}
+          {RELATIVE_OPS.includes(rule.op) ? (
             <select aria-label="Unit" value={rule.unit} onChange={(e) => set({ unit: e.currentTarget.value })}>
               {UNITS.map((u) => (
                 <option key={u}>{u}</option>
               ))}
+            </select>
+          ) : null}
+          {rule.type === "attribute" && TYPED_OPS.includes(rule.op) ? (
+            <select aria-label="Value type" value={rule.valueType} onChange={(e) => set({ valueType: e.currentTarget.value as ValueType })}>
+              <option value="text">as text</option>
+              <option value="number">as number</option>
+              <option value="boolean">as true/false</option>
             </select>
           ) : null}
         </>
@@ -184,12 +200,17 @@ function RuleEditor({ rule, onChange, onRemove, segments }: { rule: Rule; onChan
             <option value="not_performed">not performed</option>
           </select>
           <select aria-label="Count comparison" value={rule.countOp} onChange={(e) => set({ countOp: e.currentTarget.value })}>
-            {["gte", "gt", "eq", "lte", "lt"].map((o) => (
+            {COUNT_OPS.map((o) => (
               <option key={o}>{o}</option>
             ))}
           </select>
           <input aria-label="Times (optional)" inputMode="numeric" value={rule.count} onInput={(e) => set({ count: e.currentTarget.value })} />
-          <input aria-label="Within the last days (optional)" inputMode="numeric" value={rule.withinDays} onInput={(e) => set({ withinDays: e.currentTarget.value })} />
+          <input aria-label="Within the last (optional)" inputMode="numeric" value={rule.within} onInput={(e) => set({ within: e.currentTarget.value })} />
+          <select aria-label="Within unit" value={rule.withinUnit} onChange={(e) => set({ withinUnit: e.currentTarget.value })}>
+            {UNITS.map((u) => (
+              <option key={u}>{u}</option>
+            ))}
+          </select>
         </>
       ) : null}
       {rule.type === "segment" ? (
@@ -205,26 +226,38 @@ function RuleEditor({ rule, onChange, onRemove, segments }: { rule: Rule; onChan
                 {s.name}
               </option>
             ))}
+            {rule.segment && !segments.some((s) => s.id === rule.segment) ? <option value={rule.segment}>segment {rule.segment}</option> : null}
           </select>
         </>
+      ) : null}
+      {rule.type === "json" ? (
+        <label class="inline">
+          Condition as JSON (the builder has no control for it)
+          <textarea rows={2} value={rule.json} onInput={(e) => set({ json: e.currentTarget.value })} />
+        </label>
       ) : null}
       <button type="button" onClick={onRemove} aria-label={`Remove ${label.toLowerCase()} condition`}>
         Remove
       </button>
+      <Problems list={problems} id={`${id}-problems`} />
     </div>
   );
 }
 
-/** The live match count of a tree (POST /v1/segments/preview), debounced; the API's message when it refuses the tree. */
-export function MatchCount({ conditions }: { conditions: unknown }) {
-  const [state, setState] = useState<{ count?: number; error?: unknown; busy: boolean }>({ busy: true });
+type PreviewState = { count?: number; sample?: Sample; error?: unknown; busy: boolean };
+type Sample = NonNullable<Awaited<ReturnType<typeof preview>>>["sample"];
+const preview = (conditions: Conditions | null) => api("post", "/v1/segments/preview", { body: { conditions: conditions ?? { all: [] } } });
+
+/** POST /v1/segments/preview for a tree, debounced: the latest answer, or the API's refusal of the tree. */
+function usePreview(conditions: Conditions | null): PreviewState {
+  const [state, setState] = useState<PreviewState>({ busy: true });
   const key = JSON.stringify(conditions);
   useEffect(() => {
     let live = true;
     setState((s) => ({ ...s, busy: true }));
     const t = setTimeout(() => {
-      api("post", "/v1/segments/preview", { body: { conditions: (conditions ?? { all: [] }) as never } }).then(
-        (r) => live && setState({ count: r.count, busy: false }),
+      preview(conditions).then(
+        (r) => live && setState({ count: r.count, sample: r.sample, busy: false }),
         (error) => live && setState({ error, busy: false }),
       );
     }, 300);
@@ -233,12 +266,61 @@ export function MatchCount({ conditions }: { conditions: unknown }) {
       clearTimeout(t);
     };
   }, [key]);
+  return state;
+}
+
+function CountLine({ state }: { state: PreviewState }) {
   return (
-    <div class="match-count">
-      <p role="status" aria-live="polite">
-        {state.error ? "No count: see the message below." : state.count === undefined ? "Counting…" : `${state.count} ${state.count === 1 ? "person matches" : "people match"}${state.busy ? " (updating…)" : ""}`}
-      </p>
-      <ErrorNote error={state.error} />
-    </div>
+    <p role="status" aria-live="polite">
+      {state.error
+        ? "No count: see the message below."
+        : state.count === undefined
+          ? "Counting…"
+          : `${state.count} ${state.count === 1 ? "person matches" : "people match"}${state.busy ? " (updating…)" : ""}`}
+    </p>
+  );
+}
+
+function SampleTable({ sample, count }: { sample: Sample; count: number }) {
+  return (
+    <table>
+      <caption>
+        Sample of who matches ({sample.length} of {count})
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Email</th>
+          <th scope="col">External id</th>
+          <th scope="col">Name</th>
+        </tr>
+      </thead>
+      <tbody>
+        {sample.map((u) => (
+          <tr key={u.id}>
+            <td>{u.email ?? "—"}</td>
+            <td>{u.externalId ?? "—"}</td>
+            <td>{u.name ?? ([u.firstName, u.lastName].filter(Boolean).join(" ") || "—")}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/**
+ * The builder with its live preview: how many people the tree matches now (and, with `sample`, a sample of them),
+ * the API's sentence when it refuses the tree, and each of its problems beside the rule it names.
+ */
+export function ConditionsEditor({ value, onChange, segments, sample = false }: { value: Group; onChange: (g: Group) => void; segments: Segment[]; sample?: boolean }) {
+  const state = usePreview(toConditions(value));
+  return (
+    <>
+      <Builder value={value} onChange={onChange} segments={segments} problems={problemsOf(state.error)} />
+      <div class="match-count">
+        <CountLine state={state} />
+        <ErrorNote error={state.error} />
+        {sample && state.sample && state.sample.length > 0 && !state.error ? <SampleTable sample={state.sample} count={state.count ?? state.sample.length} /> : null}
+      </div>
+    </>
   );
 }

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
+import { api, ApiError, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
 import { Badge, Busy, ErrorNote, Section, useInterval, useLoad, when } from "./ui";
 
 type Kind = NonNullable<Body<"/v1/imports", "post">["kind"]>;
@@ -10,18 +10,21 @@ const COUNT_NAMES = ["created", "updated", "unchanged", "skipped", "failed"] as 
 /** Statuses after which an import no longer changes by itself. */
 const SETTLED = new Set(["draft", "validated", "done", "failed", "cancelled", "undone"]);
 
-const COMMON_TARGETS = ["email", "external_id", "username", "first_name", "last_name", "name", "company_id", "labels", "label_ids", "segment", "segment_value"];
+/** The targets each kind accepts (API.md "Mapping targets"; the API answers 422 for any other). */
+const IDENTITY_TARGETS = ["email", "external_id", "username"];
 const TARGETS: Record<Kind, string[]> = {
-  contacts: COMMON_TARGETS,
-  members: [...COMMON_TARGETS, "password", "active", "role"],
-  events: ["email", "external_id", "username", "event", "occurred_at"],
+  contacts: [...IDENTITY_TARGETS, "first_name", "last_name", "name", "company_id", "labels", "label_ids", "segment", "segment_value"],
+  members: ["email", "first_name", "last_name", "password", "active", "role"],
+  events: [...IDENTITY_TARGETS, "event", "occurred_at"],
 };
+/** Team members log in with their email: it is their only identifier. */
+const IDENTIFIERS_BY_KIND: Record<Kind, Identifier[]> = { contacts: IDENTIFIERS, members: ["email"], events: IDENTIFIERS };
 
 /** The targets a column may take: the kind's fields, an attribute (or property) named after it, the suggestion, ignore. */
-function targetsFor(kind: Kind, header: string, suggested: string | undefined): string[] {
-  const own = kind === "events" ? `property:${header}` : `attribute:${header}`;
-  const list = [...TARGETS[kind], own];
-  if (suggested && !list.includes(suggested)) list.push(suggested);
+function targetsFor(kind: Kind, header: string, suggested: string | undefined, current: string | undefined): string[] {
+  const own = kind === "events" ? [`property:${header}`] : kind === "contacts" ? [`attribute:${header}`] : [];
+  const list = [...TARGETS[kind], ...own];
+  for (const t of [suggested, current]) if (t && t !== "ignore" && !list.includes(t)) list.push(t);
   return [...list, "ignore"];
 }
 
@@ -92,12 +95,94 @@ export function ImportsScreen() {
   );
 }
 
+/** The import options the flow offers (API.md "Options"); attribute types are set on the attributes themselves. */
+interface Options {
+  mode: "upsert" | "create_only" | "update_only";
+  labels: "add" | "replace";
+  segmentName: string;
+  createMissingPeople: boolean;
+  timezone: string;
+}
+
+function optionsFrom(o: Record<string, unknown> | null): Options {
+  const segment = o?.createSegment as { name?: unknown } | undefined;
+  return {
+    mode: o?.mode === "create_only" || o?.mode === "update_only" ? o.mode : "upsert",
+    labels: o?.labels === "replace" ? "replace" : "add",
+    segmentName: typeof segment?.name === "string" ? segment.name : "",
+    createMissingPeople: o?.createMissingPeople === true,
+    timezone: typeof o?.timezone === "string" ? o.timezone : "UTC",
+  };
+}
+
+/** The options a kind takes: the API refuses the others (members join no segment; only events create missing people). */
+function optionsBody(kind: Kind, o: Options): Record<string, unknown> {
+  const segment = o.segmentName.trim() ? { createSegment: { name: o.segmentName.trim() } } : {};
+  if (kind === "members") return { mode: o.mode };
+  if (kind === "events") return { createMissingPeople: o.createMissingPeople, timezone: o.timezone.trim() || "UTC", ...segment };
+  return { mode: o.mode, labels: o.labels, ...segment };
+}
+
+function ImportOptions({ kind, value, onChange, problemAt }: { kind: Kind; value: Options; onChange: (o: Options) => void; problemAt: (field: string, id: string) => unknown }) {
+  const set = (patch: Partial<Options>) => onChange({ ...value, ...patch });
+  return (
+    <fieldset class="options">
+      <legend>Options</legend>
+      {kind !== "events" ? (
+        <>
+          <label for="import-mode">Which rows to write</label>
+          <select id="import-mode" value={value.mode} onChange={(e) => set({ mode: e.currentTarget.value as Options["mode"] })}>
+            <option value="upsert">create new {kind === "members" ? "members" : "people"} and update known ones</option>
+            <option value="create_only">only create new {kind === "members" ? "members" : "people"}</option>
+            <option value="update_only">only update known {kind === "members" ? "members" : "people"}</option>
+          </select>
+          {problemAt("options.mode", "option-problem-mode")}
+        </>
+      ) : null}
+      {kind === "contacts" ? (
+        <>
+          <label for="import-labels">A labels column</label>
+          <select id="import-labels" value={value.labels} onChange={(e) => set({ labels: e.currentTarget.value as Options["labels"] })}>
+            <option value="add">adds to each person's labels</option>
+            <option value="replace">replaces each person's labels</option>
+          </select>
+        </>
+      ) : null}
+      {kind === "events" ? (
+        <>
+          <label class="inline">
+            <input type="checkbox" checked={value.createMissingPeople} onChange={(e) => set({ createMissingPeople: e.currentTarget.checked })} /> Create people who are not known yet
+          </label>
+          <label for="import-timezone">Time zone of times written without an offset</label>
+          <input id="import-timezone" value={value.timezone} onInput={(e) => set({ timezone: e.currentTarget.value })} />
+          {problemAt("options.timezone", "option-problem-timezone")}
+        </>
+      ) : null}
+      {kind !== "members" ? (
+        <>
+          <label for="import-segment">Put everyone this import touches in a new static segment named (optional)</label>
+          <input id="import-segment" value={value.segmentName} onInput={(e) => set({ segmentName: e.currentTarget.value })} />
+          {problemAt("options.createSegment.name", "option-problem-segment")}
+        </>
+      ) : null}
+    </fieldset>
+  );
+}
+
+/** The per-field problems of a refused mapping (422 invalid_mapping or secret_column). */
+function mappingProblems(err: unknown): { field: string; reason: string }[] {
+  if (!(err instanceof ApiError) || err.status !== 422) return [];
+  const problems = (err.details as { problems?: unknown } | undefined)?.problems;
+  return Array.isArray(problems) ? problems.filter((p) => typeof p?.field === "string" && typeof p?.reason === "string") : [];
+}
+
 /** Upload or paste → draft → Identify → map → Validate → Start → progress → summary, in one panel. */
 function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: () => void }) {
   const [imp, setImp] = useState<ImportJob | null>(initial);
-  const [identifier, setIdentifier] = useState<Identifier>((initial?.identifier as Identifier) ?? "email");
+  const [identifier, setIdentifier] = useState<Identifier>(initial?.identifier ?? "email");
   const [mapping, setMapping] = useState<Record<string, string>>(initial ? { ...(initial.suggestedMapping ?? {}), ...(initial.mapping ?? {}) } : {});
   const [dirty, setDirty] = useState(!initial?.mapping);
+  const [options, setOptions] = useState<Options>(optionsFrom(initial?.options ?? null));
   const [error, setError] = useState<{ at: string; error: unknown } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
 
@@ -148,13 +233,25 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   };
   const saveMapping = async (id: string) => {
     if (!dirty) return;
-    // The spec documents `mapping` as only "suggested": its {header: target} branch is lost in the generated types.
-    const body = { identifier, mapping } as unknown as Body<"/v1/imports/{id}/mapping", "put">;
-    const saved = await api("put", "/v1/imports/{id}/mapping", { path: { id }, body });
-    setImp(saved as ImportJob);
+    setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping, options: optionsBody(imp?.kind ?? "contacts", options) } }));
     setDirty(false);
   };
+  const cancellable = Boolean(imp && ["queued", "validating", "processing"].includes(imp.status));
   const errAt = (at: string) => (error?.at === at ? <ErrorNote error={error.error} /> : null);
+  // A refused mapping (422) lists its problems by field: "identifier", "mapping.<column>", "options.<name>".
+  const problems = error?.at === "mapping" ? mappingProblems(error.error) : [];
+  const problemAt = (field: string, id: string) => {
+    const here = problems.filter((p) => p.field === field);
+    return here.length ? (
+      <p class="error field-problem" id={id}>
+        {here.map((p) => p.reason).join(" ")}
+      </p>
+    ) : null;
+  };
+  const SHOWN_OPTIONS = ["options.mode", "options.timezone", "options.createSegment.name"];
+  const elsewhere = problems.filter(
+    (p) => p.field !== "identifier" && !SHOWN_OPTIONS.includes(p.field) && !(p.field.startsWith("mapping.") && imp?.headers.includes(p.field.slice("mapping.".length))),
+  );
 
   return (
     <Section
@@ -171,9 +268,10 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           error={errAt("upload")}
           onUpload={(body) =>
             act("upload", async () => {
-              const created = await api("post", "/v1/imports", { body: body as never });
-              setImp(created as ImportJob);
-              setMapping({ ...((created as ImportJob).suggestedMapping ?? {}) });
+              const created = await api("post", "/v1/imports", { body });
+              setImp(created);
+              setMapping({ ...(created.suggestedMapping ?? {}) });
+              setOptions(optionsFrom(created.options));
               setDirty(true);
             })
           }
@@ -186,18 +284,21 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
             <label for="identifier">Identifier</label>
             <select
               id="identifier"
+              aria-invalid={problems.some((p) => p.field === "identifier") || undefined}
+              aria-describedby={problems.some((p) => p.field === "identifier") ? "identifier-problem" : undefined}
               value={identifier}
               onChange={(e) => {
                 setIdentifier(e.currentTarget.value as Identifier);
                 setDirty(true);
               }}
             >
-              {IDENTIFIERS.map((i) => (
+              {IDENTIFIERS_BY_KIND[imp.kind].map((i) => (
                 <option key={i} value={i}>
                   {i}
                 </option>
               ))}
             </select>
+            {problemAt("identifier", "identifier-problem")}
             <table class="mapping">
               <caption>Where each column goes</caption>
               <thead>
@@ -215,31 +316,52 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                     <td>
                       <select
                         aria-label={`Target for column ${h}`}
+                        aria-invalid={problems.some((p) => p.field === `mapping.${h}`) || undefined}
+                        aria-describedby={problems.some((p) => p.field === `mapping.${h}`) ? `column-problem-${i}` : undefined}
                         value={mapping[h] ?? "ignore"}
                         onChange={(e) => {
                           setMapping({ ...mapping, [h]: e.currentTarget.value });
                           setDirty(true);
                         }}
                       >
-                        {targetsFor(imp.kind as Kind, h, imp.suggestedMapping?.[h]).map((t) => (
+                        {targetsFor(imp.kind, h, imp.suggestedMapping?.[h], mapping[h]).map((t) => (
                           <option key={t} value={t}>
                             {t}
                           </option>
                         ))}
                       </select>
+                      {problemAt(`mapping.${h}`, `column-problem-${i}`)}
                     </td>
                   </tr>
                 ))}
               </tbody>
             </table>
+            <ImportOptions
+              kind={imp.kind}
+              value={options}
+              onChange={(o) => {
+                setOptions(o);
+                setDirty(true);
+              }}
+              problemAt={problemAt}
+            />
             {errAt("mapping")}
+            {elsewhere.length ? (
+              <ul class="error">
+                {elsewhere.map((p, i) => (
+                  <li key={i}>
+                    {p.field}: {p.reason}
+                  </li>
+                ))}
+              </ul>
+            ) : null}
             <div class="actions">
               <button
                 type="button"
                 onClick={() =>
                   act("mapping", async () => {
                     await saveMapping(imp.id);
-                    setImp((await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } })) as ImportJob);
+                    setImp(await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } }));
                   })
                 }
               >
@@ -250,7 +372,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                 onClick={() =>
                   act("mapping", async () => {
                     await saveMapping(imp.id);
-                    setImp((await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } })) as ImportJob);
+                    setImp(await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } }));
                   })
                 }
               >
@@ -260,9 +382,10 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           </fieldset>
           <Outcome imp={imp} />
           {errAt("progress")}
-          {["queued", "processing", "validating"].includes(imp.status) ? (
-            <button type="button" onClick={() => act("cancel", async () => setImp((await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })) as ImportJob))}>
-              Cancel import
+          {cancellable && imp.cancelRequested ? <p role="status">Cancel requested: the import stops after the batch it is writing now.</p> : null}
+          {cancellable && !imp.cancelRequested ? (
+            <button type="button" disabled={busy === "cancel"} onClick={() => act("cancel", async () => setImp(await api("post", "/v1/imports/{id}/cancel", { path: { id: imp.id } })))}>
+              {busy === "cancel" ? "Cancelling…" : "Cancel import"}
             </button>
           ) : null}
           {errAt("cancel")}
@@ -280,7 +403,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   );
 }
 
-function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Record<string, unknown>) => void; busy: boolean; error: unknown }) {
+function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Body<"/v1/imports", "post">) => void; busy: boolean; error: unknown }) {
   const [kind, setKind] = useState<Kind>("contacts");
   const [file, setFile] = useState<File | null>(null);
   const [paste, setPaste] = useState("");
@@ -367,18 +490,24 @@ function Outcome({ imp }: { imp: ImportJob }) {
           {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
         </p>
       ) : null}
-      <dl class="counts">
-        <div>
-          <dt>total</dt>
-          <dd>{c.total}</dd>
-        </div>
-        {COUNT_NAMES.map((n) => (
-          <div key={n}>
-            <dt>{n}</dt>
-            <dd data-count={n}>{c[n]}</dd>
+      {running ? (
+        // The stream carries how far the file is read, not the counts: they come with the import when it ends.
+        <p>The counts by outcome appear when the import ends.</p>
+      ) : (
+        <dl class="counts">
+          <div>
+            <dt>total</dt>
+            <dd>{c.total}</dd>
           </div>
-        ))}
-      </dl>
+          {COUNT_NAMES.map((n) => (
+            <div key={n}>
+              <dt>{n}</dt>
+              <dd data-count={n}>{c[n]}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
+      {imp.status === "cancelled" ? <p>Cancelled: the rows written before the cancel stay, as the counts say; the rest of the file was not imported.</p> : null}
       {imp.failureReason ? <p class="error">{imp.failureReason}</p> : null}
       {imp.errors.length > 0 ? (
         <table>

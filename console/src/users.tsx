@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { api, type Profile, type User } from "./api";
-import { Builder, emptyGroup, MatchCount, toConditions } from "./conditions";
+import { ConditionsEditor, emptyGroup, toConditions } from "./conditions";
 import { Busy, ErrorNote, Section, useLoad, when } from "./ui";
 
 const PAGE = 25;
@@ -15,7 +15,7 @@ export function UsersScreen() {
   const page = useLoad(
     () =>
       applied
-        ? api("post", "/v1/users/search", { body: { conditions: applied as never, limit: PAGE, ...(cursor ? { cursor } : {}) } })
+        ? api("post", "/v1/users/search", { body: { conditions: applied, limit: PAGE, ...(cursor ? { cursor } : {}) } })
         : api("get", "/v1/users", { query: { limit: PAGE, cursor } }),
     [JSON.stringify(applied), cursor],
   );
@@ -24,8 +24,8 @@ export function UsersScreen() {
     <div class="split">
       <div>
         <Section title="Filter">
-          <Builder value={tree} onChange={setTree} segments={segments.data?.data ?? []} />
-          <MatchCount conditions={conditions} />
+          <ConditionsEditor value={tree} onChange={setTree} segments={segments.data?.data ?? []} />
+          <ErrorNote error={segments.error} />
           <button
             type="button"
             onClick={() => {

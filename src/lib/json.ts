@@ -18,11 +18,18 @@ function swapKey(input: unknown, from: string, to: string): unknown {
 }
 
 /**
- * A record of strings that keeps a "__proto__" key as an own property. zod's records drop that key without a word;
- * as the name of a CSV column it is data (a mapping "{header: target}" must be able to name it).
+ * `schema` reading a "__proto__" key as an own property. zod's records drop that key without a word; as the name of
+ * a CSV column it is data (a mapping "{header: target}" must be able to name it). The swap wraps the whole schema, a
+ * union included, rather than sitting inside it: a union branch that is itself a preprocess comes out of the OpenAPI
+ * document as an empty schema, which the docs' converter then drops (the branch vanished from the generated types).
  */
-export function stringRecordKeepingProto() {
+export function keepingProto<T extends z.ZodType>(schema: T) {
   return z
-    .preprocess((input) => swapKey(input, "__proto__", PROTO_STANDIN), z.record(z.string(), z.string()))
-    .transform((record) => swapKey(record, PROTO_STANDIN, "__proto__") as Record<string, string>);
+    .preprocess((input) => swapKey(input, "__proto__", PROTO_STANDIN), schema)
+    .transform((value) => swapKey(value, PROTO_STANDIN, "__proto__") as z.output<T>);
+}
+
+/** A record of strings that keeps a "__proto__" key as an own property (see keepingProto). */
+export function stringRecordKeepingProto() {
+  return keepingProto(z.record(z.string(), z.string()));
 }

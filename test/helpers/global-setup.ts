@@ -7,6 +7,8 @@ declare module "vitest" {
     pgAdminUrl: string;
     templateDb: string;
     redisUrl: string;
+    /** This run's id: the browser test files build the console once per run (see buildConsoleOnce). */
+    runId: string;
   }
 }
 
@@ -62,6 +64,7 @@ export default async function setup(project: TestProject) {
   project.provide("pgAdminUrl", svc.pgAdminUrl);
   project.provide("templateDb", templateDb);
   project.provide("redisUrl", svc.redisUrl);
+  project.provide("runId", `${process.pid}-${Date.now()}`);
   return async () => {
     await admin.unsafe(`drop database if exists "${templateDb}" with (force)`);
     await admin.end();

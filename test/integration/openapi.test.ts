@@ -92,6 +92,25 @@ describe("OpenAPI document", () => {
     expect(Object.keys(created.properties)).toEqual(expect.arrayContaining(["id", "status", "counts", "errors", "suggestedMapping"]));
   });
 
+  it("keeps every branch of a union: PUT /v1/imports/:id/mapping takes {header: target} or \"suggested\"", () => {
+    const mapping = operation("PUT", "/v1/imports/:id/mapping").requestBody.content["application/json"].schema.properties.mapping;
+    expect(mapping.anyOf).toEqual([
+      { type: "string", enum: ["suggested"] },
+      { type: "object", additionalProperties: { type: "string" } },
+    ]);
+    // A branch the converter could not describe is dropped without a word (anyOf of one) or left empty: none anywhere.
+    const lost: string[] = [];
+    const walk = (v: unknown, at: string): void => {
+      if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}[${i}]`));
+      if (!v || typeof v !== "object") return;
+      const anyOf = (v as { anyOf?: unknown[] }).anyOf;
+      if (Array.isArray(anyOf) && (anyOf.length < 2 || anyOf.some((b) => b && typeof b === "object" && Object.keys(b).length === 0))) lost.push(at);
+      for (const [k, x] of Object.entries(v)) walk(x, `${at}.${k}`);
+    };
+    walk(spec.paths, "paths");
+    expect(lost).toEqual([]);
+  });
+
   it("serves a UI at /docs", async () => {
     const res = await app.inject({ method: "GET", url: "/docs" });
     expect(res.statusCode).toBe(200);

@@ -11,7 +11,7 @@ export const exportObjectSchema = z.object({
   columns: z.array(z.string()),
   filters: z.object({
     segmentId: z.string().nullable(),
-    conditions: z.unknown().meta({ type: "object", nullable: true, description: "the condition tree, or null" }),
+    conditions: z.unknown().meta({ type: "object", additionalProperties: true, nullable: true, description: "the condition tree, or null" }),
     events: z.array(z.string()).nullable(),
     from: z.string().nullable().describe("ISO-8601 UTC, inclusive"),
     to: z.string().nullable().describe("ISO-8601 UTC, exclusive"),

@@ -13,7 +13,7 @@ export const segmentSchema = z.object({
   description: z.string().nullable(),
   type: z.enum(["dynamic", "static"]),
   // The jsonb column is untyped (unknown) in the view, so the JSON Schema type is given here rather than by a zod record.
-  conditions: z.unknown().meta({ type: "object", nullable: true, description: 'the condition tree of a dynamic segment (API.md "Conditions"); null for a static one' }),
+  conditions: z.unknown().meta({ type: "object", additionalProperties: true, nullable: true, description: 'the condition tree of a dynamic segment (API.md "Conditions"); null for a static one' }),
   status: z.enum(SEGMENT_STATUSES),
   failureReason: z.string().nullable(),
   memberCount: z.number().int(),

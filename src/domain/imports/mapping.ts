@@ -4,7 +4,7 @@
  * problem at once so a person can fix the whole mapping in one go.
  */
 import { z } from "zod";
-import { stringRecordKeepingProto } from "../../lib/json.js";
+import { keepingProto, stringRecordKeepingProto } from "../../lib/json.js";
 import { ValidationError } from "../errors.js";
 import { ERROR_REPORT_COLUMNS } from "./error-report.js";
 import { isPasswordHeader, isSecretHeader } from "./secrets.js";
@@ -187,8 +187,7 @@ export const identifierSchema = z.enum(IDENTIFIERS);
 /** Column name → target, as a client sends it (a column may be called "__proto__"); validateMapping checks the targets. */
 export const mappingSchema = stringRecordKeepingProto();
 /** What a request may send as `mapping`: a partial mapping (merged, see mergeMapping) or "suggested" to take the suggestion whole. */
-export const mappingFieldSchema = z
-  .union([z.literal("suggested"), mappingSchema])
+export const mappingFieldSchema = keepingProto(z.union([z.literal("suggested"), z.record(z.string(), z.string())]))
   .describe('{"CSV header": "target"}: columns not named keep their current (or suggested) target; "ignore" drops one. "suggested" takes the suggested mapping as it is.');
 export type MappingField = z.infer<typeof mappingFieldSchema>;
 
