@@ -3,7 +3,7 @@
  * write, or failed/skipped with their errors; within the batch a later row for the same person supersedes an earlier one.
  */
 import type { Storage } from "../../storage/storage.js";
-import type { BatchContext, RowHandler, StagedRow } from "./handler.js";
+import type { BatchContext, EncodedRows, RowHandler, StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
 import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
@@ -15,6 +15,8 @@ export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface Batch {
   staged: StagedRow[];
+  /** The staged rows encoded for the write (RowHandler.encode), when the kind encodes: then `staged` is empty. */
+  encoded?: EncodedRows;
   /** Rows of this batch that failed validation or were superseded inside the batch. */
   errors: RowError[];
   failed: number;
@@ -126,12 +128,19 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
     if (plan.fileWidth > named) rec.record = dropBlankTail(rec.record, named, plan.fileWidth);
     addRecord(batch, seen, rec, handler, identifierHeader);
     if (batch.rows >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
-      yield { batch, last: false };
+      yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
       seen.clear();
     }
   }
-  if (batch.rows > 0) yield { batch, last: true };
+  if (batch.rows > 0) yield { batch: encode(batch, handler), last: true };
+}
+
+function encode(batch: Batch, handler: RowHandler): Batch {
+  if (!handler.encode || batch.staged.length === 0) return batch;
+  batch.encoded = handler.encode(batch.staged);
+  batch.staged = [];
+  return batch;
 }
 
 /**

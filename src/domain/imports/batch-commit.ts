@@ -79,7 +79,8 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
       await conn.unsafe("commit");
       throw new CancelRequested();
     }
-    const result: BatchResult = batch.staged.length ? await handler.writeBatch(conn, batch.staged) : { counts: emptyCounts(), errors: [], superseded: [] };
+    const staged = batch.encoded?.rows ?? batch.staged.length;
+    const result: BatchResult = staged > 0 ? await handler.writeBatch(conn, batch) : { counts: emptyCounts(), errors: [], superseded: [] };
     const counts: Record<Outcome, number> = { ...result.counts };
     counts.failed += batch.failed;
     counts.skipped += batch.skipped;

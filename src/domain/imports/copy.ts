@@ -1,7 +1,7 @@
 import type { ReservedSql } from "postgres";
 
 /** Escapes a value for COPY's text format; null becomes \N. */
-export function copyText(v: string | number | null | undefined): string {
+export function copyValue(v: string | number | null | undefined): string {
   if (v === null || v === undefined) return "\\N";
   const s = String(v);
   // Fast path: most cells need no escaping.
@@ -15,6 +15,21 @@ export function copyText(v: string | number | null | undefined): string {
  */
 export async function copyRows(conn: ReservedSql, table: string, columns: readonly string[], rows: (string | number | null)[][]): Promise<void> {
   if (rows.length === 0) return;
+  // The whole batch is one string written at once (a batch is bounded in rows and bytes): written in pieces, each
+  // wait for "drain" let the parser of the next batch hold the event loop while PostgreSQL sat idle mid-COPY.
+  let text = "";
+  for (const row of rows) text += copyLine(row);
+  await copyText(conn, table, columns, text);
+}
+
+/** One row as a line of COPY's text format. */
+export function copyLine(row: readonly (string | number | null | undefined)[]): string {
+  return row.map(copyValue).join("\t") + "\n";
+}
+
+/** COPY text already encoded (copyLine) into `table`. */
+export async function copyText(conn: ReservedSql, table: string, columns: readonly string[], text: string): Promise<void> {
+  if (text === "") return;
   const stream = await conn.unsafe(`copy ${table} (${columns.join(", ")}) from stdin`).writable();
   let failure: Error | null = null;
   const done = new Promise<void>((resolve, reject) => {
@@ -29,10 +44,6 @@ export async function copyRows(conn: ReservedSql, table: string, columns: readon
     });
   });
   done.catch(() => {});
-  // The whole batch is one string written at once (a batch is bounded in rows and bytes): written in pieces, each
-  // wait for "drain" let the parser of the next batch hold the event loop while PostgreSQL sat idle mid-COPY.
-  let text = "";
-  for (const row of rows) text += row.map(copyText).join("\t") + "\n";
   if (failure) throw failure;
   stream.write(text);
   stream.end();

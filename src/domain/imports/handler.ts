@@ -16,6 +16,23 @@ export interface StagedRow {
   values: (string | null)[];
 }
 
+/**
+ * A batch's staged rows as its write sends them, made where the rows were parsed (on a parse thread, so only this
+ * crosses to the run, and the run's thread only writes it): the COPY text of the staging table, and the distinct
+ * label cells its rows refer to by number (the run turns each into label ids once).
+ */
+export interface EncodedRows {
+  rows: number;
+  copy: string;
+  labelCells: string[];
+}
+
+/** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encode). */
+export interface StagedBatch<R extends StagedRow = StagedRow> {
+  staged: R[];
+  encoded?: EncodedRows;
+}
+
 /** `skipped` marks a row deliberately left out (blank) rather than failed. */
 export type RowResult<R extends StagedRow = StagedRow> = { ok: true; staged: R } | { ok: false; skipped?: boolean; errors: RowError[] };
 
@@ -58,8 +75,10 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
   maxBatchSize?: number;
   /** Slow per-row work (password hashing) done before the batch transaction opens, so the transaction stays short. */
   prepare?(conn: ReservedSql, rows: R[]): Promise<void>;
+  /** Encodes a batch's staged rows for its write where they were parsed; without it the rows themselves travel. */
+  encode?(rows: R[]): EncodedRows;
   /** Writes a staged batch set-based, inside the caller's transaction. */
-  writeBatch(conn: ReservedSql, rows: R[]): Promise<BatchResult>;
+  writeBatch(conn: ReservedSql, batch: StagedBatch<R>): Promise<BatchResult>;
 }
 
 export function emptyCounts(): Record<Outcome, number> {

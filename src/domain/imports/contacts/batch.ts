@@ -1,8 +1,8 @@
 import type { ReservedSql } from "postgres";
 import type { Identifier } from "../targets.js";
-import { readStageOutcome, type BatchContext, type BatchResult, type StageQuery, type StagedRow } from "../handler.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type StageQuery, type StagedRow } from "../handler.js";
 import { CONTACT_STAGE_COLUMNS } from "./validate.js";
-import { copyRows } from "../copy.js";
+import { copyLine, copyText } from "../copy.js";
 
 /**
  * One batch of contact rows, written set-based inside the caller's transaction:
@@ -19,6 +19,7 @@ const CREATE_STAGE = `
     key text not null,
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
     attributes jsonb, labels text, label_ids text, segment text, segment_value text,
+    label_cell int,
     want_labels bigint[],
     person_id bigint,
     prev_row bigint,
@@ -88,20 +89,44 @@ export type LabelIds = Map<string, string>;
 const LABELS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("labels");
 const LABEL_IDS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("label_ids");
 
-export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, rows: StagedRow[], labelIds: LabelIds): Promise<BatchResult> {
+const COPY_COLUMNS = ["row", "key", ...CONTACT_STAGE_COLUMNS, "label_cell"];
+
+/** A labels cell and a label_ids cell as one key (a cell cannot hold NUL, so NUL separates them); null when both are empty. */
+function labelCellOf(r: StagedRow): string | null {
+  const ids = r.values[LABEL_IDS_SLOT];
+  return ids == null ? (r.values[LABELS_SLOT] ?? null) : `${r.values[LABELS_SLOT] ?? ""}\u0000${ids}`;
+}
+
+/**
+ * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encode). Files
+ * repeat a few label combinations over and over: each row refers to its distinct pair of label cells by number
+ * (label_cell, 1-based), and the run turns each distinct pair into label ids once per batch (wantLabels).
+ */
+export function encodeContactRows(rows: StagedRow[]): EncodedRows {
+  const cells = new Map<string, number>();
+  let copy = "";
+  for (const r of rows) {
+    const c = labelCellOf(r);
+    let n: number | null = null;
+    if (c !== null) {
+      n = cells.get(c) ?? cells.size + 1;
+      if (n > cells.size) cells.set(c, n);
+    }
+    copy += copyLine([r.row, r.key, ...r.values, n]);
+  }
+  return { rows: rows.length, copy, labelCells: [...cells.keys()] };
+}
+
+export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, batch: EncodedRows, labelIds: LabelIds): Promise<BatchResult> {
   const ws = ctx.workspaceId;
   const imp = ctx.importId;
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
 
-  // 0. Each row's labels as ids (want_labels), staged with the row: resolved here from the run's vocabulary, so the
-  //    database does not look names up row by row (that lookup was ~30% of the resolve pass below).
-  const want = await wantLabels(q, ctx, rows, labelIds);
-  await copyRows(
-    conn,
-    CONTACT_STAGE_TABLE,
-    ["row", "key", ...CONTACT_STAGE_COLUMNS, "want_labels"],
-    rows.map((r, i) => [r.row, r.key, ...r.values, want[i] ?? null]),
-  );
+  // 0. The batch's distinct label cells as label ids, from the run's vocabulary: the resolve pass (1) gives each row
+  //    the ids of its cell (label_cell), so the database does not look names up row by row (that lookup was ~30% of
+  //    the resolve pass).
+  const want = await wantLabels(q, ctx, batch.labelCells, labelIds);
+  await copyText(conn, CONTACT_STAGE_TABLE, COPY_COLUMNS, batch.copy);
   // A temp table has no statistics until analysed: without them the joins below plan as nested loops. The statistics
   // outlive `on commit delete rows`, and every batch looks alike, so only the first batch of a run analyses.
   if (!analysed.has(conn)) {
@@ -123,6 +148,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const replace = ctx.options.labels === "replace";
   await q(
     `update ${CONTACT_STAGE_TABLE} s set
+       want_labels = w.want,
        person_id = coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass))),
        outcome = case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end,
        changed = c.changed,
@@ -133,15 +159,16 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        prev_outcome = coalesce(ip.outcome, case when p.created_import_id = $2 then 'created' end)`
        }
      from ${CONTACT_STAGE_TABLE} o
+       cross join lateral (select ($3::text[])[o.label_cell]::bigint[] as want offset 0) w
        left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
        left join lateral (${
          ctx.dryRun
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
            : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
-       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "o.want_labels", replace)} end as changed offset 0) c
+       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "w.want", replace)} end as changed offset 0) c
      where s.row = o.row`,
-    [ws, imp],
+    [ws, imp, want],
   );
 
   // 2. Checks only the database can make, before anything is written. A failed or skipped row keeps its error.
@@ -323,27 +350,16 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 type Query = StageQuery;
 
 /**
- * The label ids each row lists, by name (exact, case-sensitive) and by id, as a sorted, distinct bigint[] literal;
- * null when it lists none. Names the run has not seen are added to the workspace's vocabulary (in the batch's
+ * The label ids of each distinct label cell pair of a batch (labelCellOf), by name (exact, case-sensitive) and by
+ * id, as a sorted, distinct bigint[] literal. Names the run has not seen are added to the workspace's vocabulary (in the batch's
  * transaction) and read back once. A name in a row that a later check fails stays in the vocabulary, unattached; an
  * id that does not exist is the row's `unknown_label_id` error (step 2). In a dry run the insert is rolled back with
  * the batch, and the ids read stay in this run's map: they still tell a person lacking the label from one having it.
  */
-async function wantLabels(q: Query, ctx: ContactBatchContext, rows: StagedRow[], labelIds: LabelIds): Promise<(string | null)[]> {
-  if (!ctx.headerOf.labels && !ctx.headerOf.label_ids) return [];
-  // Files repeat a few label combinations over and over: each distinct cell pair is split and turned into ids once
-  // per batch, so a row costs a map lookup (a cell cannot hold NUL, so NUL separates the two cells).
-  const cellsOf = (r: StagedRow) => {
-    const ids = r.values[LABEL_IDS_SLOT];
-    return ids == null ? r.values[LABELS_SLOT] : `${r.values[LABELS_SLOT] ?? ""}\u0000${ids}`;
-  };
-  const distinct = new Map<string, string>();
-  for (const r of rows) {
-    const cells = cellsOf(r);
-    if (cells != null && !distinct.has(cells)) distinct.set(cells, "");
-  }
+async function wantLabels(q: Query, ctx: ContactBatchContext, labelCells: readonly string[], labelIds: LabelIds): Promise<string[]> {
+  if (labelCells.length === 0) return [];
   const unseen = new Set<string>();
-  for (const cells of distinct.keys()) for (const n of splitNames(cells)) if (!labelIds.has(n)) unseen.add(n);
+  for (const cells of labelCells) for (const n of splitNames(cells)) if (!labelIds.has(n)) unseen.add(n);
   if (unseen.size) {
     const names = [...unseen].sort();
     await q(
@@ -356,16 +372,12 @@ async function wantLabels(q: Query, ctx: ContactBatchContext, rows: StagedRow[],
       labelIds.set(l.name as string, l.id as string);
     }
   }
-  for (const cells of distinct.keys()) {
+  return labelCells.map((cells) => {
     const nul = cells.indexOf("\u0000");
     const set = new Set<string>(nul < 0 ? [] : cells.slice(nul + 1).split(":"));
     for (const n of splitNames(cells)) set.add(labelIds.get(n)!);
     // Ids are digits without leading zeros: shorter is smaller, then character order is numeric order.
-    distinct.set(cells, `{${[...set].sort((x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0)).join(",")}}`);
-  }
-  return rows.map((r) => {
-    const cells = cellsOf(r);
-    return cells == null ? null : distinct.get(cells)!;
+    return `{${[...set].sort((x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0)).join(",")}}`;
   });
 }
 

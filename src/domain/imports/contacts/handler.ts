@@ -1,6 +1,6 @@
 import type { BatchContext, RowHandler } from "../handler.js";
 import type { MappingTarget } from "../targets.js";
-import { ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
+import { encodeContactRows, ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
 import { contactRowValidator } from "./validate.js";
 
 /** kind=contacts: people created or updated by their identifier, with labels, segments and person events. */
@@ -10,6 +10,7 @@ export function contactsHandler(ctx: BatchContext, headers: string[], mapping: R
     ensureStage: ensureContactStage,
     validate: contactRowValidator(headers, mapping, ctx.identifier, ctx.options),
     dedupeByKey: true,
-    writeBatch: (conn, rows) => writeContactBatch(conn, ctx, rows, labelIds),
+    encode: encodeContactRows,
+    writeBatch: (conn, b) => writeContactBatch(conn, ctx, b.encoded ?? encodeContactRows(b.staged), labelIds),
   };
 }

@@ -9,6 +9,6 @@ export function eventsHandler(ctx: BatchContext, headers: string[], mapping: Rec
     ensureStage: ensureEventStage,
     validate: eventRowValidator(headers, mapping, ctx.identifier, ctx.options.timezone),
     dedupeByKey: false,
-    writeBatch: (conn, rows) => writeEventBatch(conn, ctx, rows),
+    writeBatch: (conn, b) => writeEventBatch(conn, ctx, b.staged),
   };
 }

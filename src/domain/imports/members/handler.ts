@@ -18,6 +18,6 @@ export function membersHandler(ctx: BatchContext, headers: string[], mapping: Re
     dedupeByKey: true,
     maxBatchSize: MEMBER_BATCH_SIZE,
     prepare: (conn, rows) => hashPasswords(conn, ctx.workspaceId, rows, ctx.dryRun),
-    writeBatch: (conn, rows) => writeMemberBatch(conn, ctx, rows),
+    writeBatch: (conn, b) => writeMemberBatch(conn, ctx, b.staged),
   };
 }
