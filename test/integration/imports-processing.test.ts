@@ -69,6 +69,17 @@ describe("re-imports count exactly what changed", () => {
     expect(labels.map((l) => l.name)).toEqual(["Gold"]);
   });
 
+  it("a created person's event names every attribute key, in code point order (as the database's `collate \"C\"`)", async () => {
+    const other = await fresh();
+    const csv = ["email,zeta,émile,_b,Zed,Alpha,name", "k@x.io,1,2,3,4,5,"].join("\n");
+    const keys = ["zeta", "émile", "_b", "Zed", "Alpha"];
+    const mapping = { email: "email", name: "name", ...Object.fromEntries(keys.map((k) => [k, `attribute:${k}`])) };
+    const done = await importAndWait(other, csv, { mapping });
+    expect(done.counts).toMatchObject({ created: 1, failed: 0 });
+    const [created] = await q(other, `select e.properties->'changed' as changed from events e where e.name = 'person.created' and e.workspace_id = $ws`);
+    expect(created?.changed).toEqual(["email", "attributes.Alpha", "attributes.Zed", "attributes._b", "attributes.zeta", "attributes.émile"]);
+  });
+
   it("an empty cell leaves the stored value as it is", async () => {
     const done = await importAndWait(client, "email,first_name,plan\na@x.io,,");
     expect(done.counts).toMatchObject({ unchanged: 1, updated: 0 });

@@ -18,7 +18,7 @@ const CREATE_STAGE = `
     row bigint not null,
     key text not null,
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
-    attributes jsonb, labels text, label_ids text, segment text, segment_value text,
+    attributes jsonb, labels text, label_ids text, segment text, segment_value text, set_fields text[],
     label_cell int,
     want_labels bigint[],
     person_id bigint,
@@ -78,10 +78,7 @@ const analysed = new WeakSet<ReservedSql>();
 const diff = (r: string, want: string, replace: boolean) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null and ${r}.${f} is distinct from p.${f} then '${f}' end`).join(", ")},
      case when ${want} is not null and ${replace ? `p.label_ids <> ${want}` : `not p.label_ids @> ${want}`} then 'labels' end], null)
   || case when ${r}.attributes is null or p.attributes @> ${r}.attributes then '{}'
-     else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key), '{}') end`;
-/** What creating staged row `r` sets: every non-empty field and attribute. */
-const creation = (r: string) => `array_remove(array[${FIELDS.map((f) => `case when ${r}.${f} is not null then '${f}' end`).join(", ")}], null)
-  || coalesce(array(select 'attributes.' || k from jsonb_object_keys(${r}.attributes) k order by k), '{}')`;
+     else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key collate "C"), '{}') end`;
 
 /** A run's label vocabulary: name → id. Labels are never deleted or renamed, so an id once read stays right for the run. */
 export type LabelIds = Map<string, string>;
@@ -166,7 +163,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
            : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
-       cross join lateral (select case when p.id is null then ${creation("o")} else ${diff("o", "w.want", replace)} end as changed offset 0) c
+       cross join lateral (select case when p.id is null then o.set_fields else ${diff("o", "w.want", replace)} end as changed offset 0) c
      where s.row = o.row`,
     [ws, imp, want],
   );

@@ -33,6 +33,9 @@ export const CONTACT_STAGE_COLUMNS = [
   "label_ids",
   "segment",
   "segment_value",
+  // What creating the person sets (an array literal): every non-empty field, then every attribute key in code point
+  // order (the order of `collate "C"`). Known here for free; the database took ~6 µs a row to work it out.
+  "set_fields",
 ] as const;
 type StageColumn = (typeof CONTACT_STAGE_COLUMNS)[number];
 const NATIVE = new Set<string>(["email", "external_id", "username", "first_name", "last_name", "name", "company_id"]);
@@ -129,8 +132,31 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     }
     if (errors.length > 0 || !keyValue) return { ok: false, errors };
     if (attributes) values[slot.get("attributes")!] = JSON.stringify(attributes);
+    values[slot.get("set_fields")!] = setFields(values, attributes);
     return { ok: true, staged: { row, key: keyValue, values } };
   };
+}
+
+/** The fields creating a person sets, in the order of the stage's `changed` (see CONTACT_STAGE_COLUMNS), as a text[] literal. */
+const FIELD_SLOTS = (["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const).map((f) => [f, CONTACT_STAGE_COLUMNS.indexOf(f)] as const);
+
+function setFields(values: (string | null)[], attributes: Record<string, unknown> | null): string {
+  const items: string[] = [];
+  for (const [f, i] of FIELD_SLOTS) if (values[i] !== null) items.push(f);
+  if (attributes) for (const k of Object.keys(attributes).sort(byCodePoint)) items.push(`"attributes.${k.replace(/["\\]/g, "\\$&")}"`);
+  return `{${items.join(",")}}`;
+}
+
+/** Code point order: byte order of UTF-8, as `collate "C"` sorts (UTF-16 order differs once astral characters appear). */
+function byCodePoint(a: string, b: string): number {
+  for (let i = 0, j = 0; i < a.length && j < b.length; ) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(j)!;
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+    j += y > 0xffff ? 2 : 1;
+  }
+  return a.length - b.length;
 }
 
 function typedAttribute(text: string, type: "string" | "number" | "boolean" | "date"): unknown {
