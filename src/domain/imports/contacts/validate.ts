@@ -63,6 +63,10 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     }
   });
   const identifierHeader = plans.find((p) => p.column === identifier)?.header ?? identifier;
+  // The attribute keys the mapping can set, in code point order, each as it appears in set_fields: a row lists those it set.
+  const attributeItems = [...new Set(plans.flatMap((p) => (p.attributeKey === undefined ? [] : [p.attributeKey])))]
+    .sort(byCodePoint)
+    .map((k) => [k, `"attributes.${k.replace(/["\\]/g, "\\$&")}"`] as const);
   const slot = new Map(CONTACT_STAGE_COLUMNS.map((c, i) => [c, i]));
   const mappedIndexes = plans.map((p) => p.index);
 
@@ -132,7 +136,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     }
     if (errors.length > 0 || !keyValue) return { ok: false, errors };
     if (attributes) values[slot.get("attributes")!] = JSON.stringify(attributes);
-    values[slot.get("set_fields")!] = setFields(values, attributes);
+    values[slot.get("set_fields")!] = setFields(values, attributes, attributeItems);
     return { ok: true, staged: { row, key: keyValue, values } };
   };
 }
@@ -140,11 +144,11 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
 /** The fields creating a person sets, in the order of the stage's `changed` (see CONTACT_STAGE_COLUMNS), as a text[] literal. */
 const FIELD_SLOTS = (["email", "external_id", "username", "first_name", "last_name", "name", "company_id"] as const).map((f) => [f, CONTACT_STAGE_COLUMNS.indexOf(f)] as const);
 
-function setFields(values: (string | null)[], attributes: Record<string, unknown> | null): string {
-  const items: string[] = [];
-  for (const [f, i] of FIELD_SLOTS) if (values[i] !== null) items.push(f);
-  if (attributes) for (const k of Object.keys(attributes).sort(byCodePoint)) items.push(`"attributes.${k.replace(/["\\]/g, "\\$&")}"`);
-  return `{${items.join(",")}}`;
+function setFields(values: (string | null)[], attributes: Record<string, unknown> | null, attributeItems: readonly (readonly [string, string])[]): string {
+  let out = "";
+  for (const [f, i] of FIELD_SLOTS) if (values[i] !== null) out += out === "" ? f : `,${f}`;
+  if (attributes) for (const [k, item] of attributeItems) if (Object.hasOwn(attributes, k)) out += out === "" ? item : `,${item}`;
+  return `{${out}}`;
 }
 
 /** Code point order: byte order of UTF-8, as `collate "C"` sorts (UTF-16 order differs once astral characters appear). */
