@@ -18,7 +18,7 @@ const CREATE_STAGE = `
     row bigint not null,
     key text not null,
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
-    attributes jsonb, labels text, label_ids text, segment text, segment_value text, set_fields text[],
+    attributes jsonb, labels text, label_ids text, segment text, segment_value text, set_fields text,
     label_cell int,
     want_labels bigint[],
     person_id bigint,
@@ -165,7 +165,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
            : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
-       cross join lateral (select case when p.id is null then o.set_fields else ${diff("o", "w.want", replace)} end as changed offset 0) c
+       cross join lateral (select case when p.id is null then string_to_array(o.set_fields, ',') else ${diff("o", "w.want", replace)} end as changed offset 0) c
      where s.row = o.row`,
     [ws, imp, want],
   );
