@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { sql } from "drizzle-orm";
+import { SQL, getTableColumns, is, sql } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
@@ -106,15 +106,49 @@ type ImportInsertPlaceholder = (typeof INSERT_COLUMNS)[number];
 
 /**
  * The insert runs once per upload: prepared once per pool (no query building per request; postgres.js caches the
- * statement per connection, so it costs one round trip where an unprepared drizzle query costs two).
+ * statement per connection, so it costs one round trip where an unprepared drizzle query costs two). It returns only
+ * the columns the database fills itself (SQL defaults: the id, created_at); the new row is the values sent plus the
+ * schema's defaults plus those, so the ~2 KB row (jsonb headers, sample, mappings) is not sent back and parsed again.
  */
 const importInserts = new WeakMap<Db, ReturnType<typeof prepareImportInsert>>();
+const IMPORT_COLUMNS = getTableColumns(imports);
+type ImportColumn = keyof typeof IMPORT_COLUMNS;
+const SENT = new Set<ImportColumn>(INSERT_COLUMNS);
+/** Filled by the database: an SQL default (gen_random_uuid(), now()) or one drizzle computes ($defaultFn). */
+const FILLED_BY_DB = (Object.keys(IMPORT_COLUMNS) as ImportColumn[]).filter((c) => {
+  const column = IMPORT_COLUMNS[c];
+  return !SENT.has(c) && (is(column.default, SQL) || column.defaultFn !== undefined);
+});
+/** The other columns' values in a new row: their default (JSON, copied per row), else null. */
+const DEFAULTS_JSON = JSON.stringify(
+  Object.fromEntries(
+    (Object.keys(IMPORT_COLUMNS) as ImportColumn[])
+      .filter((c) => !SENT.has(c) && !FILLED_BY_DB.includes(c))
+      .map((c) => [c, IMPORT_COLUMNS[c].hasDefault ? IMPORT_COLUMNS[c].default : null]),
+  ),
+);
+
 function prepareImportInsert(db: Db) {
   // A placeholder goes through its column's encoder, which cannot take null for jsonb (it would store JSON null) or
   // timestamps (it throws): the two nullable ones are bare parameters, encoded by the caller.
   const raw = new Set<ImportInsertPlaceholder>(["mapping", "queuedAt", "template"]);
   const values = Object.fromEntries(INSERT_COLUMNS.map((c) => [c, raw.has(c) ? sql`${sql.placeholder(c)}` : sql.placeholder(c)])) as unknown as typeof imports.$inferInsert;
-  return db.insert(imports).values(values).returning().prepare("import_insert");
+  const returning = Object.fromEntries(FILLED_BY_DB.map((c) => [c, IMPORT_COLUMNS[c]]));
+  return db.insert(imports).values(values).returning(returning).prepare("import_insert");
+}
+
+/** Inserts a new import and returns it as a select would (test/integration/imports-requests.test.ts compares the two). */
+async function insertImport(db: Db, values: Pick<ImportRow, ImportInsertPlaceholder>): Promise<ImportRow> {
+  let insert = importInserts.get(db);
+  if (!insert) importInserts.set(db, (insert = prepareImportInsert(db)));
+  const [filled] = await insert.execute({
+    ...values,
+    mapping: values.mapping ? JSON.stringify(values.mapping) : null,
+    queuedAt: values.queuedAt ? values.queuedAt.toISOString() : null,
+    template: values.template ? JSON.stringify(values.template) : null,
+  } satisfies Record<ImportInsertPlaceholder, unknown>);
+  if (!filled) throw new Error("import insert returned nothing");
+  return { ...(JSON.parse(DEFAULTS_JSON) as object), ...values, ...filled } as ImportRow;
 }
 
 /**
@@ -162,9 +196,7 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");
     }
     const now = new Date();
-    let insert = importInserts.get(db);
-    if (!insert) importInserts.set(db, (insert = prepareImportInsert(db)));
-    const [row] = await insert.execute({
+    const row = await insertImport(db, {
       workspaceId,
       kind,
       status: input.start ? "queued" : "draft",
@@ -179,16 +211,15 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
       sample: redactSample(kind, sniff.headers, sniff.sample, validated?.mapping ?? suggested),
       suggestedMapping: suggested,
       identifier: validated?.identifier ?? null,
-      mapping: validated?.mapping ? JSON.stringify(validated.mapping) : null,
+      mapping: validated?.mapping ?? null,
       options: validated?.options ?? {},
       callbackUrl: input.callbackUrl ?? null,
-      queuedAt: input.start ? now.toISOString() : null,
+      queuedAt: input.start ? now : null,
       updatedAt: now,
-      template: applied ? JSON.stringify(applied.use) : null,
+      template: applied?.use ?? null,
       // Progress counts bytes in the file the worker reads, which a transcoded upload's copy is.
       storedBytes: key === upload.key ? upload.sizeBytes : await storage.size(key),
-    } satisfies Record<ImportInsertPlaceholder, unknown>);
-    if (!row) throw new Error("import insert returned nothing");
+    });
     return row;
   } catch (err) {
     await Promise.all([...keys].map((k) => storage.delete(k).catch(() => {})));
