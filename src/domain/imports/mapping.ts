@@ -89,6 +89,11 @@ const KIND_ALIASES: Record<ImportKind, Record<string, SimpleTarget>> = {
   },
 };
 
+/** Every alias a kind's columns may have, merged once (spreading the two per call cost more than the rest of the suggestion). */
+const ALIASES_BY_KIND = Object.fromEntries(
+  (Object.keys(KIND_ALIASES) as ImportKind[]).map((kind) => [kind, Object.assign({}, COMMON_ALIASES, KIND_ALIASES[kind])]),
+) as Record<ImportKind, Record<string, MappingTarget>>;
+
 /** Where a column nobody recognised goes: contacts keep it as an attribute, events as a property. */
 const FALLBACK_PREFIX: Record<ImportKind, "attribute" | "property" | null> = {
   contacts: "attribute",
@@ -116,7 +121,7 @@ function ownTarget(header: string, kind: ImportKind): MappingTarget | null {
  * are never suggested as data of a contacts or events import; a members import takes a password-like one as password.
  */
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
-  const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
+  const aliases = ALIASES_BY_KIND[kind];
   const used = new Set<string>();
   // A Map, then fromEntries: a column named "__proto__" or "constructor" is an own key like any other.
   const mapping = new Map<string, MappingTarget>();
