@@ -65,6 +65,18 @@ describe("header helpers", () => {
 });
 
 describe("suggestMapping", () => {
+  it("remembers a layout: the same frozen suggestion for the same kind and headers, none shared across kinds or orders", () => {
+    const headers = ["Email", "First Name", "Plan"];
+    const first = suggestMapping(headers, "contacts");
+    expect(suggestMapping([...headers], "contacts")).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(first).toEqual({ Email: "email", "First Name": "first_name", Plan: "attribute:plan" });
+    expect(suggestMapping(headers, "members")).not.toBe(first);
+    expect(suggestMapping(["Plan", "Email", "First Name"], "contacts")).not.toBe(first);
+    // A header holding the separator of another list is another layout.
+    expect(suggestMapping(["a,b"], "contacts")).not.toEqual(suggestMapping(["a", "b"], "contacts"));
+  });
+
   it("maps the Jimo export", () => {
     expect(suggestMapping(["User ID", "Segment Name", "Segment Value", "plan"], "contacts")).toEqual({
       "User ID": "external_id",

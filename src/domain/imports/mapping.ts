@@ -116,11 +116,32 @@ function ownTarget(header: string, kind: ImportKind): MappingTarget | null {
   return formatTarget(parsed);
 }
 
+/** Suggestions already made, by kind and header list (bounded; the oldest goes first). */
+const suggestions = new Map<string, Record<string, MappingTarget>>();
+const SUGGESTIONS_KEPT = 500;
+/** A header list longer than this (as JSON) is not kept: thousands of columns are rare and would crowd the others out. */
+const SUGGESTION_KEY_MAX = 16_384;
+
 /**
  * A first guess at the mapping; each target is suggested once, the first column winning. Secret-looking columns
  * are never suggested as data of a contacts or events import; a members import takes a password-like one as password.
+ *
+ * The guess depends on the kind and the header list only, and the same layouts come back (an integration's daily
+ * file): it is remembered, and the object returned is frozen, shared by every import with that layout.
  */
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
+  const key = `${kind}${JSON.stringify(headers)}`;
+  const known = suggestions.get(key);
+  if (known) return known;
+  const made = Object.freeze(guessMapping(headers, kind)) as Record<string, MappingTarget>;
+  if (key.length <= SUGGESTION_KEY_MAX) {
+    if (suggestions.size >= SUGGESTIONS_KEPT) suggestions.delete(suggestions.keys().next().value!);
+    suggestions.set(key, made);
+  }
+  return made;
+}
+
+function guessMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
   const aliases = ALIASES_BY_KIND[kind];
   const used = new Set<string>();
   // A Map, then fromEntries: a column named "__proto__" or "constructor" is an own key like any other.
