@@ -49,9 +49,11 @@ export const BOM_BYTES: Readonly<Record<Exclude<CsvEncoding, "windows-1252">, Bu
 };
 
 /** The encoding announced by a byte order mark at the start of `head`, if any. */
+const BOMS = Object.entries(BOM_BYTES) as [CsvEncoding, Buffer][];
+
 export function detectBom(head: Buffer): { encoding: CsvEncoding; bytes: number } | null {
-  for (const [encoding, bom] of Object.entries(BOM_BYTES) as [CsvEncoding, Buffer][]) {
-    if (head.length >= bom.length && head.subarray(0, bom.length).equals(bom)) {
+  for (const [encoding, bom] of BOMS) {
+    if (head.length >= bom.length && head.compare(bom, 0, bom.length, 0, bom.length) === 0) {
       return { encoding, bytes: bom.length };
     }
   }
@@ -355,6 +357,7 @@ function checkHeaders(headers: string[]): void {
     else seen.set(h.toLowerCase(), { name: h, count: 1 });
   }
   const duplicates = [...seen.values()].filter((e) => e.count > 1).map((e) => e.name);
+  if (emptyColumns.length === 0 && duplicates.length === 0) return;
 
   const emptyMessage = `Column${emptyColumns.length > 1 ? "s" : ""} ${listOf(emptyColumns.map(String))} ${emptyColumns.length > 1 ? "have" : "has"} no name in the first row.`;
   const duplicateMessage = `The column name${duplicates.length > 1 ? "s" : ""} ${listOf(duplicates.map((d) => `"${d}"`))} appear${duplicates.length > 1 ? "" : "s"} more than once (names are compared ignoring case).`;
