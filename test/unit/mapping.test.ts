@@ -5,6 +5,7 @@ import {
   mergeMapping,
   normaliseHeader,
   parseTarget,
+  resolveRequestedMapping,
   suggestMapping,
   validateMapping,
   type MappingInput,
@@ -151,6 +152,24 @@ describe("suggestMapping", () => {
       date: "property:date",
       "Order Total": "property:order_total",
     });
+  });
+});
+
+describe("resolveRequestedMapping", () => {
+  const headers = ["Email", "First Name", "Plan"];
+  it("is the suggestion merged with the request and validated, remembered (frozen) for the same request", () => {
+    const first = resolveRequestedMapping("contacts", headers, "email", { Plan: "attribute:tier" }, { mode: "create_only" });
+    expect(first).toEqual(
+      validateMapping({ kind: "contacts", headers, identifier: "email", mapping: mergeMapping(headers, suggestMapping(headers, "contacts"), { Plan: "attribute:tier" }), options: { mode: "create_only" } }),
+    );
+    expect(resolveRequestedMapping("contacts", [...headers], "email", { Plan: "attribute:tier" }, { mode: "create_only" })).toBe(first);
+    expect(Object.isFrozen(first.mapping) && Object.isFrozen(first.options)).toBe(true);
+    expect(resolveRequestedMapping("contacts", headers, "email", { Plan: "attribute:tier" }, undefined)).not.toBe(first);
+    expect(resolveRequestedMapping("contacts", headers, "email", "suggested", undefined).mapping).toEqual(suggestMapping(headers, "contacts"));
+  });
+
+  it("refuses an invalid request every time, remembering nothing", () => {
+    for (let i = 0; i < 2; i++) expect(() => resolveRequestedMapping("contacts", headers, "phone", undefined, undefined)).toThrow(ValidationError);
   });
 });
 

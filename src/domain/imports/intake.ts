@@ -8,7 +8,7 @@ import { imports } from "../../db/schema.js";
 import type { Storage } from "../../storage/storage.js";
 import { DomainError, ValidationError } from "../errors.js";
 import { applyTemplate, resolveTemplate } from "../mapping-templates/service.js";
-import { mergeMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
+import { mergeMapping, resolveRequestedMapping, suggestMapping, validateMapping, type ImportKind, type MappingField } from "./mapping.js";
 import { redactSample } from "./members/redact.js";
 import { decodeStream, sniffCsv, type SniffResult } from "./sniff.js";
 import { EncodingScanner, encodingRefusal, judgeEncoding, type EncodingScan } from "./encoding-scan.js";
@@ -191,15 +191,16 @@ export async function createImportFromUpload(db: Db, storage: Storage, workspace
     const kind = tpl?.kind ?? input.kind;
     const suggested = suggestMapping(sniff.headers, kind);
     const applied = tpl ? applyTemplate(sniff.headers, suggested, tpl) : null;
-    const validated =
-      applied || input.identifier !== undefined || input.mapping !== undefined
-        ? validateMapping({
-            kind,
-            headers: sniff.headers,
-            identifier: input.identifier ?? tpl?.identifier ?? "",
-            mapping: input.mapping === "suggested" ? suggested : mergeMapping(sniff.headers, applied?.mapping ?? suggested, input.mapping ?? {}),
-            options: input.options ?? tpl?.options ?? {},
-          })
+    const validated = applied
+      ? validateMapping({
+          kind,
+          headers: sniff.headers,
+          identifier: input.identifier ?? tpl?.identifier ?? "",
+          mapping: input.mapping === "suggested" ? suggested : mergeMapping(sniff.headers, applied.mapping, input.mapping ?? {}),
+          options: input.options ?? tpl?.options ?? {},
+        })
+      : input.identifier !== undefined || input.mapping !== undefined
+        ? resolveRequestedMapping(kind, sniff.headers, input.identifier ?? "", input.mapping, input.options)
         : null;
     if (input.start && (!validated?.mapping || !validated.identifier)) {
       throw new ValidationError("mapping_required", "Set the identifier and mapping first (PUT /v1/imports/:id/mapping).");

@@ -273,6 +273,37 @@ export interface MappingInput {
   options: unknown;
 }
 
+/** Mappings already resolved, by the request that asked for them (bounded like the suggestions). */
+const resolved = new Map<string, ValidatedMapping>();
+
+/**
+ * The mapping a new import asks for without a template: `mapping` laid over the suggestion ("suggested": the
+ * suggestion itself), then validated (a ValidationError otherwise, never remembered). Like the suggestion it depends on
+ * the request alone, and an integration sends the same one with every file: a valid result is remembered, frozen.
+ */
+export function resolveRequestedMapping(kind: ImportKind, headers: string[], identifier: string, mapping: MappingField | undefined, options: unknown): ValidatedMapping {
+  const key = JSON.stringify([kind, headers, identifier, mapping ?? null, options ?? null]);
+  const known = resolved.get(key);
+  if (known) return known;
+  const suggested = suggestMapping(headers, kind);
+  const made = deepFreeze(
+    validateMapping({ kind, headers, identifier, mapping: mapping === "suggested" ? suggested : mergeMapping(headers, suggested, mapping ?? {}), options: options ?? {} }),
+  );
+  if (key.length <= SUGGESTION_KEY_MAX) {
+    if (resolved.size >= SUGGESTIONS_KEPT) resolved.delete(resolved.keys().next().value!);
+    resolved.set(key, made);
+  }
+  return made;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 export function validateMapping(input: MappingInput): ValidatedMapping {
   const problems: MappingProblem[] = [];
   const mapping = checkTargets(input, problems);
