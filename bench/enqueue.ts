@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import autocannon from "autocannon";
-import { API_URL, OUT, ROOT, benchEnv } from "./stack.js";
+import { API_URL, ROOT, STORAGE_DIR, benchEnv } from "./stack.js";
 import { smallPaste } from "./data.js";
 import { CONTACT_MAPPING } from "./data.js";
 
@@ -33,14 +33,14 @@ const DURATION_S = Number(process.env.BENCH_ENQUEUE_SECONDS ?? 10);
 const CONNECTIONS = 20;
 const WARM_UP_S = 2;
 const BASELINE_PORT = Number(process.env.BENCH_BASELINE_PORT ?? 3989);
-const BASELINE_URL = `http://127.0.0.1:${BASELINE_PORT}`;
+export const BASELINE_URL = `http://127.0.0.1:${BASELINE_PORT}`;
 
-interface Target {
+export interface Target {
   url: string;
   headers: Record<string, string>;
 }
 
-function run(target: Target, rate?: number, duration = DURATION_S, connections = CONNECTIONS): Promise<autocannon.Result> {
+export function run(target: Target, rate?: number, duration = DURATION_S, connections = CONNECTIONS): Promise<autocannon.Result> {
   const body = JSON.stringify({ csv: smallPaste(1), kind: "contacts", identifier: "email", mapping: CONTACT_MAPPING, start: true });
   return autocannon({
     url: target.url,
@@ -66,9 +66,12 @@ function figures(max: autocannon.Result, fixed: autocannon.Result): EnqueueFigur
 }
 
 /** Starts the baseline server (its own process, as the API is) and resolves once it answers. */
-async function startBaseline(): Promise<{ stop(): Promise<void> }> {
-  const env = benchEnv({ BASELINE_PORT: String(BASELINE_PORT), BASELINE_DIR: path.join(OUT, "enqueue-baseline") });
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "bench", "enqueue-baseline.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+export async function startBaseline(): Promise<{ pid: number; stop(): Promise<void> }> {
+  // Beside the API's uploads, in the storage directory the run starts afresh: the same file system directory tree in
+  // the same state for both. (Kept apart, the baseline's directory outlived every run while the API's was deleted at
+  // the start of each: on ext4 a new file is slower to create among many just-deleted inodes, up to 5 minutes after.)
+  const env = benchEnv({ BASELINE_PORT: String(BASELINE_PORT), BASELINE_DIR: path.join(STORAGE_DIR, "enqueue-baseline") });
+  const child = spawn(process.execPath, [...(process.env.BENCH_BASELINE_NODE_ARGS ?? "").split(" ").filter(Boolean), "--import", "tsx", path.join(ROOT, "bench", "enqueue-baseline.ts")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
   child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
@@ -82,7 +85,7 @@ async function startBaseline(): Promise<{ stop(): Promise<void> }> {
   };
   for (const end = Date.now() + 30_000; ; ) {
     if (child.exitCode !== null) throw new Error(`enqueue baseline exited: ${out}`);
-    if (await fetch(`${BASELINE_URL}/healthz`).then((r) => r.ok, () => false)) return { stop };
+    if (await fetch(`${BASELINE_URL}/healthz`).then((r) => r.ok, () => false)) return { pid: child.pid!, stop };
     if (Date.now() > end) {
       await stop();
       throw new Error(`enqueue baseline did not start: ${out}`);

@@ -16,7 +16,7 @@ export const DB_NAME = process.env.BENCH_DB ?? "roster_bench";
 export const DATABASE_URL = `${PG_BASE}/${DB_NAME}`;
 /** Queue prefix and storage follow the database name, so two benches with different BENCH_DB never share state. */
 export const QUEUE_PREFIX = `{${DB_NAME}}`;
-const STORAGE_DIR = path.join(OUT, DB_NAME === "roster_bench" ? "storage" : `storage-${DB_NAME}`);
+export const STORAGE_DIR = path.join(OUT, DB_NAME === "roster_bench" ? "storage" : `storage-${DB_NAME}`);
 export const ADMIN_TOKEN = "bench-admin-token-0123456789";
 const PORT = Number(process.env.BENCH_PORT ?? 3987);
 export const API_URL = `http://127.0.0.1:${PORT}`;

@@ -1,5 +1,6 @@
 import type { Env } from "./config/env.js";
 import { createDb, type Db } from "./db/client.js";
+import { ApiKeyCache } from "./domain/workspaces/api-key-cache.js";
 import { ensureDatabase, runMigrations } from "./db/migrate.js";
 import type { Logger } from "./lib/logger.js";
 import { createMetrics, type Metrics } from "./metrics/metrics.js";
@@ -18,6 +19,8 @@ export interface Runtime {
   storage: Storage;
   /** This process's Prometheus registry and instruments. */
   metrics: Metrics;
+  /** Valid API keys seen recently; its LISTEN connection opens on the first authenticated request (the API's only). */
+  apiKeys: ApiKeyCache;
   close(): Promise<void>;
 }
 
@@ -34,6 +37,7 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
   redis.on("error", (err) => logger.debug({ err: err.message }, "redis producer connection error"));
   const producer = createProducer(redis, env.QUEUE_PREFIX, logger);
   const storage = createStorage(env);
+  const apiKeys = new ApiKeyCache(env.DATABASE_URL, { ttlMs: env.API_KEY_CACHE_TTL_MS, log: logger });
   return {
     env,
     logger,
@@ -42,7 +46,9 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
     producer,
     storage,
     metrics: createMetrics(),
+    apiKeys,
     async close() {
+      await apiKeys.close();
       await producer.close().catch(() => {});
       redis.disconnect();
       await db.$client.end({ timeout: 5 });

@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { validatorCompiler } from "fastify-type-provider-zod";
 import type { Env } from "../config/env.js";
 import type { Db } from "../db/client.js";
+import type { ApiKeyCache } from "../domain/workspaces/api-key-cache.js";
 import { parseJson } from "../lib/json.js";
 import type { Logger } from "../lib/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -45,6 +46,8 @@ export interface AppDeps {
   storage: Storage;
   logger: Logger;
   metrics: Metrics;
+  /** Valid API keys seen recently (Runtime.apiKeys); without it every request looks its key up. */
+  apiKeys?: ApiKeyCache;
 }
 
 /** Builds the API from its dependencies; nothing here listens (see server.ts). */
@@ -102,7 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         );
         await v1.register(async (scoped) => {
           scoped.addHook("onRoute", declareErrors(401, 422, 429, 503));
-          await scoped.register(apiKeyAuth, { db: deps.db });
+          await scoped.register(apiKeyAuth, { db: deps.db, cache: deps.apiKeys });
           await scoped.register(workspaceRateLimit, {
             max: deps.env.RATE_LIMIT_MAX,
             windowMs: deps.env.RATE_LIMIT_WINDOW_MS,

@@ -31,7 +31,8 @@ export function guardUploadIdle(raw: IncomingMessage, ms: number): IdleGuard {
   };
   // app.inject's fake socket has no timers: there is no network to stall on. The listener sits on the request, not the
   // socket: node's server destroys a timed-out socket unless the request (or response, or server) handles 'timeout'.
-  const armed = ms > 0 && typeof socket?.setTimeout === "function";
+  // A body already received whole (a JSON paste, parsed before the route ran) cannot stall: no timer for it.
+  const armed = ms > 0 && !raw.complete && typeof socket?.setTimeout === "function";
   if (armed) raw.setTimeout(ms, onIdle);
   return {
     watch(body) {

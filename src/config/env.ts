@@ -29,6 +29,12 @@ export const envSchema = z
     RATE_LIMIT_WINDOW_MS: z.coerce.number().int().min(1000).default(60_000),
     /** memory: each API process counts on its own; redis: the count is shared by every API process. */
     RATE_LIMIT_STORE: z.enum(["memory", "redis"]).default("memory"),
+    /**
+     * API keys found valid are kept in memory so a request needs no lookup; a revocation reaches every API process at
+     * once (LISTEN/NOTIFY, see ApiKeyCache). This bounds an entry's life for the one case no event reports, a listening
+     * connection that died silently; 0 turns the cache off (every request reads api_keys).
+     */
+    API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).default(60_000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     QUEUE_PREFIX: z
       .string()

@@ -5,6 +5,9 @@ import { buildApp } from "../../src/api/app.js";
 import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
+import { eq } from "drizzle-orm";
+import { imports } from "../../src/db/schema.js";
+import { createImportFromUpload, storeUpload, type NewImportInput } from "../../src/domain/imports/intake.js";
 
 const t = useTestContext();
 let client: Client;
@@ -87,6 +90,26 @@ describe("intake refuses files it cannot read, naming the problem", () => {
     expect(res.json).toMatchObject({ status: "queued", errors: [], identifier: "email", dryRun: false });
     const [row] = await t.ctx.db.$client`select status, queued_at is not null as queued, dry_run from imports where id = ${res.json.id}`;
     expect(row).toMatchObject({ queued: true, dry_run: false });
+  });
+
+  it("the new import is answered as stored: createImportFromUpload's row is what a select gives, POST's answer is GET's", async () => {
+    // The insert returns only what the database fills (id, created_at); the rest of the row is the values sent and the
+    // schema's defaults, so it must be checked against the stored row, column by column.
+    const cases: { csv: string; input: Partial<NewImportInput> }[] = [
+      { csv: "email,first_name,plan\nrow@x.io,Row,pro\n", input: {} },
+      { csv: "email;first_name;plan\r\nrow@x.io;Row;pro\r\n", input: { identifier: "email", mapping: { plan: "attribute:tier" }, options: { mode: "create_only" }, start: true } },
+      { csv: "\ufeffemail,city\nrow@x.io,Zürich\n", input: { identifier: "email", mapping: "suggested", filename: "people.csv" } },
+    ];
+    for (const { csv, input } of cases) {
+      const upload = await storeUpload(t.ctx.storage, client.workspaceId, Buffer.from(csv, "utf8"), 1_000_000);
+      const row = await createImportFromUpload(t.ctx.db, t.ctx.storage, client.workspaceId, upload, { kind: "contacts", filename: null, ...input });
+      const [stored] = await t.ctx.db.select().from(imports).where(eq(imports.id, row.id));
+      expect(row).toEqual(stored);
+    }
+    const res = await pasteImport(client, "email,first_name\ndraft@x.io,Draft\n", { filename: "draft.csv" });
+    expect(res.status, res.body).toBe(201);
+    const got = await client.request("GET", `/v1/imports/${res.json.id}`);
+    expect(res.json).toEqual(got.json);
   });
 
   it("trailing unnamed header cells (Email;Name;;) are dropped; a row with data under them later fails alone as ragged", async () => {

@@ -3,7 +3,7 @@ import { validatorCompiler } from "fastify-type-provider-zod";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { errorsPlugin } from "../../src/api/plugins/errors.js";
-import { declaredSerializer, droppedPaths } from "../../src/api/plugins/responses.js";
+import { declaredSerializer, droppedPaths, sameJson } from "../../src/api/plugins/responses.js";
 
 /** An app answering `body` from GET /thing through `schema`, as the API's routes answer. */
 async function answering(schema: z.ZodType, body: unknown) {
@@ -47,5 +47,50 @@ describe("declared responses", () => {
   it("treat an undefined field as absent, as JSON does", () => {
     expect(droppedPaths({ a: 1, b: undefined }, { a: 1 })).toEqual([]);
     expect(droppedPaths([{ a: 1 }, { a: 2, b: 3 }], [{ a: 1 }, { a: 2 }])).toEqual(["$[1].b"]);
+  });
+});
+
+describe("the serializer's fast path", () => {
+  const encodeThenJson = (schema: z.ZodType, data: unknown): string => {
+    const result = z.safeEncode(schema, data);
+    if (!result.success || droppedPaths(data, result.data).length) return "refused";
+    return JSON.stringify(result.data);
+  };
+  const serialize = (schema: z.ZodType, data: unknown): string => {
+    try {
+      return declaredSerializer({ schema, method: "GET", url: "/thing", httpStatus: "200" } as never)(data) as string;
+    } catch {
+      return "refused";
+    }
+  };
+
+  it("answers byte for byte what encoding then JSON.stringify answered, whatever the schema does", () => {
+    const cases: [z.ZodType, unknown][] = [
+      [thing, { id: "1", tags: [{ name: "a" }], extra: { any: ["shape", 1] } }],
+      [thing, { tags: [{ name: "a" }], id: "1", extra: null }], // keys in another order than the schema's
+      [thing, { id: "1", tags: [], extra: undefined, gone: undefined }],
+      [thing, { id: "1", tags: [{ name: "a", colour: "red" }], extra: 1 }], // a field too many
+      [thing, { id: 1, tags: [], extra: 1 }], // a wrong type
+      [z.object({ at: z.string() }), { at: new Date(0) }],
+      [z.object({ n: z.number().default(3) }), { n: undefined }],
+      [z.object({ n: z.number().default(3) }), {}],
+      [z.object({ s: z.string().trim() }), { s: " padded " }],
+      [z.object({ when: z.iso.datetime() }), { when: "2026-01-01T00:00:00.000Z" }],
+      [z.object({ map: z.record(z.string(), z.string()) }), { map: { b: "1", a: "2" } }],
+      [z.object({ list: z.array(z.number().nullable()) }), { list: [1, null, 2] }],
+      [z.object({ u: z.union([z.literal("x"), z.object({ y: z.number() })]) }), { u: { y: 1 } }],
+    ];
+    for (const [schema, data] of cases) expect(serialize(schema, data), JSON.stringify(data)).toBe(encodeThenJson(schema, data));
+  });
+
+  it("sameJson compares JSON, key order included, undefined as absent", () => {
+    expect(sameJson({ a: 1, b: [1, { c: null }] }, { a: 1, b: [1, { c: null }] })).toBe(true);
+    expect(sameJson({ a: 1, b: 2 }, { b: 2, a: 1 })).toBe(false);
+    expect(sameJson({ a: 1, b: undefined }, { a: 1 })).toBe(true);
+    expect(sameJson({ a: 1 }, { a: 1, b: undefined })).toBe(true);
+    expect(sameJson({ a: 1 }, { a: 1, b: 2 })).toBe(false);
+    expect(sameJson({ a: [1, 2] }, { a: [1] })).toBe(false);
+    expect(sameJson({ a: [1] }, { a: { 0: 1 } })).toBe(false);
+    expect(sameJson({ a: "1" }, { a: 1 })).toBe(false);
   });
 });

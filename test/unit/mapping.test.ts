@@ -5,6 +5,7 @@ import {
   mergeMapping,
   normaliseHeader,
   parseTarget,
+  resolveRequestedMapping,
   suggestMapping,
   validateMapping,
   type MappingInput,
@@ -65,6 +66,18 @@ describe("header helpers", () => {
 });
 
 describe("suggestMapping", () => {
+  it("remembers a layout: the same frozen suggestion for the same kind and headers, none shared across kinds or orders", () => {
+    const headers = ["Email", "First Name", "Plan"];
+    const first = suggestMapping(headers, "contacts");
+    expect(suggestMapping([...headers], "contacts")).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(first).toEqual({ Email: "email", "First Name": "first_name", Plan: "attribute:plan" });
+    expect(suggestMapping(headers, "members")).not.toBe(first);
+    expect(suggestMapping(["Plan", "Email", "First Name"], "contacts")).not.toBe(first);
+    // A header holding the separator of another list is another layout.
+    expect(suggestMapping(["a,b"], "contacts")).not.toEqual(suggestMapping(["a", "b"], "contacts"));
+  });
+
   it("maps the Jimo export", () => {
     expect(suggestMapping(["User ID", "Segment Name", "Segment Value", "plan"], "contacts")).toEqual({
       "User ID": "external_id",
@@ -139,6 +152,24 @@ describe("suggestMapping", () => {
       date: "property:date",
       "Order Total": "property:order_total",
     });
+  });
+});
+
+describe("resolveRequestedMapping", () => {
+  const headers = ["Email", "First Name", "Plan"];
+  it("is the suggestion merged with the request and validated, remembered (frozen) for the same request", () => {
+    const first = resolveRequestedMapping("contacts", headers, "email", { Plan: "attribute:tier" }, { mode: "create_only" });
+    expect(first).toEqual(
+      validateMapping({ kind: "contacts", headers, identifier: "email", mapping: mergeMapping(headers, suggestMapping(headers, "contacts"), { Plan: "attribute:tier" }), options: { mode: "create_only" } }),
+    );
+    expect(resolveRequestedMapping("contacts", [...headers], "email", { Plan: "attribute:tier" }, { mode: "create_only" })).toBe(first);
+    expect(Object.isFrozen(first.mapping) && Object.isFrozen(first.options)).toBe(true);
+    expect(resolveRequestedMapping("contacts", headers, "email", { Plan: "attribute:tier" }, undefined)).not.toBe(first);
+    expect(resolveRequestedMapping("contacts", headers, "email", "suggested", undefined).mapping).toEqual(suggestMapping(headers, "contacts"));
+  });
+
+  it("refuses an invalid request every time, remembering nothing", () => {
+    for (let i = 0; i < 2; i++) expect(() => resolveRequestedMapping("contacts", headers, "phone", undefined, undefined)).toThrow(ValidationError);
   });
 });
 

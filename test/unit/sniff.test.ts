@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import iconv from "iconv-lite";
 import { describe, expect, it } from "vitest";
 import { ValidationError } from "../../src/domain/errors.js";
-import { BOM_BYTES, decodeStream, sniffCsv, type SniffResult } from "../../src/domain/imports/sniff.js";
+import { BOM_BYTES, decodeStream, parseRecords, sniffCsv, splitRecords, type SniffResult } from "../../src/domain/imports/sniff.js";
 
 const utf8 = (s: string) => Buffer.from(s, "utf8");
 const whole = (buf: Buffer): SniffResult => sniffCsv(buf, { isComplete: true });
@@ -246,6 +246,31 @@ describe("sniffCsv rejections", () => {
   it("rejects malformed quoting", () => {
     const err = sniffError(utf8('email,name\na@b,"Ann\n'));
     expect(err.code).toBe("malformed_csv");
+  });
+});
+
+describe("the split used for text without quotes", () => {
+  // sniffCsv reads quote-free text with splitRecords instead of csv-parse (parseRecords): the two must agree.
+  const delimiters = [",", ";", "\t", "|"] as const;
+
+  it("agrees with csv-parse on edge cases", () => {
+    const texts = ["", "\n", "\r\n\r\n", "a", "a,b", "a,b\n", "a,b\r\nc,d\re\n\nf", "\n\na;b\r\r\n", ",,\n ,\t|\n", "é,ü\n1\n2\n3\n4\n5\n6\n7\n", "a\n\r"];
+    for (const text of texts) for (const d of delimiters) expect(splitRecords(text, d), JSON.stringify(text)).toEqual(parseRecords(text, d));
+  });
+
+  it("agrees with csv-parse on random quote-free text", () => {
+    const alphabet = ["a", "é", " ", ",", ";", "\t", "|", "\r", "\n", "\r\n", "'", "1"];
+    let seed = 7;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor((seed / 2147483648) * n);
+    };
+    for (let i = 0; i < 3000; i++) {
+      let text = "";
+      for (let k = next(80); k > 0; k--) text += alphabet[next(alphabet.length)];
+      const d = delimiters[next(delimiters.length)]!;
+      expect(splitRecords(text, d), JSON.stringify(text)).toEqual(parseRecords(text, d));
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Db } from "../../db/client.js";
+import type { ApiKeyCache } from "../../domain/workspaces/api-key-cache.js";
 import { authenticateApiKey } from "../../domain/workspaces/workspaces.js";
 import { secretsEqual } from "../../lib/keys.js";
 import { sendError } from "./errors.js";
@@ -19,12 +20,12 @@ function bearer(req: FastifyRequest): string | null {
 }
 
 /** Registers the hook that resolves the API key to its workspace; every route in the scope requires one. */
-export const apiKeyAuth = fp(async (app: FastifyInstance, opts: { db: Db }) => {
+export const apiKeyAuth = fp(async (app: FastifyInstance, opts: { db: Db; cache?: ApiKeyCache | undefined }) => {
   app.decorateRequest("workspaceId", "");
   app.addHook("onRequest", async (req, reply) => {
     const key = bearer(req);
     if (!key) return sendError(reply, 401, "unauthorized", "Send your API key as 'Authorization: Bearer <key>'.");
-    const found = await authenticateApiKey(opts.db, key);
+    const found = await authenticateApiKey(opts.db, key, opts.cache);
     if (!found) return sendError(reply, 401, "unauthorized", "The API key is not valid or has been revoked.");
     req.workspaceId = found.workspaceId;
     // Fastify gives each request its own child logger: pino's is bound in place rather than wrapped in another child.

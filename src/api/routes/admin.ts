@@ -10,7 +10,7 @@ import { errorResponse, noContent } from "../schemas/common.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { AppDeps } from "../app.js";
 
-export async function adminRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "env">) {
+export async function adminRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db" | "env" | "apiKeys">) {
   const app = base.withTypeProvider<ZodTypeProvider>();
 
   app.post(
@@ -43,7 +43,7 @@ export async function adminRoutes(base: FastifyInstance, deps: Pick<AppDeps, "db
     { schema: { params: z.object({ id: z.string(), keyId: z.string() }), response: { 204: noContent("Revoked") } }, config: { docs: { summary: "Revoke an API key" } } },
     async (req, reply) => {
       if (!isUuid(req.params.id) || !isUuid(req.params.keyId)) throw new NotFoundError("API key");
-      await revokeApiKey(deps.db, req.params.id, req.params.keyId);
+      await revokeApiKey(deps.db, req.params.id, req.params.keyId, deps.apiKeys);
       return reply.status(204).send();
     },
   );

@@ -89,6 +89,11 @@ const KIND_ALIASES: Record<ImportKind, Record<string, SimpleTarget>> = {
   },
 };
 
+/** Every alias a kind's columns may have, merged once (spreading the two per call cost more than the rest of the suggestion). */
+const ALIASES_BY_KIND = Object.fromEntries(
+  (Object.keys(KIND_ALIASES) as ImportKind[]).map((kind) => [kind, Object.assign({}, COMMON_ALIASES, KIND_ALIASES[kind])]),
+) as Record<ImportKind, Record<string, MappingTarget>>;
+
 /** Where a column nobody recognised goes: contacts keep it as an attribute, events as a property. */
 const FALLBACK_PREFIX: Record<ImportKind, "attribute" | "property" | null> = {
   contacts: "attribute",
@@ -111,12 +116,33 @@ function ownTarget(header: string, kind: ImportKind): MappingTarget | null {
   return formatTarget(parsed);
 }
 
+/** Suggestions already made, by kind and header list (bounded; the oldest goes first). */
+const suggestions = new Map<string, Record<string, MappingTarget>>();
+const SUGGESTIONS_KEPT = 500;
+/** A header list longer than this (as JSON) is not kept: thousands of columns are rare and would crowd the others out. */
+const SUGGESTION_KEY_MAX = 16_384;
+
 /**
  * A first guess at the mapping; each target is suggested once, the first column winning. Secret-looking columns
  * are never suggested as data of a contacts or events import; a members import takes a password-like one as password.
+ *
+ * The guess depends on the kind and the header list only, and the same layouts come back (an integration's daily
+ * file): it is remembered, and the object returned is frozen, shared by every import with that layout.
  */
 export function suggestMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
-  const aliases = { ...COMMON_ALIASES, ...KIND_ALIASES[kind] };
+  const key = `${kind}${JSON.stringify(headers)}`;
+  const known = suggestions.get(key);
+  if (known) return known;
+  const made = Object.freeze(guessMapping(headers, kind)) as Record<string, MappingTarget>;
+  if (key.length <= SUGGESTION_KEY_MAX) {
+    if (suggestions.size >= SUGGESTIONS_KEPT) suggestions.delete(suggestions.keys().next().value!);
+    suggestions.set(key, made);
+  }
+  return made;
+}
+
+function guessMapping(headers: string[], kind: ImportKind): Record<string, MappingTarget> {
+  const aliases = ALIASES_BY_KIND[kind];
   const used = new Set<string>();
   // A Map, then fromEntries: a column named "__proto__" or "constructor" is an own key like any other.
   const mapping = new Map<string, MappingTarget>();
@@ -245,6 +271,37 @@ export interface MappingInput {
   identifier: string;
   mapping: Record<string, string>;
   options: unknown;
+}
+
+/** Mappings already resolved, by the request that asked for them (bounded like the suggestions). */
+const resolved = new Map<string, ValidatedMapping>();
+
+/**
+ * The mapping a new import asks for without a template: `mapping` laid over the suggestion ("suggested": the
+ * suggestion itself), then validated (a ValidationError otherwise, never remembered). Like the suggestion it depends on
+ * the request alone, and an integration sends the same one with every file: a valid result is remembered, frozen.
+ */
+export function resolveRequestedMapping(kind: ImportKind, headers: string[], identifier: string, mapping: MappingField | undefined, options: unknown): ValidatedMapping {
+  const key = JSON.stringify([kind, headers, identifier, mapping ?? null, options ?? null]);
+  const known = resolved.get(key);
+  if (known) return known;
+  const suggested = suggestMapping(headers, kind);
+  const made = deepFreeze(
+    validateMapping({ kind, headers, identifier, mapping: mapping === "suggested" ? suggested : mergeMapping(headers, suggested, mapping ?? {}), options: options ?? {} }),
+  );
+  if (key.length <= SUGGESTION_KEY_MAX) {
+    if (resolved.size >= SUGGESTIONS_KEPT) resolved.delete(resolved.keys().next().value!);
+    resolved.set(key, made);
+  }
+  return made;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }
 
 export function validateMapping(input: MappingInput): ValidatedMapping {

@@ -49,9 +49,11 @@ export const BOM_BYTES: Readonly<Record<Exclude<CsvEncoding, "windows-1252">, Bu
 };
 
 /** The encoding announced by a byte order mark at the start of `head`, if any. */
+const BOMS = Object.entries(BOM_BYTES) as [CsvEncoding, Buffer][];
+
 export function detectBom(head: Buffer): { encoding: CsvEncoding; bytes: number } | null {
-  for (const [encoding, bom] of Object.entries(BOM_BYTES) as [CsvEncoding, Buffer][]) {
-    if (head.length >= bom.length && head.subarray(0, bom.length).equals(bom)) {
+  for (const [encoding, bom] of BOMS) {
+    if (head.length >= bom.length && head.compare(bom, 0, bom.length, 0, bom.length) === 0) {
       return { encoding, bytes: bom.length };
     }
   }
@@ -84,7 +86,8 @@ export function sniffCsv(head: Buffer, opts: SniffOptions = {}): SniffResult {
     if (!isComplete) body = trimIncompleteUtf8(body);
     encoding = opts.encoding ?? (isUtf8(body) ? "utf-8" : "windows-1252");
   }
-  const text = iconv.decode(body, encoding, { stripBOM: false });
+  // UTF-8 (already checked, or decided from every byte) decodes as Node's own decoder would inside iconv-lite.
+  const text = encoding === "utf-8" ? body.toString("utf8") : iconv.decode(body, encoding, { stripBOM: false });
   if (text.trim() === "") throw emptyFile();
 
   const layout = scanLayout(text, isComplete);
@@ -95,7 +98,7 @@ export function sniffCsv(head: Buffer, opts: SniffOptions = {}): SniffResult {
     );
   }
   const delimiter = pickDelimiter(layout.delimiterCounts);
-  const records = parseRecords(text.slice(0, layout.cutAt), delimiter);
+  const records = layout.quoted ? parseRecords(text.slice(0, layout.cutAt), delimiter) : splitRecords(text.slice(0, layout.cutAt), delimiter);
   const [headerRecord, ...rawSample] = records;
   if (!headerRecord) throw emptyFile();
   const named = headerRecord.map((h) => h.trim());
@@ -119,16 +122,17 @@ function emptyFile(): ValidationError {
   return new ValidationError("empty_file", "The file is empty: the first row must hold the column names.");
 }
 
+const BINARY_SIGNATURES = [
+  Buffer.from([0x89, 0x50, 0x4e, 0x47]), // PNG
+  Buffer.from([0x50, 0x4b, 0x03, 0x04]), // ZIP, so also .xlsx
+  Buffer.from([0xd0, 0xcf, 0x11, 0xe0]), // OLE2, so old .xls
+  Buffer.from([0x1f, 0x8b]), // gzip
+];
+
 function rejectBinary(head: Buffer, bom: { encoding: CsvEncoding } | null): void {
-  const signatures = [
-    Buffer.from([0x89, 0x50, 0x4e, 0x47]), // PNG
-    Buffer.from([0x50, 0x4b, 0x03, 0x04]), // ZIP, so also .xlsx
-    Buffer.from([0xd0, 0xcf, 0x11, 0xe0]), // OLE2, so old .xls
-    Buffer.from([0x1f, 0x8b]), // gzip
-  ];
   const binary = () =>
     new ValidationError("not_csv", "The file does not look like CSV text (it looks like binary data).");
-  if (signatures.some((sig) => head.subarray(0, sig.length).equals(sig))) throw binary();
+  if (BINARY_SIGNATURES.some((sig) => head.subarray(0, sig.length).equals(sig))) throw binary();
   if (bom && bom.encoding !== "utf-8") return;
 
   let nuls = 0;
@@ -172,7 +176,16 @@ interface Layout {
   headerEnd: number;
   breaks: { crlf: number; lf: number; cr: number };
   delimiterCounts: Map<CsvDelimiter, number[]>;
+  /** Whether the text up to cutAt has a quote anywhere: without one, records are plain lines split at the delimiter. */
+  quoted: boolean;
 }
+
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+/** DELIMITERS by character code (all ASCII), as indexes into the per-record counts; -1 for any other character. */
+const DELIMITER_INDEX = new Int8Array(128).fill(-1);
+DELIMITERS.forEach((d, i) => (DELIMITER_INDEX[d.charCodeAt(0)] = i));
 
 /**
  * One quote-aware pass over the text. A quote simply toggles the quoted state:
@@ -181,39 +194,42 @@ interface Layout {
  */
 function scanLayout(text: string, isComplete: boolean): Layout {
   const breaks = { crlf: 0, lf: 0, cr: 0 };
-  const delimiterCounts = new Map<CsvDelimiter, number[]>(DELIMITERS.map((d) => [d, []]));
-  let current = new Map<CsvDelimiter, number>();
+  const perRecord: number[][] = DELIMITERS.map(() => []);
+  const current = DELIMITERS.map(() => 0);
   let inQuotes = false;
+  let quoteAt = -1;
   let recordStart = 0;
   let lastBreakEnd = 0;
   let headerEnd = 0;
   let sampled = 0;
 
-  const endRecord = (breakEnd: number) => {
-    // Blank lines are skipped by the parser too, so they are neither header nor sample.
-    const blank = text.slice(recordStart, breakEnd).replace(/[\r\n]+$/, "") === "";
-    if (!blank) {
+  // A record is text[recordStart, breakStart) and its break; records end outside quotes only, so a record's text
+  // never ends in \r or \n, and it is blank (skipped by the parser too: neither header nor sample) when empty.
+  const endRecord = (breakStart: number, breakEnd: number) => {
+    if (breakStart > recordStart) {
       if (headerEnd === 0) headerEnd = breakEnd;
       if (sampled < DELIMITER_SAMPLE_RECORDS) {
-        for (const d of DELIMITERS) delimiterCounts.get(d)?.push(current.get(d) ?? 0);
+        for (let d = 0; d < current.length; d++) perRecord[d]!.push(current[d]!);
         sampled++;
       }
     }
-    current = new Map();
+    current.fill(0);
     recordStart = breakEnd;
   };
 
   for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '"') {
+    const ch = text.charCodeAt(i);
+    if (ch === QUOTE) {
       inQuotes = !inQuotes;
+      if (quoteAt < 0) quoteAt = i;
     } else if (inQuotes) {
       continue;
-    } else if (ch === "\n") {
+    } else if (ch === LF) {
       breaks.lf++;
-      endRecord((lastBreakEnd = i + 1));
-    } else if (ch === "\r") {
-      if (text[i + 1] === "\n") {
+      endRecord(i, (lastBreakEnd = i + 1));
+    } else if (ch === CR) {
+      const breakStart = i;
+      if (text.charCodeAt(i + 1) === LF) {
         breaks.crlf++;
         i++;
       } else if (i + 1 === text.length && !isComplete) {
@@ -221,17 +237,19 @@ function scanLayout(text: string, isComplete: boolean): Layout {
       } else {
         breaks.cr++;
       }
-      endRecord((lastBreakEnd = i + 1));
-    } else if ((DELIMITERS as readonly string[]).includes(ch ?? "")) {
-      const d = ch as CsvDelimiter;
-      current.set(d, (current.get(d) ?? 0) + 1);
+      endRecord(breakStart, (lastBreakEnd = i + 1));
+    } else if (ch < 128) {
+      const d = DELIMITER_INDEX[ch]!;
+      if (d >= 0) current[d]!++;
     }
   }
   if (isComplete && recordStart < text.length) {
-    endRecord(text.length);
+    endRecord(text.length, text.length);
     lastBreakEnd = text.length;
   }
-  return { cutAt: isComplete ? text.length : lastBreakEnd, headerEnd, breaks, delimiterCounts };
+  const cutAt = isComplete ? text.length : lastBreakEnd;
+  const delimiterCounts = new Map<CsvDelimiter, number[]>(DELIMITERS.map((d, i) => [d, perRecord[i]!]));
+  return { cutAt, headerEnd, breaks, delimiterCounts, quoted: quoteAt >= 0 && quoteAt < cutAt };
 }
 
 /**
@@ -253,7 +271,29 @@ function pickDelimiter(counts: Map<CsvDelimiter, number[]>): CsvDelimiter {
   return best?.d ?? ",";
 }
 
-function parseRecords(text: string, delimiter: CsvDelimiter): string[][] {
+/**
+ * parseRecords for text without a quote, where csv-parse's options above reduce to this: records end at \r\n, \n
+ * or \r; empty lines are skipped; cells are split at the delimiter, untrimmed; at most 1 + SAMPLE_ROWS records.
+ * Most uploads have no quotes in their first rows, and csv-parse's set-up costs more than the split itself
+ * (test/unit/sniff.test.ts checks the two agree).
+ */
+export function splitRecords(text: string, delimiter: CsvDelimiter): string[][] {
+  const records: string[][] = [];
+  let start = 0;
+  while (start < text.length && records.length < 1 + SAMPLE_ROWS) {
+    let end = start;
+    while (end < text.length) {
+      const ch = text.charCodeAt(end);
+      if (ch === LF || ch === CR) break;
+      end++;
+    }
+    if (end > start) records.push(text.slice(start, end).split(delimiter));
+    start = end + (text.charCodeAt(end) === CR && text.charCodeAt(end + 1) === LF ? 2 : 1);
+  }
+  return records;
+}
+
+export function parseRecords(text: string, delimiter: CsvDelimiter): string[][] {
   // Physical lines consumed by the records parsed so far: a broken record starts on the next one.
   let linesDone = 0;
   try {
@@ -317,6 +357,7 @@ function checkHeaders(headers: string[]): void {
     else seen.set(h.toLowerCase(), { name: h, count: 1 });
   }
   const duplicates = [...seen.values()].filter((e) => e.count > 1).map((e) => e.name);
+  if (emptyColumns.length === 0 && duplicates.length === 0) return;
 
   const emptyMessage = `Column${emptyColumns.length > 1 ? "s" : ""} ${listOf(emptyColumns.map(String))} ${emptyColumns.length > 1 ? "have" : "has"} no name in the first row.`;
   const duplicateMessage = `The column name${duplicates.length > 1 ? "s" : ""} ${listOf(duplicates.map((d) => `"${d}"`))} appear${duplicates.length > 1 ? "" : "s"} more than once (names are compared ignoring case).`;

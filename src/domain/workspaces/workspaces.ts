@@ -4,6 +4,7 @@ import type { Db } from "../../db/client.js";
 import { apiKeys, workspaces } from "../../db/schema.js";
 import { generateApiKey, hashApiKey, isWellFormedApiKey } from "../../lib/keys.js";
 import { NotFoundError } from "../errors.js";
+import type { ApiKeyCache, CachedApiKey } from "./api-key-cache.js";
 
 export interface CreatedWorkspace {
   id: string;
@@ -39,12 +40,14 @@ export async function createApiKey(db: Db, workspaceId: string): Promise<{ id: s
   return { id: key.id, apiKey: k.key };
 }
 
-export async function revokeApiKey(db: Db, workspaceId: string, keyId: string): Promise<void> {
+/** Revokes a key; `cache` (this process's) forgets it at once, other processes hear of it from the api_keys trigger. */
+export async function revokeApiKey(db: Db, workspaceId: string, keyId: string, cache?: ApiKeyCache): Promise<void> {
   const rows = await db
     .update(apiKeys)
     .set({ revokedAt: new Date() })
     .where(and(eq(apiKeys.id, keyId), eq(apiKeys.workspaceId, workspaceId), isNull(apiKeys.revokedAt)))
-    .returning({ id: apiKeys.id });
+    .returning({ id: apiKeys.id, keyHash: apiKeys.keyHash });
+  for (const row of rows) cache?.evict(row.keyHash.toString("hex"));
   if (rows.length === 0) {
     const [existing] = await db
       .select({ id: apiKeys.id })
@@ -67,14 +70,24 @@ function prepareKeyLookup(db: Db) {
     .prepare("api_key_by_hash");
 }
 
-/** Returns the workspace a key belongs to, or null for a malformed, unknown or revoked key. */
-export async function authenticateApiKey(db: Db, key: string): Promise<{ workspaceId: string; keyId: string } | null> {
+/**
+ * Returns the workspace a key belongs to, or null for a malformed, unknown or revoked key. With `cache`, a valid key
+ * seen recently is answered from memory (see ApiKeyCache for why a revocation still takes effect at once).
+ */
+export async function authenticateApiKey(db: Db, key: string, cache?: ApiKeyCache): Promise<CachedApiKey | null> {
   if (!isWellFormedApiKey(key)) return null;
   const hash = hashApiKey(key);
+  const memo = cache?.enabled ? cache : undefined;
+  const hex = memo ? hash.toString("hex") : "";
+  const cached = memo?.get(hex);
+  if (cached) return cached;
+  const token = memo?.token() ?? 0;
   let lookup = keyLookups.get(db);
   if (!lookup) keyLookups.set(db, (lookup = prepareKeyLookup(db)));
   const [row] = await lookup.execute({ hash });
   if (!row || row.revokedAt) return null;
   if (row.keyHash.length !== hash.length || !timingSafeEqual(row.keyHash, hash)) return null;
-  return { workspaceId: row.workspaceId, keyId: row.id };
+  const found = { workspaceId: row.workspaceId, keyId: row.id };
+  memo?.set(hex, found, token);
+  return found;
 }
