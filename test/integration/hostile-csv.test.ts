@@ -137,8 +137,10 @@ describe("generated hostile files (never committed)", () => {
     // One hostile row cannot put 50 MB into Postgres: the error repeats the record's start, no cells.
     const [stored] = await t.ctx.db.$client`select max(octet_length(coalesce(record::text, '') || value))::int as bytes from import_errors`;
     expect(stored?.bytes).toBeLessThan(64 * 1024);
-    // The parser stops at the 16 MiB record limit and the rest of the cell is skipped unread (≈ 500 MiB peak before, at a 64 MiB limit).
-    expect(workerPeakMiB()).toBeLessThan(400);
+    // The parser stops at the 16 MiB record limit and the rest of the cell is skipped unread (≈ 500 MiB peak before, at a
+    // 64 MiB limit, on one thread). A 50 MB file is parsed on a parse thread: a second V8 heap, which from source also
+    // holds its own tsx loader (346–429 MiB seen on Node 20 and 24, where one thread stayed under 400).
+    expect(workerPeakMiB()).toBeLessThan(460);
     expect(worker.child.exitCode).toBeNull();
     const health = await client.app.inject({ method: "GET", url: "/healthz" });
     expect(health.statusCode).toBe(200);

@@ -47,12 +47,12 @@ export function usesParseThread(storage: Storage, remainingBytes: number, minThr
 }
 
 /** The run's batches in file order, from a parse thread or from this thread. */
-export function readBatches(storage: Storage, plan: BatchPlan, onThread: boolean): AsyncGenerator<PlannedBatch> {
+export function readBatches(storage: Storage, plan: BatchPlan, onThread: boolean, onOutOfMemory?: (row: number) => void): AsyncGenerator<PlannedBatch> {
   if (!onThread || !storage.origin) return produceBatches(storage, plan);
-  return threadBatches(storage, { storage: storage.origin, plan, ahead: AHEAD });
+  return threadBatches(storage, { storage: storage.origin, plan, ahead: AHEAD }, onOutOfMemory);
 }
 
-async function* threadBatches(storage: Storage, data: ParseThreadData): AsyncGenerator<PlannedBatch> {
+async function* threadBatches(storage: Storage, data: ParseThreadData, onOutOfMemory?: (row: number) => void): AsyncGenerator<PlannedBatch> {
   // From source (tests, `npm start`) the thread loads its TypeScript through tsx, as the process does (a thread
   // does not take `--import tsx` from execArgv: it registers tsx's loader itself, then imports the entry).
   const fromSource = import.meta.url.endsWith(".ts");
@@ -76,7 +76,10 @@ async function* threadBatches(storage: Storage, data: ParseThreadData): AsyncGen
       while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       const m = queue.shift()!;
       if (m.type === "done") return;
-      if (m.type === "error" && m.error.code === "ERR_WORKER_OUT_OF_MEMORY") break;
+      if (m.type === "error" && m.error.code === "ERR_WORKER_OUT_OF_MEMORY") {
+        onOutOfMemory?.(next.row);
+        break;
+      }
       if (m.type === "error") throw rebuild(m.error);
       worker.postMessage("next");
       const { batch } = m.planned;

@@ -134,7 +134,8 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       const remainingBytes = (await deps.storage.size(imp.storageKey)) - imp.checkpointByte;
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
       if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
-      for await (const { batch, last } of readBatches(deps.storage, plan, onThread)) await flush(batch, last);
+      const outOfMemory = (row: number) => log.warn({ afterRow: row }, "the parse thread ran out of memory; parsing the rest on the run's thread");
+      for await (const { batch, last } of readBatches(deps.storage, plan, onThread, outOfMemory)) await flush(batch, last);
       if (pending) await pending;
     } catch (err) {
       if (pending) await (pending as Promise<void>).catch(() => {});
