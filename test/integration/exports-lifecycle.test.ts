@@ -164,6 +164,46 @@ describe("fencing", () => {
     expect(left).toBe(0);
   });
 
+  it("a run stopped while its query waits leaves no connection behind and no error loose in the process", async () => {
+    // The run's own connection is closed before its backend is terminated. The other order made postgres.js send the
+    // transaction's ROLLBACK to a connection the server had just closed: a write to a null socket thrown from a timer
+    // (porsager/postgres#1208) that kills the worker, or, once it reconnected, a handshake destroyed mid-way (an
+    // unhandled rejection).
+    const loose: unknown[] = [];
+    const onLoose = (err: unknown) => loose.push(err);
+    process.on("unhandledRejection", onLoose);
+    process.on("uncaughtException", onLoose);
+    const holder = await t.ctx.db.$client.reserve();
+    try {
+      for (let i = 0; i < 20; i++) {
+        const id = await queuedExport({ kind: "users", columns: ["email"] });
+        await holder`begin`;
+        await holder`lock table people in access exclusive mode`;
+        const stop = new AbortController();
+        const running = runExport(deps(), { workspaceId: a.workspaceId, exportId: id }, stop.signal);
+        const until = Date.now() + 10_000;
+        let waiting = 0;
+        while (waiting === 0 && Date.now() < until) {
+          [{ n: waiting }] = (await t.ctx.db.$client`select count(*)::int as n from pg_stat_activity where application_name = 'roster-export' and datname = current_database() and wait_event_type = 'Lock'`) as unknown as [{ n: number }];
+          if (waiting === 0) await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(waiting).toBe(1);
+        stop.abort();
+        expect(await running).toBe("interrupted");
+        await holder`rollback`;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const [{ n }] = (await t.ctx.db.$client`select count(*)::int as n from pg_stat_activity where application_name = 'roster-export' and datname = current_database()`) as unknown as [{ n: number }];
+      expect(n).toBe(0);
+      expect(loose).toEqual([]);
+    } finally {
+      await holder`rollback`.catch(() => {});
+      holder.release();
+      process.off("unhandledRejection", onLoose);
+      process.off("uncaughtException", onLoose);
+    }
+  });
+
   it("an export whose segment was deleted fails with the reason, and its download says so", async () => {
     const id = await queuedExport({ kind: "users", segmentId: randomUUID() });
     expect(await runExport(deps(), { workspaceId: a.workspaceId, exportId: id })).toBe("failed");

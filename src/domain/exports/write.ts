@@ -85,10 +85,14 @@ export async function writeExport(client: Sql, storage: Storage, key: string, st
   let failure: unknown = null;
   let backendPid: number | null = null;
   let killing: Promise<void> | null = null;
+  // The client side goes first: a backend terminated under a live postgres.js connection makes it reconnect (to send
+  // the transaction's ROLLBACK), and destroying a connection mid-reconnect is an unhandled rejection in postgres.js
+  // 3.4.9 (its array-type query), or a write to a null socket (porsager/postgres#1208). Then the backend, which may
+  // be blocked sending the rest of the COPY to a socket nobody reads.
   const kill = () =>
     (killing ??= (async () => {
-      if (backendPid !== null) await opts.terminateBackend(backendPid).catch(() => {});
       await client.end({ timeout: 0 }).catch(() => {});
+      if (backendPid !== null) await opts.terminateBackend(backendPid).catch(() => {});
     })());
   const onAbort = () => void kill();
   signal.addEventListener("abort", onAbort, { once: true });

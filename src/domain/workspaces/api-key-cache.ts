@@ -127,6 +127,9 @@ export class ApiKeyCache {
       idle_timeout: 0,
       max_lifetime: null,
       connect_timeout: 10,
+      // LISTEN reads no arrays; and a connection closed while it fetches array types is an unhandled rejection in
+      // postgres.js 3.4.9.
+      fetch_types: false,
       onnotice: () => {},
       onnotify: (channel, payload) => {
         if (channel === API_KEY_CHANNEL) this.notified(payload);
