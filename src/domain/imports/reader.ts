@@ -2,6 +2,7 @@ import { parse } from "csv-parse";
 import { parse as parseSync } from "csv-parse/sync";
 import { restoreCell } from "../../lib/spreadsheet-safe.js";
 import type { Storage } from "../../storage/storage.js";
+import { scanRecords } from "./record-scan.js";
 import { OversizedRecordFinder, UnclosedQuote, type OversizedRecord } from "./record-skip.js";
 
 /**
@@ -60,6 +61,26 @@ export async function* readRecords(
 ): AsyncGenerator<ParsedRecord> {
   const size = Math.min(await storage.size(key), to ?? Infinity);
   let at = from;
+  // Plain records are read by a byte scan (record-scan.ts); from the first one it leaves to csv-parse, csv-parse reads.
+  if (delimiter.length === 1 && at.byte < size) {
+    const source = await storage.read(key, { start: at.byte, ...(to === undefined ? {} : { end: to - 1 }) });
+    const scan = scanRecords(source as AsyncIterable<Buffer>, delimiter, at, maxRecordBytes, restoreCell);
+    try {
+      for (;;) {
+        const step = await scan.next();
+        if (step.done) {
+          if (!step.value) return;
+          at = step.value.at;
+          break;
+        }
+        at = { byte: step.value.endByte, row: step.value.row, line: step.value.endLine };
+        yield step.value;
+      }
+    } finally {
+      await scan.return(null);
+      (source as { destroy?: () => void }).destroy?.();
+    }
+  }
   while (at.byte < size) {
     try {
       for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, to)) {
@@ -104,11 +125,20 @@ async function* parseFrom(storage: Storage, key: string, delimiter: string, from
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { bytes: number; lines: number }; raw: string }>) {
       row += 1;
-      yield { record: item.record.map(restoreCell), row, endByte: from.byte + item.info.bytes, endLine: from.line + item.info.lines, raw: item.raw };
+      yield { record: item.record.map(restoreCell), row, endByte: from.byte + item.info.bytes, endLine: from.line + item.info.lines, raw: recordText(item.raw) };
     }
   } finally {
     source.destroy();
   }
+}
+
+/**
+ * csv-parse's raw text of a record as the record's own text: without its record delimiter, and without the line
+ * breaks of blank lines before it that csv-parse's raw may begin with (a record never begins with one: a line break
+ * in its first cell is inside quotes, after the quote).
+ */
+function recordText(raw: string): string {
+  return raw.replace(/^[\r\n]+/, "").replace(/\r?\n$|\r$/, "");
 }
 
 /** Walks the file from `from` to the first record over the limit and past its end, holding none of it. */
