@@ -165,6 +165,18 @@ describe("readRecords: the scan, then csv-parse from where it stops", () => {
     }
   });
 
+  it("goes back to the scan after csv-parse read its records: 2,500 records that each need csv-parse, plain ones between", async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 2500; i++) lines.push(i % 3 === 0 ? `plain${i},x` : `"q${i}"tail,"a\nb"`);
+    const text = lines.join("\r\n") + "\r\n";
+    expect(await read(text, ",")).toEqual(csvParse(text, ","));
+  });
+
+  it("leaves a record over 1 MiB (under the limit) to csv-parse and reads it whole", async () => {
+    const text = `a,1\n"${"w".repeat(1_200_000)}",2\nc,3\n`;
+    expect(await read(text, ",")).toEqual(csvParse(text, ","));
+  });
+
   it("resumes from a checkpoint and stops at an end offset", async () => {
     const text = 'a,1\n"b\nb",2\r\nc,3\n\nd,4\n';
     const all = csvParse(text, ",");

@@ -11,6 +11,17 @@ import { OversizedRecordFinder, UnclosedQuote, type OversizedRecord } from "./re
  */
 export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
+/**
+ * The byte scan leaves records longer than this to csv-parse (which holds a record whole anyway), so the scan itself
+ * never holds more than about twice this of a record.
+ */
+const SCAN_MAX_RECORD_BYTES = 1024 * 1024;
+/**
+ * After the scan stops at a record, csv-parse reads it and up to this many records in all before the scan takes over
+ * again: a file whose every record needs csv-parse opens a parser per this many records, not per record.
+ */
+const PARSER_RECORDS = 1000;
+
 export interface ParsedRecord {
   record: string[];
   /** 1-based data row number (the header is row 0). */
@@ -60,48 +71,54 @@ export async function* readRecords(
   to?: number,
 ): AsyncGenerator<ParsedRecord> {
   const size = Math.min(await storage.size(key), to ?? Infinity);
+  const scans = delimiter.length === 1;
   let at = from;
-  // Plain records are read by a byte scan (record-scan.ts); from the first one it leaves to csv-parse, csv-parse reads.
-  if (delimiter.length === 1 && at.byte < size) {
-    const source = await storage.read(key, { start: at.byte, ...(to === undefined ? {} : { end: to - 1 }) });
-    const scan = scanRecords(source as AsyncIterable<Buffer>, delimiter, at, maxRecordBytes, restoreCell);
-    try {
-      for (;;) {
-        const step = await scan.next();
-        if (step.done) {
-          if (!step.value) return;
-          at = step.value.at;
-          break;
-        }
-        at = { byte: step.value.endByte, row: step.value.row, line: step.value.endLine };
-        yield step.value;
-      }
-    } finally {
-      await scan.return(null);
-      (source as { destroy?: () => void }).destroy?.();
-    }
-  }
   while (at.byte < size) {
-    try {
-      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, to)) {
-        at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
-        yield rec;
+    // Plain records are read by a byte scan (record-scan.ts); csv-parse reads the record it stops at and a few more.
+    if (scans) {
+      const source = await storage.read(key, { start: at.byte, ...(to === undefined ? {} : { end: to - 1 }) });
+      const scan = scanRecords(source as AsyncIterable<Buffer>, delimiter, at, Math.min(maxRecordBytes, SCAN_MAX_RECORD_BYTES), restoreCell);
+      try {
+        for (;;) {
+          const step = await scan.next();
+          if (step.done) {
+            if (!step.value) return;
+            at = step.value.at;
+            break;
+          }
+          at = { byte: step.value.endByte, row: step.value.row, line: step.value.endLine };
+          yield step.value;
+        }
+      } finally {
+        await scan.return(null);
+        (source as { destroy?: () => void }).destroy?.();
       }
-      return;
-    } catch (err) {
-      if ((err as { code?: unknown }).code !== "CSV_MAX_RECORD_SIZE") throw structureError(err, at);
     }
-    // A record after `at` is too large. Records the parser had read past `at` but not yet handed over are lost with
-    // it, so the walk starts at `at`: it finds the record without holding it, and what lies before it is parsed again.
-    const big = await findOversized(storage, key, delimiter, at, maxRecordBytes);
-    if (big.startByte > at.byte) {
-      for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, big.startByte)) {
-        at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
-        yield rec;
+    const until = scans ? at.row + PARSER_RECORDS : Infinity;
+    while (at.byte < size && at.row < until) {
+      try {
+        for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, to)) {
+          at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
+          yield rec;
+          if (at.row >= until) break;
+        }
+        if (at.row >= until) break;
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== "CSV_MAX_RECORD_SIZE") throw structureError(err, at);
       }
+      // A record after `at` is too large. Records the parser had read past `at` but not yet handed over are lost with
+      // it, so the walk starts at `at`: it finds the record without holding it, and what lies before it is parsed again.
+      const big = await findOversized(storage, key, delimiter, at, maxRecordBytes);
+      if (big.startByte > at.byte) {
+        for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, big.startByte)) {
+          at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
+          yield rec;
+        }
+      }
+      at = { byte: big.endByte, row: at.row + 1, line: big.endLine };
+      yield { record: [], row: at.row, endByte: at.byte, endLine: at.line, raw: big.head, tooLarge: { sizeBytes: big.sizeBytes, startLine: big.startLine, limit: maxRecordBytes } };
     }
-    at = { byte: big.endByte, row: at.row + 1, line: big.endLine };
-    yield { record: [], row: at.row, endByte: at.byte, endLine: at.line, raw: big.head, tooLarge: { sizeBytes: big.sizeBytes, startLine: big.startLine, limit: maxRecordBytes } };
   }
 }
 

@@ -54,19 +54,26 @@ export async function* scanRecords(
   let scannedCr = false;
   let scannedQuote = false;
 
-  const more = async (): Promise<boolean> => {
-    if (final) return false;
-    const { value, done } = await iterator.next();
-    if (done) {
-      final = true;
-      return true;
+  /**
+   * Reads on: at least as many new bytes as the unfinished record already holds, so a long record is copied and
+   * looked at O(log n) times, not once per chunk.
+   */
+  const more = async (): Promise<void> => {
+    const kept = buf.length - pos;
+    const parts: Buffer[] = kept > 0 ? [buf.subarray(pos)] : [];
+    let got = 0;
+    while (!final && (got === 0 || got < kept)) {
+      const { value, done } = await iterator.next();
+      if (done) final = true;
+      else {
+        parts.push(value as Buffer);
+        got += (value as Buffer).length;
+      }
     }
-    const chunk = value as Buffer;
-    buf = pos >= buf.length ? chunk : Buffer.concat([buf.subarray(pos), chunk]);
+    buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     base += pos;
     pos = 0;
     scannedLf = scannedCr = scannedQuote = false;
-    return true;
   };
   const stop = (): ScanStop => ({ at: { byte: base + pos, row, line } });
 
