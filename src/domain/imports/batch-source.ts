@@ -5,7 +5,7 @@
  * flight waited for its reply to be read: the two sides took turns instead of running at once (BENCHMARKS.md).
  * A small file (one batch or so) is parsed on the run's thread: starting a thread would cost more than it saves.
  */
-import { Worker } from "node:worker_threads";
+import { Worker, type ResourceLimits } from "node:worker_threads";
 import type { Storage } from "../../storage/storage.js";
 import { produceBatches, type BatchPlan, type PlannedBatch } from "./batch-builder.js";
 import { CsvStructureError } from "./reader.js";
@@ -15,12 +15,13 @@ export const PARSE_THREAD_MIN_BYTES = 4 * 1024 * 1024;
 /** How many batches the parse thread may run ahead of the batch being written. */
 const AHEAD = 1;
 /**
- * The thread's heap. A thread is a second V8 heap beside the run's: with V8's defaults the worker's peak RSS rose by
+ * The thread's heap (old generation: IMPORT_PARSE_THREAD_HEAP_MB). A thread is a second V8 heap beside the run's: with V8's defaults the worker's peak RSS rose by
  * ~100 MB (1M rows: 310 MB on one thread, 406–420 MB with the thread); bounded, it collects sooner (258 MB). Batches
  * are built and dropped, so a small heap suffices; one that runs out (a file of huge records) is not an error of the
  * import: the run goes on parsing on its own thread from the last batch the thread handed over.
  */
-const resourceLimits = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 96 };
+export const PARSE_THREAD_HEAP_MB = 96;
+const YOUNG_GENERATION_MB = 8;
 
 /** An error as it crosses from the parse thread: its class is rebuilt where the run tells classes apart. */
 interface ThreadError {
@@ -47,12 +48,12 @@ export function usesParseThread(storage: Storage, remainingBytes: number, minThr
 }
 
 /** The run's batches in file order, from a parse thread or from this thread. */
-export function readBatches(storage: Storage, plan: BatchPlan, onThread: boolean, onOutOfMemory?: (row: number) => void): AsyncGenerator<PlannedBatch> {
+export function readBatches(storage: Storage, plan: BatchPlan, onThread: boolean, onOutOfMemory?: (row: number) => void, heapMb = PARSE_THREAD_HEAP_MB): AsyncGenerator<PlannedBatch> {
   if (!onThread || !storage.origin) return produceBatches(storage, plan);
-  return threadBatches(storage, { storage: storage.origin, plan, ahead: AHEAD }, onOutOfMemory);
+  return threadBatches(storage, { storage: storage.origin, plan, ahead: AHEAD }, { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, maxOldGenerationSizeMb: heapMb }, onOutOfMemory);
 }
 
-async function* threadBatches(storage: Storage, data: ParseThreadData, onOutOfMemory?: (row: number) => void): AsyncGenerator<PlannedBatch> {
+async function* threadBatches(storage: Storage, data: ParseThreadData, resourceLimits: ResourceLimits, onOutOfMemory?: (row: number) => void): AsyncGenerator<PlannedBatch> {
   // From source (tests, `npm start`) the thread loads its TypeScript through tsx, as the process does (a thread
   // does not take `--import tsx` from execArgv: it registers tsx's loader itself, then imports the entry).
   const fromSource = import.meta.url.endsWith(".ts");

@@ -48,6 +48,8 @@ export interface ImportRunDeps {
   timeSliceMs?: number;
   /** Files with at least this many bytes left to read are parsed on a parse thread (batch-source.ts). */
   parseThreadMinBytes?: number;
+  /** The parse thread's old-generation heap in MB (IMPORT_PARSE_THREAD_HEAP_MB, default 96). */
+  parseThreadHeapMb?: number;
 }
 
 export interface ImportRunControl {
@@ -135,7 +137,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
       if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
       const outOfMemory = (row: number) => log.warn({ afterRow: row }, "the parse thread ran out of memory; parsing the rest on the run's thread");
-      for await (const { batch, last } of readBatches(deps.storage, plan, onThread, outOfMemory)) await flush(batch, last);
+      for await (const { batch, last } of readBatches(deps.storage, plan, onThread, outOfMemory, deps.parseThreadHeapMb)) await flush(batch, last);
       if (pending) await pending;
     } catch (err) {
       if (pending) await (pending as Promise<void>).catch(() => {});

@@ -22,6 +22,8 @@ export interface ImportProcessorDeps {
   timeSliceMs?: number;
   /** IMPORT_PARSE_THREAD_MIN_BYTES: see ImportRunDeps.parseThreadMinBytes. */
   parseThreadMinBytes?: number;
+  /** IMPORT_PARSE_THREAD_HEAP_MB: see ImportRunDeps.parseThreadHeapMb. */
+  parseThreadHeapMb?: number;
   producer: Enqueuer;
   /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
   uploadRetentionHours: number;
@@ -49,7 +51,7 @@ export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
   return {
     ...importRunJob(deps),
     run: (payload, ctx) =>
-      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs, parseThreadMinBytes: deps.parseThreadMinBytes }, payload, {
+      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs, parseThreadMinBytes: deps.parseThreadMinBytes, parseThreadHeapMb: deps.parseThreadHeapMb }, payload, {
         signal: ctx.signal,
         othersWaiting: ctx.waiting,
         // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.

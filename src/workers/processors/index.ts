@@ -41,6 +41,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
         batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
         timeSliceMs: rt.env.IMPORT_TIME_SLICE_MS,
         parseThreadMinBytes: rt.env.IMPORT_PARSE_THREAD_MIN_BYTES,
+        parseThreadHeapMb: rt.env.IMPORT_PARSE_THREAD_HEAP_MB,
         metrics: rt.metrics,
         producer: rt.producer,
         uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
