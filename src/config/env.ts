@@ -67,6 +67,7 @@ export const envSchema = z
     IMPORT_TIME_SLICE_MS: z.coerce.number().int().min(0).default(2_000),
     IMPORT_PARSE_THREAD_MIN_BYTES: z.coerce.number().int().min(0).default(4 * 1024 * 1024),
     IMPORT_PARSE_THREAD_HEAP_MB: z.coerce.number().int().min(8).default(96),
+    ANALYZE_AFTER_ROWS: z.coerce.number().int().min(1).default(50_000),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),
     WEBHOOK_CONCURRENCY: concurrency.default(4),

@@ -4,6 +4,7 @@ import { segments } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { compileConditions, parseConditions } from "./conditions.js";
 import { dependencyOrder, loadSegmentGraph } from "./graph.js";
+import { analyzeAfterBulkWrite } from "../../db/analyze.js";
 import { diffMembership, lockSegmentMembership } from "./membership-diff.js";
 
 /**
@@ -79,8 +80,9 @@ export async function recomputeSegment(
   segmentId: string,
   log: Logger,
   afterRun?: () => Promise<void>,
+  opts: RecomputeOptions = {},
 ): Promise<RecomputeOutcome | null> {
-  const { results, runs } = await runWhileRequested(db, { workspaceId, segmentId }, log, () => recomputeOnce(db, workspaceId, segmentId, log), afterRun);
+  const { results, runs } = await runWhileRequested(db, { workspaceId, segmentId }, log, () => recomputeOnce(db, workspaceId, segmentId, log, opts), afterRun);
   const last = results[results.length - 1];
   if (!last) return null;
   return {
@@ -91,8 +93,17 @@ export async function recomputeSegment(
   };
 }
 
-/** One run: the diff under the segment's exclusive membership lock, then the segment row; a failure is recorded on the segment. */
-async function recomputeOnce(db: Db, workspaceId: string, segmentId: string, log: Logger): Promise<RecomputeOutcome | null> {
+export interface RecomputeOptions {
+  /** ANALYZE_AFTER_ROWS: a run that moved this many members refreshes the memberships' statistics (db/analyze.ts). */
+  analyzeAfterRows?: number;
+}
+
+/**
+ * One run: the diff under the segment's exclusive membership lock, then the segment row; a failure is recorded on the
+ * segment. A run that moved many members refreshes the memberships' statistics before the next segment (one that
+ * uses this one) plans its own diff.
+ */
+async function recomputeOnce(db: Db, workspaceId: string, segmentId: string, log: Logger, opts: RecomputeOptions = {}): Promise<RecomputeOutcome | null> {
   const tStatus = performance.now();
   const [started] = await db
     .update(segments)
@@ -137,6 +148,7 @@ async function recomputeOnce(db: Db, workspaceId: string, segmentId: string, log
     throw err;
   }
   phase("commit");
+  await analyzeAfterBulkWrite(db, "segment_memberships", outcome.entered + outcome.left, log, opts.analyzeAfterRows);
   log.info({ workspaceId, segmentId, entered: outcome.entered, left: outcome.left, memberCount: outcome.memberCount, durationMs: outcome.durationMs, phases }, "segment recomputed");
   return { segmentId, ...outcome, runs: 1 };
 }
@@ -146,7 +158,7 @@ async function recomputeOnce(db: Db, workspaceId: string, segmentId: string, log
  * do not stop the rest. Another pass follows while a segment was stamped after the pass started (an import finishing
  * meanwhile: its enqueue was absorbed by this job), see runWhileRequested; `failed` is the last pass's.
  */
-export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[]; passes: number }> {
+export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logger, opts: RecomputeOptions = {}): Promise<{ outcomes: RecomputeOutcome[]; failed: { segmentId: string; error: string }[]; passes: number }> {
   const outcomes: RecomputeOutcome[] = [];
   let failed: { segmentId: string; error: string }[] = [];
   await refreshStaticMemberCounts(db, workspaceId);
@@ -157,7 +169,7 @@ export async function recomputeWorkspace(db: Db, workspaceId: string, log: Logge
     failed = [];
     for (const id of order) {
       try {
-        const out = await recomputeOnce(db, workspaceId, id, log);
+        const out = await recomputeOnce(db, workspaceId, id, log, opts);
         if (out) outcomes.push(out);
       } catch (err) {
         failed.push({ segmentId: id, error: (err as Error).message });

@@ -8,6 +8,7 @@ import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
 import type { Storage } from "../../storage/storage.js";
 import { expireUploadAtEnd } from "../../domain/retention/uploads.js";
+import { analyzeAfterBulkWrite } from "../../db/analyze.js";
 import type { RunSpec } from "../run-processor.js";
 import type { JobContext } from "../types.js";
 
@@ -24,6 +25,8 @@ export interface ImportProcessorDeps {
   parseThreadMinBytes?: number;
   /** IMPORT_PARSE_THREAD_HEAP_MB: see ImportRunDeps.parseThreadHeapMb. */
   parseThreadHeapMb?: number;
+  /** ANALYZE_AFTER_ROWS: an import that created or updated this many people refreshes people's statistics. */
+  analyzeAfterRows?: number;
   producer: Enqueuer;
   /** UPLOAD_RETENTION_HOURS: 0 deletes every upload when its import ends (team-member uploads always are). */
   uploadRetentionHours: number;
@@ -74,6 +77,8 @@ async function refreshSegmentsAfterImport(deps: ImportProcessorDeps, ids: { work
     .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
   // Team members are not people: nothing a segment looks at changed.
   if (!row || row.kind === "members") return;
+  // Before the recompute below plans its statements over people.
+  if (row.kind === "contacts") await analyzeAfterBulkWrite(deps.db, "people", row.created + row.updated, log, deps.analyzeAfterRows);
   // Static members the import added are not counted by its batches.
   await refreshStaticMemberCounts(deps.db, ids.workspaceId);
   if (row.created + row.updated === 0) return;

@@ -27,7 +27,7 @@ export function buildRunDeps(rt: Pick<Runtime, "db" | "env" | "producer" | "logg
  */
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "metrics" | "producer" | "logger">): Processors {
   const deps = buildRunDeps(rt);
-  const segmentDeps = { db: rt.db, producer: rt.producer };
+  const segmentDeps = { db: rt.db, producer: rt.producer, analyzeAfterRows: rt.env.ANALYZE_AFTER_ROWS };
   // Subscription deliveries record their outcome on the subscription (like segment jobs), outside the run wrapper.
   const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings: webhookSettings(rt.env) };
   return {
@@ -42,6 +42,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
         timeSliceMs: rt.env.IMPORT_TIME_SLICE_MS,
         parseThreadMinBytes: rt.env.IMPORT_PARSE_THREAD_MIN_BYTES,
         parseThreadHeapMb: rt.env.IMPORT_PARSE_THREAD_HEAP_MB,
+        analyzeAfterRows: rt.env.ANALYZE_AFTER_ROWS,
         metrics: rt.metrics,
         producer: rt.producer,
         uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,

@@ -8,6 +8,8 @@ import type { Processor } from "../types.js";
 export interface SegmentProcessorDeps {
   db: Db;
   producer: Enqueuer;
+  /** ANALYZE_AFTER_ROWS (db/analyze.ts). */
+  analyzeAfterRows?: number;
 }
 
 /**
@@ -18,8 +20,13 @@ export function segmentRecomputeProcessor(deps: SegmentProcessorDeps): Processor
   return async (payload, ctx) => {
     let outcome;
     try {
-      outcome = await recomputeSegment(deps.db, payload.workspaceId, payload.segmentId, ctx.log, () =>
-        requestDependentsRecompute(deps.db, deps.producer, payload.workspaceId, payload.segmentId),
+      outcome = await recomputeSegment(
+        deps.db,
+        payload.workspaceId,
+        payload.segmentId,
+        ctx.log,
+        () => requestDependentsRecompute(deps.db, deps.producer, payload.workspaceId, payload.segmentId),
+        { analyzeAfterRows: deps.analyzeAfterRows },
       );
     } catch (err) {
       // Stored conditions the language refuses fail the same way on every attempt: no retries (the reason is on the segment).
@@ -33,7 +40,7 @@ export function segmentRecomputeProcessor(deps: SegmentProcessorDeps): Processor
 /** Every dynamic segment of a workspace in dependency order; fails (and is retried) when one of them failed. */
 export function workspaceRecomputeProcessor(deps: SegmentProcessorDeps): Processor<"segments.recompute_workspace"> {
   return async (payload, ctx) => {
-    const { outcomes, failed } = await recomputeWorkspace(deps.db, payload.workspaceId, ctx.log);
+    const { outcomes, failed } = await recomputeWorkspace(deps.db, payload.workspaceId, ctx.log, { analyzeAfterRows: deps.analyzeAfterRows });
     if (failed.length) throw new Error(`${failed.length} segment(s) failed to recompute: ${failed.map((f) => `${f.segmentId}: ${f.error}`).join("; ")}`);
     return { segments: outcomes.length };
   };
