@@ -4,22 +4,13 @@ import path from "node:path";
 import { parse } from "csv-parse/sync";
 import { afterAll, describe, expect, it } from "vitest";
 import { scanRecords, type ScanStop } from "../../src/domain/imports/record-scan.js";
-import { CsvStructureError, readRecords, type ParsedRecord } from "../../src/domain/imports/reader.js";
+import { CsvStructureError, PARSE_OPTIONS, readRecords, type ParsedRecord } from "../../src/domain/imports/reader.js";
 import { restoreCell } from "../../src/lib/spreadsheet-safe.js";
 import { LocalStorage } from "../../src/storage/local.js";
 
 /** The records csv-parse reads from `text`, as the reader turns them into ParsedRecords (the reader's options). */
 function csvParse(text: string, delimiter: string, from = { byte: 0, row: 0, line: 1 }): ParsedRecord[] {
-  const out = parse(Buffer.from(text), {
-    delimiter,
-    record_delimiter: ["\r\n", "\n", "\r"],
-    relax_column_count: true,
-    relax_quotes: true,
-    skip_empty_lines: true,
-    info: true,
-    raw: true,
-    bom: false,
-  }) as unknown as { record: string[]; info: { bytes: number; lines: number }; raw: string }[];
+  const out = parse(Buffer.from(text), { ...PARSE_OPTIONS, delimiter }) as unknown as { record: string[]; info: { bytes: number; lines: number }; raw: string }[];
   return out.map((r, i) => ({ record: r.record.map(restoreCell), row: from.row + i + 1, endByte: from.byte + r.info.bytes, endLine: from.line + r.info.lines, raw: r.raw.replace(/^[\r\n]+/, "").replace(/\r?\n$|\r$/, "") }));
 }
 

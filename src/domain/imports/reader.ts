@@ -122,20 +122,24 @@ export async function* readRecords(
   }
 }
 
+/**
+ * How the reader has csv-parse read records (and what the byte scan, record-scan.ts, reads as csv-parse would): every
+ * record comes through, ragged or not, with its byte offset and lines (`info`) and its raw text.
+ */
+export const PARSE_OPTIONS = {
+  record_delimiter: ["\r\n", "\n", "\r"],
+  relax_column_count: true,
+  relax_quotes: true,
+  skip_empty_lines: true,
+  info: true,
+  raw: true,
+  bom: false,
+};
+
 /** One csv-parse pass from `from` up to `endByte` (exclusive) or the end of the file. */
 async function* parseFrom(storage: Storage, key: string, delimiter: string, from: ReadFrom, maxRecordBytes: number, endByte?: number): AsyncGenerator<ParsedRecord> {
   const source = await storage.read(key, { start: from.byte, ...(endByte === undefined ? {} : { end: endByte - 1 }) });
-  const parser = parse({
-    delimiter,
-    record_delimiter: ["\r\n", "\n", "\r"],
-    relax_column_count: true,
-    relax_quotes: true,
-    skip_empty_lines: true,
-    info: true,
-    raw: true,
-    bom: false,
-    max_record_size: maxRecordBytes,
-  });
+  const parser = parse({ ...PARSE_OPTIONS, delimiter, max_record_size: maxRecordBytes });
   source.on("error", (err) => parser.destroy(err));
   source.pipe(parser);
   let row = from.row;
