@@ -1,6 +1,7 @@
 import type { Db } from "../../db/client.js";
 import type { imports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
+import { analyzeAfterBulkWrite } from "../../db/analyze.js";
 import { recordImportRows, type Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
 import type { BatchContext } from "./handler.js";
@@ -97,6 +98,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   try {
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
+    const statistics = growingWorkspaceStatistics(deps.db, log);
     let pending: Promise<void> | null = null;
     let processed = imp.checkpointRow;
     /** The slice is over and someone waits: a queue that cannot answer (Redis down) is no reason to stop. */
@@ -111,6 +113,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       });
       pending = committed.then(async (counts) => {
         if (deps.metrics && !imp.dryRun) recordImportRows(deps.metrics, imp.kind, counts);
+        if (imp.kind === "contacts" && !imp.dryRun) await statistics.created(counts.created);
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -174,6 +177,28 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
 async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome> {
   await failClaimedImport(db, imp, reason);
   return "failed";
+}
+
+/**
+ * Keeps people's planner statistics aware of a workspace this run is filling. Statistics that predate the workspace
+ * (autovacuum analysed people before its first import) say it has no people, so the planner reads the batches'
+ * per-row probes for a person by (workspace, email key), or external id or username, through the (workspace_id, id)
+ * index and filters the whole workspace for each row: a 5M-row import into a new workspace stood still at 50,000
+ * rows (BENCHMARKS.md, 2026-11-30). Once the statistics count the workspace's people, the unique index is the cheaper
+ * path again. So the run analyses people when the people it created reach 5,000, and again at each fourfold of that
+ * (20,000, 80,000 …): ~0.2–0.5 s each, six times for 5M rows.
+ */
+function growingWorkspaceStatistics(db: Db, log: Logger) {
+  let created = 0;
+  let next = 5_000;
+  return {
+    async created(n: number): Promise<void> {
+      created += n;
+      if (created < next) return;
+      while (next <= created) next *= 4;
+      await analyzeAfterBulkWrite(db, "people", created, log, 0);
+    },
+  };
 }
 
 class Interrupted extends Error {}
