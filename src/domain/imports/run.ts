@@ -98,7 +98,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   try {
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
-    const statistics = growingWorkspaceStatistics(deps.db, log);
+    const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : imp.created);
     let pending: Promise<void> | null = null;
     let processed = imp.checkpointRow;
     /** The slice is over and someone waits: a queue that cannot answer (Redis down) is no reason to stop. */
@@ -185,12 +185,14 @@ async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome>
  * per-row probes for a person by (workspace, email key), or external id or username, through the (workspace_id, id)
  * index and filters the whole workspace for each row: a 5M-row import into a new workspace stood still at 50,000
  * rows (BENCHMARKS.md, 2026-11-30). Once the statistics count the workspace's people, the unique index is the cheaper
- * path again. So the run analyses people when the people it created reach 5,000, and again at each fourfold of that
- * (20,000, 80,000 …): ~0.2–0.5 s each, six times for 5M rows.
+ * path again. So the import analyses people when the people it created reach 5,000, and again at each fourfold of
+ * that (20,000, 80,000 …): ~0.2–0.5 s each, six times for 5M rows. `createdBefore`: what earlier runs of the import
+ * created (a run resumed after its time slice must not analyse again at its own first 5,000).
  */
-function growingWorkspaceStatistics(db: Db, log: Logger) {
-  let created = 0;
+function growingWorkspaceStatistics(db: Db, log: Logger, createdBefore: number) {
+  let created = createdBefore;
   let next = 5_000;
+  while (next <= created) next *= 4;
   return {
     async created(n: number): Promise<void> {
       created += n;
