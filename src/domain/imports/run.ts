@@ -2,6 +2,7 @@ import type { Db } from "../../db/client.js";
 import type { imports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { analyzeAfterBulkWrite } from "../../db/analyze.js";
+import { withTimeout } from "../../lib/timeout.js";
 import { recordImportRows, type Metrics } from "../../metrics/metrics.js";
 import type { Storage } from "../../storage/storage.js";
 import type { BatchContext } from "./handler.js";
@@ -19,6 +20,8 @@ import { secretColumns } from "./error-store.js";
 
 /** Without a configured bound a batch may take this long; far above any healthy batch. */
 const DEFAULT_BATCH_TIMEOUT_MS = 5 * 60_000;
+/** How long a run waits for the queue to say whether others wait for a slot before it assumes none do. */
+const QUEUE_ANSWER_MS = 1_000;
 /** How long cleanup (terminating a stuck backend, rolling back) may take before the run gives up on the connection. */
 const CLEANUP_TIMEOUT_MS = 5_000;
 
@@ -101,8 +104,15 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : imp.created);
     let pending: Promise<void> | null = null;
     let processed = imp.checkpointRow;
-    /** The slice is over and someone waits: a queue that cannot answer (Redis down) is no reason to stop. */
-    const shouldYield = async () => Date.now() >= sliceEndsAt && ctl.othersWaiting !== undefined && (await ctl.othersWaiting().catch(() => 0)) > 0;
+    /**
+     * The slice is over and someone waits. A queue that cannot answer is no reason to stop, nor to wait: a frozen Redis
+     * (paused, or a network that drops packets) answers nothing, and the batches meanwhile go on committing.
+     */
+    const othersWaiting = ctl.othersWaiting;
+    const shouldYield = async () =>
+      Date.now() >= sliceEndsAt &&
+      othersWaiting !== undefined &&
+      (await withTimeout(othersWaiting(), QUEUE_ANSWER_MS, () => new Error("the queue did not answer")).catch(() => 0)) > 0;
     const flush = async (b: Batch, last: boolean) => {
       if (pending) await pending;
       const readRecords = (batch: Batch, rows: ReadonlySet<number>) => readBatchRecords(deps.storage, plan, batch, rows);
@@ -186,7 +196,7 @@ async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome>
  * index and filters the whole workspace for each row: a 5M-row import into a new workspace stood still at 50,000
  * rows (BENCHMARKS.md, 2026-11-30). Once the statistics count the workspace's people, the unique index is the cheaper
  * path again. So the import analyses people when the people it created reach 5,000, and again at each fourfold of
- * that (20,000, 80,000 …): ~0.2–0.5 s each, six times for 5M rows. `createdBefore`: what earlier runs of the import
+ * that (20,000, 80,000 …): ~0.2–0.5 s each, five times for 5M rows. `createdBefore`: what earlier runs of the import
  * created (a run resumed after its time slice must not analyse again at its own first 5,000).
  */
 function growingWorkspaceStatistics(db: Db, log: Logger, createdBefore: number) {
