@@ -111,6 +111,41 @@ describe("OpenAPI document", () => {
     expect(lost).toEqual([]);
   });
 
+  it("declares the Location header on every response that sends one, and on no other", () => {
+    const located = [
+      ["POST", "/v1/imports", "201"],
+      ["POST", "/v1/imports/:id/start", "202"],
+      ["POST", "/v1/imports/:id/validate", "202"],
+      ["POST", "/v1/imports/:id/cancel", "202"],
+      ["POST", "/v1/imports/:id/undo", "202"],
+      ["POST", "/v1/users/identify", "200"],
+      ["POST", "/v1/users/identify", "201"],
+      ["POST", "/v1/segments", "201"],
+      ["POST", "/v1/segments/:id/recompute", "202"],
+      ["POST", "/v1/deletions", "202"],
+      ["POST", "/v1/exports", "202"],
+      ["POST", "/v1/mapping-templates", "201"],
+      ["POST", "/v1/labels", "201"],
+      ["POST", "/v1/webhooks", "201"],
+      ["PUT", "/v1/attributes/:key", "202"],
+    ];
+    for (const [method, p, status] of located) {
+      expect(operation(method!, p!)?.responses?.[status!]?.headers?.Location, `${method} ${p} ${status}`).toMatchObject({ schema: { type: "string" } });
+    }
+    // Every response whose description says it sends a Location is among them; no other declares one.
+    const declared: string[] = [];
+    for (const [p, ops] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, r] of Object.entries(op.responses ?? {}) as [string, any][]) {
+          const name = `${method.toUpperCase()} ${p} ${status}`;
+          if (/Location/.test(r.description ?? "")) expect(r.headers?.Location, name).toBeDefined();
+          if (r.headers?.Location) declared.push(name);
+        }
+      }
+    }
+    expect(declared.sort()).toEqual(located.map(([m, p, s]) => `${m} ${toOpenApiPath(p!)} ${s}`).sort());
+  });
+
   it("serves a UI at /docs", async () => {
     const res = await app.inject({ method: "GET", url: "/docs" });
     expect(res.statusCode).toBe(200);

@@ -15,7 +15,14 @@ export interface RouteDocs {
   description?: string;
   /** Request body per content type. */
   body?: Record<string, z.ZodType>;
+  /**
+   * The success statuses whose response sends a `Location` header (declared in the spec). An idempotent route with a
+   * `location` sends it on every success status it declares, and needs nothing here.
+   */
+  location?: readonly number[];
 }
+
+const LOCATION_HEADER = { type: "string", description: "The path of the resource the response describes (GET it for its state)" };
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -38,8 +45,17 @@ function conventionsFor(url: string) {
 function transform(input: Parameters<typeof jsonSchemaTransform>[0]): Transformed {
   const out = jsonSchemaTransform(input) as Transformed;
   if (out.schema?.hide) return out;
-  const docs = (input.route.config as { docs?: RouteDocs } | undefined)?.docs;
+  const config = input.route.config as { docs?: RouteDocs; idempotent?: { location?: unknown } } | undefined;
+  const docs = config?.docs;
   const schema: Record<string, unknown> = { ...(out.schema ?? {}) };
+  const responses = schema.response as Record<string, Record<string, unknown>> | undefined;
+  if (responses) {
+    const success = Object.keys(responses).filter((s) => /^2/.test(s) && s !== "204");
+    const located = docs?.location ? docs.location.map(String) : config?.idempotent?.location ? success : [];
+    schema.response = Object.fromEntries(
+      Object.entries(responses).map(([status, r]) => [status, located.includes(status) ? { ...r, headers: { ...(r.headers as object | undefined), Location: LOCATION_HEADER } } : r]),
+    );
+  }
   const conv = conventionsFor(out.url);
   schema.tags ??= [conv.tag];
   if (conv.security.length) schema.security ??= conv.security;

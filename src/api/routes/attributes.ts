@@ -41,6 +41,7 @@ export async function attributeRoutes(base: FastifyInstance, deps: Pick<AppDeps,
       config: {
         docs: {
           summary: "Declare an attribute's type",
+          location: [202],
           description:
             "string, number, boolean or date. Imports then coerce the key's cells to it (a cell that does not fit is a row error), segment conditions compare by it and exports format by it. When people hold values under the key and the type changes, 202 and a check job reports the values that do not fit (GET /v1/attributes/:key); values are never changed.",
         },

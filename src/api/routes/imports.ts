@@ -230,13 +230,13 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
 
   for (const [action, dryRun] of [["validate", true], ["start", false]] as const) {
     const summary = dryRun ? "Dry run: validate every row, write nothing (status validating)" : "Queue the import (status queued, counts from zero)";
-    app.post(`/imports/:id/${action}`, { schema: { params: idParams, response: accepted }, config: { docs: { summary } } }, async (req, reply) => {
+    app.post(`/imports/:id/${action}`, { schema: { params: idParams, response: accepted }, config: { docs: { summary, location: [202] } } }, async (req, reply) => {
       const row = await requestRun(deps.db, deps.producer, req.workspaceId, req.params.id, dryRun);
       return reply.status(202).header("location", importLocation(row)).send(await importView(deps.db, row));
     });
   }
 
-  app.post("/imports/:id/cancel", { schema: { params: idParams, response: accepted }, config: { docs: { summary: "Cancel; committed rows stay" } } }, async (req, reply) => {
+  app.post("/imports/:id/cancel", { schema: { params: idParams, response: accepted }, config: { docs: { summary: "Cancel; committed rows stay", location: [202] } } }, async (req, reply) => {
     let row = await cancelImport(deps.db, req.workspaceId, req.params.id);
     // Cancelled before any run: a team-member upload (or any, with UPLOAD_RETENTION_HOURS=0) goes now.
     if (row.status === "cancelled" && (await expireUploadAtEnd({ ...deps, uploadRetentionHours: deps.env.UPLOAD_RETENTION_HOURS }, row.id))) {
@@ -257,6 +257,7 @@ export async function importRoutes(base: FastifyInstance, deps: Pick<AppDeps, "d
       config: {
         docs: {
           summary: "Undo a contacts import: erase the people it created, restore the people it changed and the static segments it joined them to",
+          location: [202],
           description:
             "For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People it created are erased; people it changed get their fields, attributes and labels back; the static-segment joins it made (a `segment` column or `createSegment`) are removed, or the membership value it replaced is put back. People changed again since the import finished (their fields, or a membership it set) are kept as they are, each listed in the error report with code `changed_since_import`; people whose earlier email, external id or username someone has taken since are kept with `restore_conflict`. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.",
         },

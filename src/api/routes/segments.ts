@@ -89,7 +89,7 @@ export async function segmentRoutes(base: FastifyInstance, deps: Pick<AppDeps, "
 
   app.post(
     "/segments/:id/recompute",
-    { schema: { params: idParams, response: { 202: segmentSchema.describe("Accepted; Location names the segment") } }, config: { docs: { summary: "Queue a recompute of a dynamic segment" } } },
+    { schema: { params: idParams, response: { 202: segmentSchema.describe("Accepted; Location names the segment") } }, config: { docs: { summary: "Queue a recompute of a dynamic segment", location: [202] } } },
     async (req, reply) => {
       // The usual case in one round trip (stamp and read back); the lookup only tells a missing from a static segment.
       const row = isUuid(req.params.id) ? await requestDynamicSegmentRecompute(deps.db, deps.producer, req.workspaceId, req.params.id) : null;
