@@ -22,15 +22,16 @@ const idList = (ids: number[]) => sql`(select unnest(${`{${ids.join(",")}}`}::bi
 
 /**
  * Erases the given people of the workspace in the caller's transaction: memberships (counts follow), events, import
- * ledger entries, stored identify responses, then the people (their labels are an array on the row). Ids of another
+ * ledger entries, stored identify responses, the sample rows of stored import responses that name them, then the
+ * people (their labels are an array on the row). Ids of another
  * workspace or of no one are ignored. Returns the ids actually erased, ascending.
  */
 export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: number[]): Promise<number[]> {
   const ids = [...new Set(personIds)].sort((a, b) => a - b);
   if (!ids.length) return [];
   // 1. Lock the people first, in id order (as import batches write them), so two erasers or an import never deadlock.
-  const locked = await tx.execute<{ id: string }>(sql`
-    select id from people where workspace_id = ${workspaceId}::uuid and id in ${idList(ids)} order by id for update`);
+  const locked = await tx.execute<{ id: string; email: string | null; external_id: string | null; username: string | null }>(sql`
+    select id, email, external_id, username from people where workspace_id = ${workspaceId}::uuid and id in ${idList(ids)} order by id for update`);
   const found = locked.map((r) => Number(r.id));
   if (!found.length) return [];
   // 2. Shared membership lock on every segment they belong to, in segment order: a recompute (exclusive) finishes first.
@@ -53,6 +54,19 @@ export async function erasePeopleIn(tx: Tx, workspaceId: string, personIds: numb
   // 6. Stored identify responses (Idempotency-Key replays) repeat the person's fields.
   await tx.execute(sql`
     delete from idempotency_keys where workspace_id = ${workspaceId}::uuid and response_body ->> 'id' in (select x from jsonb_array_elements_text(${JSON.stringify(found.map(String))}::jsonb) x)`);
+  // 6b. Stored import responses (POST /v1/imports with an Idempotency-Key) repeat the upload's sample rows. Those that
+  // mention an erased person's email, external id or username lose the sample; the import's id and status stay, so a
+  // replay still answers with the same import (its own sample is expired by the erase's purge of copies).
+  const needles = [...new Set(locked.flatMap((r) => [r.email, r.external_id, r.username]).filter((v): v is string => Boolean(v)))];
+  if (needles.length) {
+    await tx.execute(sql`
+      update idempotency_keys k set response_body = jsonb_set(k.response_body, '{sample}', '[]'::jsonb)
+      where k.workspace_id = ${workspaceId}::uuid and jsonb_typeof(k.response_body -> 'sample') = 'array' and k.response_body -> 'sample' <> '[]'::jsonb
+        and exists (
+          select 1 from jsonb_array_elements(k.response_body -> 'sample') r, jsonb_array_elements_text(r) c,
+            jsonb_array_elements_text(${JSON.stringify(needles)}::jsonb) n
+          where strpos(lower(c), lower(n)) > 0)`);
+  }
   await tx.execute(sql`delete from people where workspace_id = ${workspaceId}::uuid and id in ${idList(found)}`);
   return found;
 }
