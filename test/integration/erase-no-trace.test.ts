@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
-import { createClient, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
+import { createClient, importAndWait, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { createTestContext, type TestContext } from "../helpers/context.js";
 import { dumpRedis } from "../helpers/redis-dump.js";
 import { waitForComputed } from "../helpers/segments.js";
@@ -100,6 +100,50 @@ describe.each([
     return { pg: await pgDump(), redis: await dumpRedis(ctx.redis, ctx.env.QUEUE_PREFIX), storage: await storage.dump(ctx), logs: ctx.logs.join("") };
   }
 
+  /**
+   * Copies an erase cannot edit row by row, each holding `email`: an import sent with an Idempotency-Key (its stored
+   * 201 repeats the sample rows), a draft and a validated import (their uploads, samples and, for the dry run, a failed
+   * row's cells). Returns how to check, after the erase, that the replay and the imports behave as documented.
+   */
+  async function copiesOf(email: string, key: string) {
+    const csv = `email,first_name,plan\n${email},Copy,pro\n`;
+    const keyed = await client.request("POST", "/v1/imports", { payload: { csv, identifier: "email", start: true }, headers: { "idempotency-key": key } });
+    expect(keyed.status).toBe(201);
+    expect(JSON.stringify(keyed.json.sample)).toContain(email);
+    expect((await waitForImport(client, keyed.json.id)).status).toBe("done");
+    const draft = await pasteImport(client, `email,first_name\n${email},Draft\n`, { identifier: "email" });
+    expect(draft.status).toBe(201);
+    const validated = await pasteImport(client, `email,signup\n${email},2026-01-01\n${email},bad-date-${email}\n`, { identifier: "email", mapping: { signup: "attribute:signup" } });
+    expect((await client.request("POST", `/v1/imports/${validated.json.id}/validate`)).status).toBe(202);
+    expect((await waitForImport(client, validated.json.id)).status).toBe("validated");
+    const [stored] = await ctx.db.$client`select response_body::text as body from idempotency_keys where workspace_id = ${client.workspaceId}::uuid and key = ${key}`;
+    expect(stored!.body).toContain(email);
+    return async function checkAfterErase() {
+      // The replay answers with the same import (201, Location), without the erased rows, and creates nothing.
+      const [{ n: importsBefore }] = (await ctx.db.$client`select count(*)::int as n from imports where workspace_id = ${client.workspaceId}::uuid`) as unknown as [{ n: number }];
+      const replay = await client.request("POST", "/v1/imports", { payload: { csv, identifier: "email", start: true }, headers: { "idempotency-key": key } });
+      expect(replay.status).toBe(201);
+      expect(replay.headers.location).toBe(`/v1/imports/${keyed.json.id}`);
+      expect(replay.json).toMatchObject({ id: keyed.json.id, status: keyed.json.status, sample: [] });
+      const [{ n: importsAfter }] = (await ctx.db.$client`select count(*)::int as n from imports where workspace_id = ${client.workspaceId}::uuid`) as unknown as [{ n: number }];
+      expect(importsAfter).toBe(importsBefore);
+      // The draft and the validated import stay, without their upload: starting or validating them asks for it again.
+      for (const id of [draft.json.id, validated.json.id]) {
+        const imp = (await client.request("GET", `/v1/imports/${id}`)).json;
+        expect(imp).toMatchObject({ sample: [] });
+        expect(imp.uploadExpiredAt).not.toBeNull();
+        for (const action of ["start", "validate"]) {
+          const res = await client.request("POST", `/v1/imports/${id}/${action}`);
+          expect(res.status).toBe(409);
+          expect(res.json.error.code).toBe("upload_expired");
+        }
+      }
+      const errors = (await client.request("GET", `/v1/imports/${validated.json.id}`)).json.errors;
+      expect(errors.length).toBeGreaterThan(0);
+      for (const e of errors) expect(e.value).toBeNull();
+    };
+  }
+
   it("after an import, identify, events, segments, an export and a deletion job, no dump holds the email", async () => {
     expect(ctx.storage.driver).toBe(driver);
     const seg = await client.request("POST", "/v1/segments", { payload: { name: "Traced", type: "dynamic", conditions: { field: "attributes.plan", op: "eq", value: "pro" } } });
@@ -120,6 +164,8 @@ describe.each([
     const exp = await client.request("POST", "/v1/exports", { payload: { kind: "users" } });
     for (let i = 0; i < 200 && (await client.request("GET", `/v1/exports/${exp.json.id}`)).json.status !== "done"; i++) await new Promise((r) => setTimeout(r, 50));
 
+    const checkCopies = await copiesOf(EMAIL, "trace-import-1");
+
     const before = await everything();
     const needle = EMAIL.toLowerCase();
     // The dumps do see the person before: otherwise the check below would prove nothing.
@@ -131,6 +177,7 @@ describe.each([
     for (let i = 0; i < 200 && (await client.request("GET", `/v1/deletions/${del.json.id}`)).json.status !== "done"; i++) await new Promise((r) => setTimeout(r, 50));
     expect((await client.request("GET", `/v1/deletions/${del.json.id}`)).json).toMatchObject({ status: "done", matched: 1, deleted: 1 });
 
+    await checkCopies();
     const after = await everything();
     for (const [where, text] of Object.entries(after)) {
       expect(text.toLowerCase().includes(needle), `${where} still holds the email`).toBe(false);
@@ -139,5 +186,29 @@ describe.each([
     // The other person is still there, and the import keeps its counts.
     expect(after.pg).toContain("keeper@trace.test");
     expect((await client.request("GET", `/v1/imports/${done.id}`)).json.counts.created).toBe(2);
+  });
+
+  it("DELETE /v1/users/:id leaves no trace either: not in a stored import response, a draft or a validated import", async () => {
+    const email = "Dell.Deleted@trace.test";
+    const checkCopies = await copiesOf(email, "trace-import-2");
+    const [row] = await ctx.db.$client`select id::text from people where workspace_id = ${client.workspaceId}::uuid and email_key = ${email.toLowerCase()}`;
+    expect(row).toBeDefined();
+    const needle = email.toLowerCase();
+    const before = await everything();
+    expect(before.pg.toLowerCase()).toContain(needle);
+    expect(before.storage.toLowerCase()).toContain(needle);
+    // Redis cannot hold it, before or after: jobs carry ids (workspace, import, deletion, subscription), never a
+    // person's fields or a file's cells, and nothing else is stored there. The dump is not empty (the jobs above are
+    // in it), so the check after the erase reads real data; it proves no erase path puts the email there.
+    expect(before.redis).toContain(ctx.env.QUEUE_PREFIX);
+    expect(before.redis.toLowerCase()).not.toContain(needle);
+
+    expect((await client.request("DELETE", `/v1/users/${row!.id}`)).status).toBe(204);
+    await checkCopies();
+    const after = await everything();
+    for (const [where, text] of Object.entries(after)) {
+      expect(text.toLowerCase().includes(needle), `${where} still holds the email`).toBe(false);
+      expect(text.includes("Dell.Deleted"), `${where} still holds the email's local part`).toBe(false);
+    }
   });
 });

@@ -114,6 +114,28 @@ export async function sweepUploads(
 }
 
 /**
+ * Expires the uploads (file, sample rows, a dry run's failed cells) of a workspace's imports not started yet (drafts
+ * and validated imports), as the sweep expires an ended import's: an erase calls it, since the file and the sample may
+ * hold the erased people. The imports stay; start and validate then answer 409 upload_expired (upload again). Queued
+ * and running imports keep their file: they are writing people. Returns how many were expired.
+ */
+export async function expireUnstartedUploads(deps: UploadDeps, workspaceId: string): Promise<number> {
+  let expired = 0;
+  let after = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    const held = await deps.db.execute<{ id: string }>(sql`
+      select id from imports
+      where workspace_id = ${workspaceId}::uuid and status in (${statusList(IMPORT_NOT_STARTED)})
+        and (upload_expired_at is null or cells_expired_at is null) and id > ${after}::uuid
+      order by id limit ${SWEEP_BATCH}`);
+    for (const r of held) if (await expireImportUpload(deps, r.id, { statuses: IMPORT_NOT_STARTED })) expired += 1;
+    if (held.length < SWEEP_BATCH) break;
+    after = held[held.length - 1]!.id;
+  }
+  return expired;
+}
+
+/**
  * Called when an import ends: a team-member upload (passwords) is deleted at once, and any upload when
  * UPLOAD_RETENTION_HOURS is 0. Other uploads wait for the sweep. True when the upload was deleted now.
  */
