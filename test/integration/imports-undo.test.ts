@@ -219,6 +219,92 @@ describe("POST /v1/imports/:id/undo", () => {
     expect(res.json.error.message).toMatch(/team-member import/);
   });
 
+  it("undoes a failed import: exactly what its committed batches wrote", async () => {
+    expect((await identify({ email: "f-old@undo.test", firstName: "Before" })).status).toBeLessThan(300);
+    // Past the first 64 KiB (an unclosed quote there is refused at intake), so the run fails after committing batches.
+    const pad = "p".repeat(25_000);
+    const rows = ["f-old@undo.test,After", "f1@undo.test,F1", "f2@undo.test,F2", "f3@undo.test,F3"].map((r) => `${r},${pad}`);
+    const csv = ["email,first_name,pad", ...rows, 'f-late@undo.test,"Unclosed,x', "f-after@undo.test,Z,x"].join("\n") + "\n";
+    const failed = await importAndWait(client, csv, { mapping: { email: "email", first_name: "first_name", pad: "ignore" } });
+    expect(failed.status, String(failed.failureReason)).toBe("failed");
+    expect(failed.counts).toMatchObject({ created: 3, updated: 1 });
+    expect((await client.request("POST", `/v1/imports/${failed.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(failed.id);
+    expect(undone.status, String(undone.failureReason)).toBe("undone");
+    expect(undone.undo).toEqual({ deleted: 3, restored: 1, kept: 0 });
+    for (const e of ["f1@undo.test", "f2@undo.test", "f3@undo.test"]) expect(await person(e)).toBeNull();
+    expect((await person("f-old@undo.test"))?.first_name).toBe("Before");
+  });
+
+  it("undoes an import cancelled mid-run (409 not_undoable while it runs): exactly the batches it committed", async () => {
+    expect((await identify({ email: "c-old@undo.test", firstName: "Before" })).status).toBeLessThan(300);
+    const rows = Array.from({ length: 1500 }, (_, i) => `c${i}@undo.test,C${i}`);
+    const created = await pasteImport(client, ["email,first_name", "c-old@undo.test,After", ...rows].join("\n") + "\n", { identifier: "email", start: true });
+    expect(created.status).toBe(201);
+    const id = created.json.id;
+    // Queued or processing: not undoable yet.
+    const early = await client.request("POST", `/v1/imports/${id}/undo`);
+    expect(early.status).toBe(409);
+    expect(early.json.error.code).toBe("not_undoable");
+    for (let i = 0; i < 1000; i++) {
+      const cur = (await client.request("GET", `/v1/imports/${id}`)).json;
+      if (cur.counts.processed > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const running = await client.request("POST", `/v1/imports/${id}/undo`);
+    expect(running.status).toBe(409);
+    expect(running.json.error.code).toBe("not_undoable");
+    expect((await client.request("POST", `/v1/imports/${id}/cancel`)).status).toBe(202);
+    const cancelled = await waitForImport(client, id);
+    expect(cancelled.status).toBe("cancelled");
+    expect(cancelled.counts.processed).toBeLessThan(1501);
+    expect(cancelled.counts.updated).toBe(1);
+    const [n] = await t.ctx.db.$client`select count(*)::int as n from people where workspace_id = ${client.workspaceId}::uuid and created_import_id = ${id}::uuid`;
+    expect(n!.n).toBe(cancelled.counts.created);
+
+    expect((await client.request("POST", `/v1/imports/${id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(id);
+    expect(undone.status, String(undone.failureReason)).toBe("undone");
+    expect(undone.undo).toEqual({ deleted: cancelled.counts.created, restored: 1, kept: 0 });
+    const [left] = await t.ctx.db.$client`select count(*)::int as n from people where workspace_id = ${client.workspaceId}::uuid and email like 'c%@undo.test' and email <> 'c-old@undo.test'`;
+    expect(left!.n).toBe(0);
+    expect((await person("c-old@undo.test"))?.first_name).toBe("Before");
+  });
+
+  it("answers 409 not_undoable for a validated import (a dry run wrote nothing)", async () => {
+    const draft = await pasteImport(client, "email\nv@undo.test\n", { identifier: "email" });
+    expect((await client.request("POST", `/v1/imports/${draft.json.id}/validate`)).status).toBe(202);
+    expect((await waitForImport(client, draft.json.id)).status).toBe("validated");
+    const res = await client.request("POST", `/v1/imports/${draft.json.id}/undo`);
+    expect(res.status).toBe(409);
+    expect(res.json.error.code).toBe("not_undoable");
+  });
+
+  it("answers 422 not_undoable_kind for an events import, saying why", async () => {
+    const events = await pasteImport(client, "email,event\nev@undo.test,Signed Up\n", { kind: "events", identifier: "email", options: { createMissingPeople: true } });
+    expect(events.status).toBe(201);
+    expect((await client.request("POST", `/v1/imports/${events.json.id}/start`)).status).toBe(202);
+    expect((await waitForImport(client, events.json.id)).status).toBe("done");
+    const res = await client.request("POST", `/v1/imports/${events.json.id}/undo`);
+    expect(res.status).toBe(422);
+    expect(res.json.error.code).toBe("not_undoable_kind");
+    expect(res.json.error.message).toMatch(/events import/);
+  });
+
+  it("keeps a person a later import changed: kept, with changed_since_import in the errors CSV", async () => {
+    const first = await importAndWait(client, "email,first_name\nk1@undo.test,K1\nk2@undo.test,K2\n");
+    expect(first.counts).toMatchObject({ created: 2 });
+    const later = await importAndWait(client, "email,first_name\nk2@undo.test,Changed\n");
+    expect(later.counts).toMatchObject({ updated: 1 });
+    expect((await client.request("POST", `/v1/imports/${first.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(first.id);
+    expect(undone.undo).toEqual({ deleted: 1, restored: 0, kept: 1 });
+    expect(await person("k1@undo.test")).toBeNull();
+    expect((await person("k2@undo.test"))?.first_name).toBe("Changed");
+    const kept = (await errorReport(client, first.id)).filter((e) => e.code === "changed_since_import");
+    expect(kept.map((e) => e.row)).toEqual(["2"]);
+  });
+
   it("answers 404 for another workspace's import", async () => {
     const other = await createClient(t.ctx, client.app, "Other");
     const draft = await pasteImport(client, "email\ny@undo.test\n", { identifier: "email" });
