@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, errorReport, importAndWait, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { waitForSegment } from "../helpers/segments.js";
+import { waitForComputed, waitForSegment } from "../helpers/segments.js";
 
 // Batches of 2, so the undo works through several batches of each kind.
 const t = useTestContext({ DELETION_BATCH_SIZE: "2", IMPORT_BATCH_SIZE: "2" });
@@ -303,6 +303,61 @@ describe("POST /v1/imports/:id/undo", () => {
     expect((await person("k2@undo.test"))?.first_name).toBe("Changed");
     const kept = (await errorReport(client, first.id)).filter((e) => e.code === "changed_since_import");
     expect(kept.map((e) => e.row)).toEqual(["2"]);
+  });
+
+  it("keeps people who since got events or a static-segment membership through the API (their row unchanged); dynamic segments they entered do not count", async () => {
+    const dynamic = await client.request("POST", "/v1/segments", { payload: { name: "Undo pros", type: "dynamic", conditions: { field: "attributes.plan", op: "eq", value: "undo-pro" } } });
+    expect(dynamic.status).toBe(201);
+    await waitForComputed(client, dynamic.json.id);
+    const stat = await client.request("POST", "/v1/segments", { payload: { name: "Undo hand-picked", type: "static" } });
+    expect(stat.status).toBe(201);
+    const done = await importAndWait(client, "email,plan\nt-event@undo.test,undo-pro\nt-member@undo.test,undo-pro\nt-none@undo.test,undo-pro\n");
+    expect(done.counts).toMatchObject({ created: 3 });
+    // Wait until the dynamic segment holds them (its recompute after the import writes memberships and events).
+    for (let i = 0; i < 200 && (await membersOf(dynamic.json.id)).length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await membersOf(dynamic.json.id)).toHaveLength(3);
+    // An event dated in the past: last_seen_at does not move past the import's end, the event's row does.
+    const tracked = await client.request("POST", "/v1/events", { payload: { events: [{ user: { email: "t-event@undo.test" }, event: "Paid", occurredAt: "2020-01-01T00:00:00Z" }] } });
+    expect(tracked.json.accepted).toBe(1);
+    expect((await addMembers(stat.json.id, ["t-member@undo.test"])).status).toBe(200);
+    const [touched] = await t.ctx.db.$client`
+      select count(*)::int as n from people where workspace_id = ${client.workspaceId}::uuid and created_import_id = ${done.id}::uuid
+        and updated_at > (select finished_at from imports where id = ${done.id}::uuid)`;
+    expect(touched!.n).toBe(0);
+
+    expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(done.id);
+    expect(undone.undo).toEqual({ deleted: 1, restored: 0, kept: 2 });
+    expect(await person("t-none@undo.test")).toBeNull();
+    expect(await person("t-event@undo.test")).not.toBeNull();
+    expect(await person("t-member@undo.test")).not.toBeNull();
+    const [events] = await t.ctx.db.$client`
+      select count(*)::int as n from events e join people p on p.id = e.person_id where p.email = 't-event@undo.test' and e.name = 'Paid'`;
+    expect(events!.n).toBe(1);
+    expect(await membersOf(stat.json.id)).toEqual([["t-member@undo.test", null]]);
+    const kept = (await errorReport(client, done.id)).filter((e) => e.code === "changed_since_import");
+    expect(kept.map((e) => e.row).sort()).toEqual(["1", "2"]);
+  });
+
+  it("restores only labels that still exist: a label deleted since the import is not put back", async () => {
+    expect((await identify({ email: "lab@undo.test", labels: ["Undo keep", "Undo doomed"] })).status).toBeLessThan(300);
+    const labelIds = async () => {
+      const [row] = await t.ctx.db.$client`select label_ids::text[] as ids from people where workspace_id = ${client.workspaceId}::uuid and email = 'lab@undo.test'`;
+      return (row!.ids as string[]).map(String);
+    };
+    const list = (await client.request("GET", "/v1/labels?limit=1000")).json.data as { id: string; name: string }[];
+    const keep = list.find((l) => l.name === "Undo keep")!.id;
+    const doomed = list.find((l) => l.name === "Undo doomed")!.id;
+    expect((await labelIds()).sort()).toEqual([keep, doomed].sort());
+    const done = await importAndWait(client, "email,labels\nlab@undo.test,Undo new\n", { options: { labels: "replace" } });
+    expect(done.counts).toMatchObject({ updated: 1 });
+    // The person no longer holds the label, so deleting it leaves them untouched.
+    expect((await client.request("DELETE", `/v1/labels/${doomed}`)).status).toBe(204);
+
+    expect((await client.request("POST", `/v1/imports/${done.id}/undo`)).status).toBe(202);
+    const undone = await waitForUndone(done.id);
+    expect(undone.undo).toEqual({ deleted: 0, restored: 1, kept: 0 });
+    expect(await labelIds()).toEqual([keep]);
   });
 
   it("answers 404 for another workspace's import", async () => {

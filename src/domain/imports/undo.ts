@@ -4,16 +4,18 @@
  * The run (job `import.undo`, deletions queue, through the run wrapper) is fenced by the import's `fence` and resumes
  * from what is left, in batches, each one transaction holding the fence:
  * 1. people the import created (created_import_id), in id order past `undo.createdAfter`: erased when untouched since
- *    the import finished (updated_at <= finished_at), `deleted`; else `kept`, with a `changed_since_import` error;
- * 2. people the import changed (import_changes, worked off as it goes): restored from their before-image, with the
+ *    the import finished (below), `deleted`; else `kept`, with a `changed_since_import` error;
+ * 2. people the import changed (import_changes, worked off as it goes): restored from their before-image (label ids
+ *    of labels deleted since left out), with the
  *    static-segment joins the import made for them undone (below), when untouched since, `restored`; else `kept` with
  *    the error; people erased meanwhile are dropped;
  * 3. people the import only joined to a static segment (createSegment on people it left unchanged; import_segment_joins,
  *    worked off as it goes): their joins undone when untouched since, `restored`; else `kept` with the error;
  * 4. `undone`, then static counts are refreshed and a workspace segment recompute is requested (see the processor).
  * A join is undone by removing the membership the import created, or by putting back the value it replaced. A person
- * counts once, as a whole: "untouched since" means their row was not updated after the import finished and every
- * membership the import set is still as it left it (same value, not re-entered since); otherwise the person keeps
+ * counts once, as a whole: "untouched since" means their row was not updated after the import finished, no event was
+ * written for them since (but this import's and segment membership events), they entered no static segment since, and
+ * every membership the import set is still as it left it (same value, not re-entered since); otherwise the person keeps
  * everything as it is now, fields and memberships (`kept`, `changed_since_import`). A join to a segment deleted since
  * has nothing left to undo.
  * Not undone: labels it added to the vocabulary, static segments it created (left, emptied of its joins), and the
@@ -120,15 +122,33 @@ async function recordKept(tx: Tx, importId: string, kept: { person_id: number; r
  */
 const CREATED_WINDOW_PER_ROW = 4;
 
+/**
+ * True for person `p` when something other than their row changed after the import finished, which updated_at does not
+ * show: an event written since that is not this import's and not a segment's membership bookkeeping (POST /v1/events,
+ * an events import; those move last_seen_at only to the event's own time), or a static-segment membership entered
+ * since (added through the API or joined by another import, neither of which touches the person's row). Dynamic
+ * memberships follow the person's data, so their changes (and their segment.* events) say nothing new.
+ */
+const touchedSince = (run: ImportRow, finishedAt: string) => sql`(exists (
+    select 1 from events e
+    where e.person_id = p.id and e.workspace_id = ${run.workspaceId}::uuid and e.created_at > ${finishedAt}::timestamptz
+      and e.import_id is distinct from ${run.id}::uuid and e.name not like 'segment.%')
+  or exists (
+    select 1 from segment_memberships m join segments g on g.id = m.segment_id and g.type = 'static'
+    where m.person_id = p.id and m.workspace_id = ${run.workspaceId}::uuid and m.entered_at > ${finishedAt}::timestamptz))`;
+
+/** Changed since the import finished, as a whole: the row updated, or touchedSince. */
+const changedSince = (run: ImportRow, finishedAt: string) => sql`(p.updated_at > ${finishedAt}::timestamptz or ${touchedSince(run, finishedAt)})`;
+
 /** Step 1: the next batch of people the import created; false when none are left. */
 async function createdBatch(db: Db, run: ImportRow, finishedAt: string, batchSize: number): Promise<boolean> {
   return db.transaction(async (tx) => {
     const state = await holdFence(tx, run);
     const windowEnd = state.createdAfter + batchSize * CREATED_WINDOW_PER_ROW;
     const next = await tx.execute<{ id: string; row: string | null; changed: boolean }>(sql`
-      select id, created_import_row as row, updated_at > ${finishedAt}::timestamptz as changed from people
-      where workspace_id = ${run.workspaceId}::uuid and id > ${state.createdAfter} and id <= ${windowEnd}
-        and created_import_id = ${run.id}::uuid
+      select p.id, p.created_import_row as row, ${changedSince(run, finishedAt)} as changed from people p
+      where p.workspace_id = ${run.workspaceId}::uuid and p.id > ${state.createdAfter} and p.id <= ${windowEnd}
+        and p.created_import_id = ${run.id}::uuid
       order by id limit ${batchSize} for update`);
     if (!next.length) {
       // None in this window: move past it while anyone (of any workspace: the primary key answers) has a larger id.
@@ -196,7 +216,7 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: string, batchSiz
     const ids = JSON.stringify(next.map((r) => Number(r.person_id)));
     const idList = sql`(select x::bigint from jsonb_array_elements_text(${ids}::jsonb) x)`;
     const people = await tx.execute<{ id: string; changed: boolean }>(sql`
-      select id, (updated_at > ${finishedAt}::timestamptz or ${joinsChangedSince(run, finishedAt)}) as changed from people p
+      select id, (${changedSince(run, finishedAt)} or ${joinsChangedSince(run, finishedAt)}) as changed from people p
       where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
     const untouched = people.filter((p) => !p.changed).map((p) => Number(p.id));
     const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
@@ -224,7 +244,9 @@ async function changedBatch(db: Db, run: ImportRow, finishedAt: string, batchSiz
         update people p set
           ${sql.raw(FIELDS.map((f) => `${f} = c.before ->> '${f}'`).join(", "))},
           attributes = coalesce(c.before -> 'attributes', '{}'::jsonb),
-          label_ids = coalesce(array(select x::bigint from jsonb_array_elements_text(c.before -> 'label_ids') x order by 1), '{}'),
+          label_ids = coalesce(array(
+            select x::bigint from jsonb_array_elements_text(c.before -> 'label_ids') x
+            where exists (select 1 from labels l where l.id = x::bigint and l.workspace_id = ${run.workspaceId}::uuid) order by 1), '{}'),
           updated_at = now()
         from import_changes c
         where c.import_id = ${run.id}::uuid and c.person_id = p.id
@@ -256,7 +278,7 @@ async function joinsBatch(db: Db, run: ImportRow, finishedAt: string, batchSize:
     const idList = idsIn(next.map((r) => r.person_id));
     // Locked in id order, as every other writer of people does, so a concurrent import's batch orders before or after.
     const people = await tx.execute<{ id: string; changed: boolean }>(sql`
-      select id, (updated_at > ${finishedAt}::timestamptz or ${joinsChangedSince(run, finishedAt)}) as changed from people p
+      select id, (${changedSince(run, finishedAt)} or ${joinsChangedSince(run, finishedAt)}) as changed from people p
       where workspace_id = ${run.workspaceId}::uuid and id in ${idList} order by id for update`);
     const restore = people.filter((p) => !p.changed).map((p) => Number(p.id));
     const changed = new Set(people.filter((p) => p.changed).map((p) => p.id));
