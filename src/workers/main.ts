@@ -5,7 +5,7 @@ import { createLogger } from "../lib/logger.js";
 import { registerSchedules } from "../queue/schedules.js";
 import { createRuntime, type Runtime } from "../runtime.js";
 import { startMetricsServer } from "./metrics-server.js";
-import { buildGaveUpHandlers, buildProcessors, buildRunDeps } from "./processors/index.js";
+import { buildGaveUpHandlers, buildProcessors, buildReconcileEnded, buildRunDeps } from "./processors/index.js";
 import { startReconciler } from "./reconciler.js";
 import { startWorkers, type WorkerPool } from "./worker-pool.js";
 
@@ -21,7 +21,7 @@ export async function startWorkerRole(rt: Runtime): Promise<WorkerPool> {
     await pool.close();
     throw err;
   }
-  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger, announce: buildRunDeps(rt).announce, schedules: rt.env }, rt.env.RECONCILE_INTERVAL_MS);
+  const reconciler = startReconciler({ db: rt.db, producer: rt.producer, log: rt.logger, announce: buildRunDeps(rt).announce, schedules: rt.env, ended: buildReconcileEnded(rt) }, rt.env.RECONCILE_INTERVAL_MS);
   return {
     workers: pool.workers,
     async close() {

@@ -31,7 +31,12 @@ export interface ReconcileDeps {
   announce?: Announce;
   /** The recurring jobs' settings: each pass re-registers the ones Redis lost. Without it schedules are not checked. */
   schedules?: ScheduleEnv;
+  /** Runs after a run the reconciler failed for good, as the worker runs its kind's `ended` (a team-member upload goes). */
+  ended?: ReconcileEnded;
 }
+
+/** What must not outlive a run once it ended for good (see RunSpec.ended); errors are logged, never thrown. */
+export type ReconcileEnded = (kind: RunKind, run: StrandedRun, log: Logger) => Promise<void>;
 
 export interface ReconcileResult {
   requeued: number;
@@ -47,7 +52,7 @@ async function jobState(queue: ReturnType<Producer["queue"]>, id: string) {
  * One kind: find runs Postgres shows queued/running, look their jobs up by the ids the kind derives from the row, and
  * for those with no live job, fail the run (its job failed and the kind has a fail-for-good) or queue it again.
  */
-async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUEUE_GRACE_MS, announce }: ReconcileDeps): Promise<ReconcileResult> {
+async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUEUE_GRACE_MS, announce, ended }: ReconcileDeps): Promise<ReconcileResult> {
   const result: ReconcileResult = { requeued: 0, failed: 0 };
   const queue = producer.queue(kind.queue);
   for (const run of await kind.stranded(db, graceMs)) {
@@ -58,6 +63,7 @@ async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUE
       // BullMQ gave up (and the worker could not say so): show the reason; for an import a start resumes from the checkpoint.
       if (await kind.fail(db, run, { cause: "job_failed", message: own.job?.failedReason })) {
         result.failed += 1;
+        await ended?.(kind, run, log).catch((e: unknown) => log.warn({ [`${kind.noun}Id`]: run.id, err: (e as Error).message }, "could not clean up after the failed run"));
         await announceFailed(kind, run, announce, log);
       }
       continue;

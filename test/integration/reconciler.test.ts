@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importRunJobId as importJobId } from "../../src/queue/job-ids.js";
 import { JOB_NAMES } from "../../src/queue/jobs.js";
 import { EXPORT_CLEANUP_SCHEDULER_ID, registerSchedules } from "../../src/queue/schedules.js";
+import { buildReconcileEnded } from "../../src/workers/processors/index.js";
 import { reconcileAll } from "../../src/workers/reconciler.js";
 import { startWorkers } from "../../src/workers/worker-pool.js";
 import { createClient, type Client } from "../helpers/api.js";
@@ -111,6 +112,35 @@ describe("reconciler", () => {
     expect(res.results.imports?.failed).toBe(1);
     const [after] = await t.ctx.db.$client`select status, failure_reason from imports where id = ${id}`;
     expect(after).toEqual({ status: "failed", failure_reason: "The import stopped: simulated unrecoverable failure. Start it again to resume." });
+  });
+
+  it("a team-member import it fails for good loses its upload at once (passwords must not rest on disk)", async () => {
+    const created = await client.request("POST", "/v1/imports", { payload: { csv: "email,first_name,password\nrm@x.io,Mo,Hunter2-secret\n", kind: "members", identifier: "email", start: true } });
+    expect(created.status).toBe(201);
+    const id = created.json.id as string;
+    const [row] = await t.ctx.db.$client`select queued_at, storage_key from imports where id = ${id}`;
+    const exists = () => t.ctx.storage.size(row!.storage_key as string).then(() => true, () => false);
+    const others = Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
+    const pool = await startWorkers(t.ctx.env, t.ctx.logger, {
+      ...others,
+      "import.run": async () => {
+        throw new UnrecoverableError("simulated unrecoverable failure");
+      },
+    });
+    try {
+      const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+      const until = Date.now() + 10_000;
+      while ((await job!.getState()) !== "failed" && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await job!.getState()).toBe("failed");
+    } finally {
+      await pool.close();
+    }
+    expect(await exists()).toBe(true);
+    const res = await reconcileAll({ ...deps(), graceMs: 0, ended: buildReconcileEnded(t.ctx) });
+    expect(res.results.imports?.failed).toBe(1);
+    const [after] = await t.ctx.db.$client`select status, upload_expired_at is not null as expired from imports where id = ${id}`;
+    expect(after).toEqual({ status: "failed", expired: true });
+    expect(await exists()).toBe(false);
   });
 
   it("re-registers only the recurring jobs Redis lost, leaving a present one's next run alone", async () => {

@@ -5,6 +5,8 @@ import type { Processors } from "../types.js";
 import { queueWebhook, webhookSettings } from "../../domain/webhooks/delivery.js";
 import { gaveUpHandler, runProcessor, type RunProcessorDeps } from "../run-processor.js";
 import type { GaveUpHandlers } from "../worker-pool.js";
+import type { ReconcileEnded } from "../reconciler.js";
+import { importRuns } from "../../domain/imports/lifecycle.js";
 import { attributeCheckProcessor } from "./attribute-check.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRun, exportRunJob } from "./export-run.js";
@@ -90,5 +92,16 @@ export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" 
     "import.undo": gaveUpHandler(deps, importUndoJob, rt.logger),
     "export.run": gaveUpHandler(deps, exportRunJob, rt.logger),
     "webhook.deliver": gaveUpHandler(deps, webhookDeliverJob, rt.logger),
+  };
+}
+
+/**
+ * What must not outlive a run the reconciler failed for good (its job failed without the worker saying so): the same
+ * `ended` the worker runs, so a team-member import failed that way loses its upload at once too.
+ */
+export function buildReconcileEnded(rt: Pick<Runtime, "db" | "env" | "storage">): ReconcileEnded {
+  const imports = importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS });
+  return async (kind, run, log) => {
+    if (kind === importRuns) await imports.ended?.({ workspaceId: run.workspaceId, importId: run.id }, log);
   };
 }
