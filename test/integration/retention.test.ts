@@ -131,9 +131,64 @@ describe("retention sweep (clock set forward)", () => {
     expect((await client.request("GET", `/v1/exports/${exp.json.id}`)).json.status).toBe("expired");
   });
 
+  it("treats a validated import idle past DRAFT_RETENTION_HOURS like a draft: deleted whole, with its file", async () => {
+    const draft = await pasteImport(client, "email\nvalidated-idle@ret.test\n", { identifier: "email" });
+    expect((await client.request("POST", `/v1/imports/${draft.json.id}/validate`)).status).toBe(202);
+    expect((await waitForImport(client, draft.json.id)).status).toBe("validated");
+    const key = await storageKey(draft.json.id);
+    await t.ctx.db.$client`update imports set updated_at = now() - interval '100 hours' where id = ${draft.json.id}`;
+    expect((await sweep(67)).draftsDeleted).toBe(0);
+    expect((await sweep(69)).draftsDeleted).toBe(1);
+    expect(await fileExists(key)).toBe(false);
+    expect((await client.request("GET", `/v1/imports/${draft.json.id}`)).status).toBe(404);
+  });
+
+  it("runs as the retention.sweep job through a worker", async () => {
+    const ended = await importAndWait(client, "email\njob-swept@ret.test\n");
+    const key = await storageKey(ended.id);
+    await t.ctx.db.$client`update imports set finished_at = now() - interval '2 days' where id = ${ended.id}`;
+    expect(await fileExists(key)).toBe(true);
+    await t.ctx.producer.enqueue("retention.sweep", {}, { jobId: `sweep-now-${Date.now()}` });
+    const until = Date.now() + 15_000;
+    while ((await fileExists(key)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(await fileExists(key)).toBe(false);
+    expect((await client.request("GET", `/v1/imports/${ended.id}`)).json.uploadExpiredAt).not.toBeNull();
+  });
+
   it("is registered as one recurring job on the deletions queue (the dashboard shows it)", async () => {
     await registerSchedules(t.ctx.producer, t.ctx.env, t.ctx.logger);
     const schedulers = await t.ctx.producer.queue("deletions").getJobSchedulers();
     expect(schedulers.map((s) => [s.key, s.name, s.every])).toEqual([[RETENTION_SWEEP_SCHEDULER_ID, "retention.sweep", 15 * 60_000]]);
+  });
+});
+
+describe("UPLOAD_RETENTION_HOURS=0", () => {
+  const z = useTestContext({ UPLOAD_RETENTION_HOURS: "0" });
+  let zc: Client;
+  let zw: WorkerPool;
+  beforeAll(async () => {
+    zc = await createClient(z.ctx);
+    zw = await startTestWorkers(z.ctx);
+  });
+  afterAll(async () => {
+    await zw?.close();
+    await zc?.app.close();
+  });
+
+  it("deletes a contacts import's upload, sample and cells as soon as the import ends", async () => {
+    const done = await importAndWait(zc, "email,first_name\nzero@ret.test,Zed\nnot-an-email,Cell\n");
+    expect(done.status).toBe("done");
+    const [row] = await z.ctx.db.$client`select storage_key from imports where id = ${done.id}`;
+    const key = row!.storage_key as string;
+    // The worker deletes it right after the run ends; the GET above may race it by a few ms.
+    const exists = () => z.ctx.storage.size(key).then(() => true, () => false);
+    const until = Date.now() + 5_000;
+    while ((await exists()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(await exists()).toBe(false);
+    const after = (await zc.request("GET", `/v1/imports/${done.id}`)).json;
+    expect(after.uploadExpiredAt).not.toBeNull();
+    expect(after.cellsExpiredAt).not.toBeNull();
+    expect(after.sample).toEqual([]);
+    expect(after.errors[0]).toMatchObject({ row: 2, value: null });
   });
 });
