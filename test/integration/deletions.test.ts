@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
+import { parsePrometheus, valueOf } from "../helpers/prometheus.js";
 import { waitForComputed } from "../helpers/segments.js";
 
 const t = useTestContext();
@@ -131,6 +132,51 @@ describe("POST /v1/deletions", () => {
     const [row] = await t.ctx.db.$client`select selector, (select count(*)::int from deletion_targets where deletion_id = ${res.json.id}) as targets from deletions where id = ${res.json.id}`;
     expect(row).toEqual({ selector: null, targets: 0 });
     expect((await other.request("GET", `/v1/deletions/${res.json.id}`)).status).toBe(404);
+  });
+
+  it("roster_people_erased_total rises by the number erased; a dry run adds nothing", async () => {
+    const erased = async () => {
+      const res = await client.app.inject({ method: "GET", url: "/metrics" });
+      expect(res.statusCode).toBe(200);
+      return valueOf(parsePrometheus(res.body), "roster_people_erased_total");
+    };
+    for (let i = 0; i < 3; i++) await identify(client, { email: `metric${i}@del.test`, attributes: { cohort: "metric" } });
+    const before = await erased();
+    const dry = await client.request("POST", "/v1/deletions", { payload: { conditions: { field: "attributes.cohort", op: "eq", value: "metric" }, dryRun: true } });
+    expect(await waitForDeletion(client, dry.json.id)).toMatchObject({ status: "done", matched: 3, deleted: 0 });
+    expect(await erased()).toBe(before);
+    const res = await client.request("POST", "/v1/deletions", { payload: { conditions: { field: "attributes.cohort", op: "eq", value: "metric" } } });
+    expect(await waitForDeletion(client, res.json.id)).toMatchObject({ status: "done", deleted: 3 });
+    expect(await erased()).toBe(before + 3);
+  });
+
+  it("an Idempotency-Key replay answers with the same deletion (202, Location) and queues no other", async () => {
+    await identify(client, { email: "idem@del.test" });
+    const send = () => client.request("POST", "/v1/deletions", { payload: { users: [{ email: "idem@del.test" }] }, headers: { "idempotency-key": "del-once" } });
+    const first = await send();
+    expect(first.status).toBe(202);
+    await waitForDeletion(client, first.json.id);
+    const replay = await send();
+    expect(replay.status).toBe(202);
+    expect(replay.headers.location).toBe(`/v1/deletions/${first.json.id}`);
+    expect(replay.json.id).toBe(first.json.id);
+    const [n] = await t.ctx.db.$client`select count(*)::int as n from deletions where workspace_id = ${client.workspaceId}::uuid and created_at >= ${first.json.createdAt}::timestamptz`;
+    expect(n!.n).toBe(1);
+    // The same key with another request is refused.
+    const other = await client.request("POST", "/v1/deletions", { payload: { users: [{ email: "someone@del.test" }] }, headers: { "idempotency-key": "del-once" } });
+    expect(other.status).toBe(422);
+    expect(other.json.error.code).toBe("idempotency_key_reused");
+  });
+
+  it("answers 404 for another workspace's segment, erasing no one", async () => {
+    const theirs = await other.request("POST", "/v1/segments", { payload: { name: "Theirs", type: "static" } });
+    expect(theirs.status).toBe(201);
+    const count = async () => (await t.ctx.db.$client`select count(*)::int as n from deletions where workspace_id = ${client.workspaceId}::uuid`)[0]!.n as number;
+    const before = await count();
+    const res = await client.request("POST", "/v1/deletions", { payload: { segmentId: theirs.json.id } });
+    expect(res.status).toBe(404);
+    expect(res.json.error.code).toBe("not_found");
+    expect(await count()).toBe(before);
   });
 
   it("a dry run counts who would go and erases nobody; a segment and conditions select who goes", async () => {
