@@ -67,6 +67,9 @@ export const envSchema = z
     IMPORT_TIME_SLICE_MS: z.coerce.number().int().min(0).default(2_000),
     IMPORT_PARSE_THREAD_MIN_BYTES: z.coerce.number().int().min(0).default(4 * 1024 * 1024),
     IMPORT_PARSE_THREAD_HEAP_MB: z.coerce.number().int().min(8).default(96),
+    /** A contacts or team-member import of at least IMPORT_PART_MIN_BYTES is split into this many parts, one job each (1: never split). */
+    IMPORT_PARTS: z.coerce.number().int().min(1).max(64).default(1),
+    IMPORT_PART_MIN_BYTES: z.coerce.number().int().min(0).default(64 * 1024 * 1024),
     ANALYZE_AFTER_ROWS: z.coerce.number().int().min(1).default(50_000),
     SEGMENT_CONCURRENCY: concurrency.default(2),
     EXPORT_CONCURRENCY: concurrency.default(1),

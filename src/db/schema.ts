@@ -364,6 +364,33 @@ export const imports = pgTable(
   ],
 );
 
+/**
+ * One part of an import split across workers (IMPORT_PARTS): the rows whose identifier hashes to `part` (of `parts`).
+ * Each part reads the whole file in order and writes only its rows, under its own fencing token and checkpoint, so
+ * parts commit in any order without touching the same person. Its counts are added to the import's as it commits;
+ * the part that commits last finishes the import. See src/domain/imports/parts.ts.
+ */
+export const importParts = pgTable(
+  "import_parts",
+  {
+    importId: uuid("import_id")
+      .notNull()
+      .references(() => imports.id, { onDelete: "cascade" }),
+    part: integer("part").notNull(),
+    parts: integer("parts").notNull(),
+    status: text("status", { enum: ["queued", "processing", "done"] }).notNull().default("queued"),
+    fence: bigint("fence", { mode: "number" }).notNull().default(0),
+    attempts: integer("attempts").notNull().default(0),
+    checkpointRow: bigint("checkpoint_row", { mode: "number" }).notNull().default(0),
+    checkpointByte: bigint("checkpoint_byte", { mode: "number" }).notNull().default(0),
+    checkpointLine: bigint("checkpoint_line", { mode: "number" }).notNull().default(0),
+    /** People this part created (its statistics refresh counts them across resumed runs). */
+    created: bigint("created", { mode: "number" }).notNull().default(0),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: "import_parts_pk", columns: [t.importId, t.part] })],
+);
+
 /** An undo's counts (shown on the import) and its run's state: the status it was undone from, and how far it got. */
 export interface ImportUndoState {
   deleted: number;

@@ -7,6 +7,9 @@
 /** One run request of an import: a new request (a new queued_at) is a new job, so a finished job never absorbs it. */
 export const importRunJobId = (importId: string, queuedAt: Date) => `import-${importId}-${queuedAt.getTime()}`;
 
+/** One part of a split import, per run request of the import (its queued_at), like the import's own run. */
+export const importPartJobId = (importId: string, part: number, queuedAt: Date) => `import-part-${importId}-${part}-${queuedAt.getTime()}`;
+
 /** The run of an export (an export is run once; the reconciler removes a finished job before re-enqueueing). */
 export const exportRunJobId = (exportId: string) => `export-${exportId}`;
 

@@ -12,6 +12,8 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 export const JOBS = {
   /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
   "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+  /** Runs one part of an import split across workers (IMPORT_PARTS), resuming after the part's last committed batch. */
+  "import.part": { queue: "imports", payload: z.object({ workspaceId: id, importId: id, part: z.number().int().min(0).max(63) }).strict() },
   /** POSTs the finished resource to its callbackUrl, signed; retried with backoff by BullMQ. */
   "webhook.deliver": {
     queue: "webhooks",

@@ -5,6 +5,7 @@
 import type { Storage } from "../../storage/storage.js";
 import type { BatchContext, EncodedRows, RowHandler, StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
+import { partOfRecord, type PartOf } from "./parts.js";
 import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
 import { dropBlankTail } from "./sniff.js";
@@ -21,7 +22,10 @@ export interface Batch {
   errors: RowError[];
   failed: number;
   skipped: number;
+  /** Records read (the checkpoint moves past them all). */
   rows: number;
+  /** Records this run answers for: all of them, or the rows of its part when the import is split (parts.ts). */
+  own: number;
   /** Where the batch starts in the stored file: byte offset, data rows and physical lines before it. */
   startByte: number;
   startRow: number;
@@ -37,7 +41,7 @@ export interface Batch {
 }
 
 export function newBatch(from: ReadFrom): Batch {
-  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, startByte: from.byte, startRow: from.row, startLine: from.line, endByte: from.byte, endLine: from.line, records: new Map() };
+  return { staged: [], errors: [], failed: 0, skipped: 0, rows: 0, own: 0, startByte: from.byte, startRow: from.row, startLine: from.line, endByte: from.byte, endLine: from.line, records: new Map() };
 }
 
 export function addRecord(
@@ -48,6 +52,7 @@ export function addRecord(
   identifierHeader: string,
 ): void {
   batch.rows += 1;
+  batch.own += 1;
   batch.endByte = rec.endByte;
   batch.endLine = rec.endLine;
   if (rec.tooLarge) {
@@ -104,6 +109,8 @@ export interface BatchPlan {
   batchSize: number;
   /** Cells of the header row, trailing unnamed ones included (readHeaderWidth). */
   fileWidth: number;
+  /** The part of a split import this run writes (parts.ts): other parts' records are read past, not validated. */
+  part?: PartOf;
 }
 
 /** A batch to commit; `last` when the file ends with it (its run need not yield after it). */
@@ -123,11 +130,17 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
   const named = plan.headers.length;
   let batch = newBatch(plan.from);
   const seen = new Map<string, number>();
+  const part = plan.part;
+  const identifierIndex = handler.dedupeByKey ? plan.headers.indexOf(identifierHeader) : -1;
   for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) {
     // Trailing unnamed header cells (`Email;Name;;`) are not in headers: blank cells under them are dropped per row.
     if (plan.fileWidth > named) rec.record = dropBlankTail(rec.record, named, plan.fileWidth);
-    addRecord(batch, seen, rec, handler, identifierHeader);
-    if (batch.rows >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
+    if (part && partOfRecord(rec.tooLarge ? undefined : rec.record, rec.row, identifierIndex, plan.ctx.identifier, part.count) !== part.index) {
+      batch.rows += 1;
+      batch.endByte = rec.endByte;
+      batch.endLine = rec.endLine;
+    } else addRecord(batch, seen, rec, handler, identifierHeader);
+    if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
       seen.clear();

@@ -22,6 +22,8 @@ type ImportRow = typeof imports.$inferSelect;
 export class FenceLost extends Error {}
 /** The import was cancelled: it said so in the batch's transaction, which committed. */
 export class CancelRequested extends Error {}
+/** A part's import ended while the part ran (another part saw a cancel, or the import failed): the part stops. */
+export class ImportEnded extends Error {}
 
 export class BatchTimeoutError extends Error {
   override name = "BatchTimeoutError";
@@ -66,18 +68,26 @@ export interface BatchCommit {
   log: Logger;
   /** Reads the cells of these rows of the batch again from the file (rows the database failed; see Batch.records). */
   readRecords: (batch: Batch, rows: ReadonlySet<number>) => Promise<void>;
+  /** A part of a split import (parts.ts): fenced and checkpointed by its part row; never a dry run. */
+  part?: { index: number; fence: number };
 }
 
-export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log, readRecords }: BatchCommit): Promise<Record<Outcome, number>> {
+export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log, readRecords, part }: BatchCommit): Promise<Record<Outcome, number>> {
   if (batch.staged.length && handler.prepare) await handler.prepare(conn, batch.staged);
   await conn.unsafe("begin");
   try {
-    const [state] = await conn`select fence, cancel_requested, error_count from imports where id = ${imp.id} for update`;
-    if (!state || Number(state.fence) !== imp.fence) throw new FenceLost();
+    // A part locks its own row (locking the import's would serialise the parts) and reads the import's as committed.
+    const [state] = part
+      ? await conn`
+          select p.fence, i.cancel_requested, i.error_count, i.status from import_parts p join imports i on i.id = p.import_id
+          where p.import_id = ${imp.id} and p.part = ${part.index} for update of p`
+      : await conn`select fence, cancel_requested, error_count, status from imports where id = ${imp.id} for update`;
+    if (!state || Number(state.fence) !== (part ? part.fence : imp.fence)) throw new FenceLost();
+    if (part && state.status !== "processing") throw new ImportEnded();
     if (state.cancel_requested) {
-      await conn`update imports set status = 'cancelled', finished_at = now(), updated_at = now() where id = ${imp.id}`;
+      const ended = await conn`update imports set status = 'cancelled', finished_at = now(), updated_at = now() where id = ${imp.id} and status in ('validating', 'processing') returning id`;
       await conn.unsafe("commit");
-      throw new CancelRequested();
+      throw ended.length ? new CancelRequested() : new ImportEnded();
     }
     const staged = batch.encoded?.rows ?? batch.staged.length;
     const result: BatchResult = staged > 0 ? await handler.writeBatch(conn, batch) : { counts: emptyCounts(), errors: [], superseded: [] };
@@ -102,6 +112,27 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
     const unread = new Set(errors.slice(0, Math.max(0, room)).filter((e) => !SKIP_CODES.has(e.code) && !batch.records.has(e.row)).map((e) => e.row));
     if (unread.size) await readRecords(batch, unread);
     await saveErrors(conn, imp.id, errors, batch.records, secrets, Number(state.error_count));
+    if (part) {
+      // The import's row last, and only for an instant: it adds this part's counts, and its checkpoint row counts the
+      // rows the parts answered for (a start after a failure resumes the parts); its byte offset (progress) is the
+      // parts' mean, since every part reads the whole file.
+      await conn`
+        update import_parts set
+          checkpoint_row = checkpoint_row + ${batch.rows}, checkpoint_byte = ${batch.endByte}, checkpoint_line = ${batch.endLine},
+          created = created + ${counts.created}, updated_at = now()
+        where import_id = ${imp.id} and part = ${part.index}`;
+      await conn`
+        update imports set
+          created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},
+          skipped = skipped + ${counts.skipped}, failed = failed + ${counts.failed},
+          processed = processed + ${batch.own}, total = processed + ${batch.own}, checkpoint_row = checkpoint_row + ${batch.own},
+          error_count = error_count + ${errors.length},
+          checkpoint_byte = (select avg(checkpoint_byte)::bigint from import_parts where import_id = ${imp.id}),
+          updated_at = now()
+        where id = ${imp.id}`;
+      await conn.unsafe("commit");
+      return counts;
+    }
     await conn`
       update imports set
         created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},

@@ -13,6 +13,7 @@ import type { Db } from "../../db/client.js";
 import { imports, type ImportStatus } from "../../db/schema.js";
 import { importRunJobId } from "../../queue/job-ids.js";
 import type { Storage } from "../../storage/storage.js";
+import { openPartJobIds } from "./parts.js";
 import { isIn, olderThan, type Enqueuer, type FinalFailure, type RunKind, type RunRef, type StrandedRun } from "../runs.js";
 
 type ImportRow = typeof imports.$inferSelect;
@@ -101,6 +102,8 @@ export async function claimImport(db: Db, ids: { workspaceId: string; importId: 
     if (fresh) {
       await tx.execute(sql`delete from import_errors where import_id = ${cur.id}`);
       await tx.execute(sql`delete from import_people where import_id = ${cur.id}`);
+      // Parts that committed no row of theirs (a split import fails before its parts wrote): the split starts over.
+      await tx.execute(sql`delete from import_parts where import_id = ${cur.id}`);
     }
     const [claimed] = await tx
       .update(imports)
@@ -219,7 +222,10 @@ export async function strandedImports(db: Db, graceMs: number): Promise<Stranded
     .select({ id: imports.id, workspaceId: imports.workspaceId, status: imports.status, queuedAt: imports.queuedAt })
     .from(imports)
     .where(and(inArray(imports.status, IMPORT_ACTIVE), lt(imports.queuedAt, olderThan(graceMs))));
-  return rows.flatMap((r) => (r.queuedAt ? [{ ...r, queuedAt: r.queuedAt, jobIds: [importRunJobId(r.id, r.queuedAt)] }] : []));
+  const queued = new Map(rows.flatMap((r) => (r.queuedAt ? [[r.id, r.queuedAt] as const] : [])));
+  // A split import's parts run under jobs of their own: any of them live, and the import is not stranded.
+  const partJobs = await openPartJobIds(db, [...queued.keys()], queued);
+  return rows.flatMap((r) => (r.queuedAt ? [{ ...r, queuedAt: r.queuedAt, jobIds: [importRunJobId(r.id, r.queuedAt), ...(partJobs.get(r.id) ?? [])] }] : []));
 }
 
 /** A new run request for an import whose job is gone: a fresh queued_at (so a new job id), only if nothing changed meanwhile. */

@@ -15,8 +15,11 @@ import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lif
 import { readBatchRecords, type Batch, type BatchPlan } from "./batch-builder.js";
 import { readBatches, usesParseThread } from "./batch-source.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
-import { CancelRequested, FenceLost, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
+import { CancelRequested, FenceLost, ImportEnded, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
 import { secretColumns } from "./error-store.js";
+import type { Enqueuer } from "../runs.js";
+import { claimPart, completePart, createParts, enqueueParts, failImportOfPart, listParts, yieldPart, type ImportPartRow } from "./parts.js";
+import type { ReadFrom } from "./reader.js";
 
 /** Without a configured bound a batch may take this long; far above any healthy batch. */
 const DEFAULT_BATCH_TIMEOUT_MS = 5 * 60_000;
@@ -29,7 +32,12 @@ const CLEANUP_TIMEOUT_MS = 5_000;
  * `interrupted`: the worker is shutting down; `yielded`: the run gave its slot up to waiting work (its time slice ran
  * out). Both leave the import `processing` at its last checkpoint, for the next run to resume.
  */
-export type RunOutcome = "done" | "validated" | "failed" | "cancelled" | "not_runnable" | "fence_lost" | "interrupted" | "yielded";
+export type RunOutcome = "done" | "validated" | "failed" | "cancelled" | "not_runnable" | "fence_lost" | "interrupted" | "yielded" | PartOutcome;
+/**
+ * `partitioned`: the import's run queued the jobs of its parts (parts.ts), which finish it; `part_done`: a part read
+ * its file and other parts still run; `stopped`: the part's import ended (cancelled, failed) while it ran.
+ */
+export type PartOutcome = "partitioned" | "part_done" | "stopped";
 
 export interface ImportRunDeps {
   db: Db;
@@ -54,6 +62,8 @@ export interface ImportRunDeps {
   parseThreadMinBytes?: number;
   /** The parse thread's old-generation heap in MB (IMPORT_PARSE_THREAD_HEAP_MB, default 96). */
   parseThreadHeapMb?: number;
+  /** IMPORT_PARTS / IMPORT_PART_MIN_BYTES: a file this big is split into this many parts, one job each (parts.ts). */
+  parts?: { count: number; minBytes: number; producer: Enqueuer };
 }
 
 export interface ImportRunControl {
@@ -74,8 +84,81 @@ type ImportRow = typeof imports.$inferSelect;
 export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string; importId: string }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
   const imp = await claimImport(deps.db, ids);
   if (!imp) return "not_runnable";
+  const split = await splitIntoParts(deps, imp);
+  if (split) return split;
+  return runBatches(deps, imp, ctl, {
+    from: { byte: imp.checkpointByte, row: imp.checkpointRow, line: imp.checkpointLine },
+    createdBefore: imp.created,
+    yield: () => yieldImport(deps.db, imp),
+    finish: async (segmentId) => (await finishImport(deps.db, imp, segmentId)) ?? "fence_lost",
+    fail: async (reason) => {
+      await failClaimedImport(deps.db, imp, reason);
+      return "failed";
+    },
+  });
+}
+
+/** Runs (or resumes) one part of a split import (parts.ts); the part that completes last finishes the import. */
+export async function runImportPart(deps: ImportRunDeps, ids: { workspaceId: string; importId: string; part: number }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
+  const claimed = await claimPart(deps.db, ids);
+  if (!claimed) return "not_runnable";
+  const { imp, part } = claimed;
+  return runBatches(deps, imp, ctl, {
+    from: { byte: part.checkpointByte, row: part.checkpointRow, line: part.checkpointLine },
+    createdBefore: part.created,
+    part,
+    yield: () => yieldPart(deps.db, part),
+    fail: async (reason) => ((await failImportOfPart(deps.db, part, reason)) ? "failed" : "stopped"),
+    finish: async (segmentId) => {
+      const state = await completePart(deps.db, part);
+      if (state !== "last") return state === "fence_lost" ? "fence_lost" : "part_done";
+      // Null: the import's run took it again meanwhile (a requeue): it sees every part done and finishes it.
+      return (await finishImport(deps.db, imp, segmentId)) ?? "part_done";
+    },
+  });
+}
+
+/**
+ * The import's run splits a big import into parts (or finds it split already: a resume, a requeue) and queues the
+ * parts not done. Null: it runs as one. A split import whose parts are all done (the last one stopped before it
+ * could finish the import) is finished here.
+ */
+async function splitIntoParts(deps: ImportRunDeps, imp: ImportRow): Promise<RunOutcome | null> {
+  if (imp.dryRun) return null;
+  let parts = await listParts(deps.db, imp.id);
+  if (!parts.length) {
+    const cfg = deps.parts;
+    if (!cfg || cfg.count < 2 || imp.checkpointRow > 0) return null;
+    const bytes = (imp.storedBytes ?? imp.sizeBytes) - imp.dataOffset;
+    if (bytes < cfg.minBytes) return null;
+    await createParts(deps.db, imp, cfg.count);
+    parts = await listParts(deps.db, imp.id);
+  }
+  if (!deps.parts) throw new Error("this import is split into parts, and this worker has no queue to run them");
+  const queued = await enqueueParts(deps.parts.producer, imp, parts);
+  deps.log.info({ importId: imp.id, parts: parts.length, queued }, "import split into parts; their jobs are queued");
+  if (queued > 0) return "partitioned";
+  const options = importOptionsSchema.parse(imp.options);
+  const segment = options.createSegment ? await ensureStaticSegment(deps.db, imp.workspaceId, options.createSegment.name) : null;
+  return (await finishImport(deps.db, imp, segment && "id" in segment ? segment.id : null)) ?? "fence_lost";
+}
+
+/** What differs between a whole import's run and one part's. */
+interface RunState {
+  from: ReadFrom;
+  /** People the import (or the part) created in earlier runs. */
+  createdBefore: number;
+  part?: ImportPartRow;
+  yield(): Promise<void>;
+  finish(createdSegmentId: string | null): Promise<RunOutcome>;
+  /** The import cannot go on (a malformed file, a segment it cannot create): failed, while the run holds its fence. Committed batches stay. */
+  fail(reason: string): Promise<RunOutcome>;
+}
+
+async function runBatches(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRunControl, state: RunState): Promise<RunOutcome> {
+  const part = state.part;
   const sliceEndsAt = deps.timeSliceMs ? Date.now() + deps.timeSliceMs : Infinity;
-  const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, fence: imp.fence });
+  const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, ...(part ? { part: part.part, fence: part.fence } : { fence: imp.fence }) });
   // Declared attribute types apply where options.attributeTypes says nothing (a cell that does not fit is a row error).
   const options = await withDeclaredTypes(deps.db, imp.workspaceId, importOptionsSchema.parse(imp.options));
   const mapping = (imp.mapping ?? {}) as Record<string, MappingTarget>;
@@ -86,7 +169,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   let createdSegmentId: string | null = null;
   if (options.createSegment && !imp.dryRun) {
     const seg = await ensureStaticSegment(deps.db, imp.workspaceId, options.createSegment.name);
-    if ("error" in seg) return fail(deps.db, imp, seg.error);
+    if ("error" in seg) return state.fail(seg.error);
     createdSegmentId = seg.id;
   }
   const batchCtx: BatchContext = { workspaceId: imp.workspaceId, importId: imp.id, identifier, options, headerOf, createdSegmentId, dryRun: imp.dryRun };
@@ -101,9 +184,9 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
   try {
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
-    const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : imp.created);
+    const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : state.createdBefore);
     let pending: Promise<void> | null = null;
-    let processed = imp.checkpointRow;
+    let processed = state.from.row;
     /**
      * The slice is over and someone waits. A queue that cannot answer is no reason to stop, nor to wait: a frozen Redis
      * (paused, or a network that drops packets) answers nothing, and the batches meanwhile go on committing.
@@ -116,7 +199,7 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
     const flush = async (b: Batch, last: boolean) => {
       if (pending) await pending;
       const readRecords = (batch: Batch, rows: ReadonlySet<number>) => readBatchRecords(deps.storage, plan, batch, rows);
-      const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log, readRecords }), batchTimeoutMs, async () => {
+      const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log, readRecords, part: part && { index: part.part, fence: part.fence } }), batchTimeoutMs, async () => {
         // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.
         log.error({ batchTimeoutMs, backendPid }, "import batch did not finish in time; terminating its connection");
         await bounded(deps.db.$client`select pg_terminate_backend(${backendPid})`, CLEANUP_TIMEOUT_MS).catch(() => {});
@@ -140,13 +223,14 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       mapping,
       storageKey: imp.storageKey,
       delimiter: imp.delimiter,
-      from: { byte: imp.checkpointByte, row: imp.checkpointRow, line: imp.checkpointLine },
+      from: state.from,
       maxRecordBytes: deps.maxRecordBytes,
       batchSize,
       fileWidth,
+      ...(part ? { part: { index: part.part, count: part.parts } } : {}),
     };
     try {
-      const remainingBytes = (await deps.storage.size(imp.storageKey)) - imp.checkpointByte;
+      const remainingBytes = (await deps.storage.size(imp.storageKey)) - state.from.byte;
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
       if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
       const outOfMemory = (row: number) => log.warn({ afterRow: row }, "the parse thread ran out of memory; parsing the rest on the run's thread");
@@ -157,17 +241,18 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       connectionLost = isConnectionLost(err);
       if (err instanceof CsvStructureError) {
         log.warn({ line: err.line }, "import file is malformed");
-        return fail(deps.db, imp, err.message);
+        return state.fail(err.message);
       }
       if (err instanceof FenceLost) {
         log.warn("another run took this import over; stopping");
         return "fence_lost";
       }
       if (err instanceof CancelRequested) return "cancelled";
+      if (err instanceof ImportEnded) return "stopped";
       if (err instanceof Interrupted) return "interrupted";
       if (err instanceof Yielded) {
         log.info({ processed }, "import time slice over, others waiting; yielding its slot");
-        await yieldImport(deps.db, imp);
+        await state.yield();
         return "yielded";
       }
       throw err;
@@ -180,14 +265,9 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
       conn.release();
     }
   }
-  return (await finishImport(deps.db, imp, createdSegmentId)) ?? "fence_lost";
+  return state.finish(createdSegmentId);
 }
 
-/** Ends this run as failed (only while it holds the fence); committed batches stay and the counts say so. */
-async function fail(db: Db, imp: ImportRow, reason: string): Promise<RunOutcome> {
-  await failClaimedImport(db, imp, reason);
-  return "failed";
-}
 
 /**
  * Keeps people's planner statistics aware of a workspace this run is filling. Statistics that predate the workspace

@@ -2,7 +2,7 @@ import { and, eq } from "drizzle-orm";
 import type { Db } from "../../db/client.js";
 import { imports } from "../../db/schema.js";
 import { importRuns } from "../../domain/imports/lifecycle.js";
-import { runImport } from "../../domain/imports/run.js";
+import { runImport, runImportPart, type ImportRunDeps } from "../../domain/imports/run.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import { refreshStaticMemberCounts } from "../../domain/segments/recompute.js";
 import { requestWorkspaceRecompute, type Enqueuer } from "../../domain/segments/triggers.js";
@@ -25,6 +25,9 @@ export interface ImportProcessorDeps {
   parseThreadMinBytes?: number;
   /** IMPORT_PARSE_THREAD_HEAP_MB: see ImportRunDeps.parseThreadHeapMb. */
   parseThreadHeapMb?: number;
+  /** IMPORT_PARTS and IMPORT_PART_MIN_BYTES: see ImportRunDeps.parts. */
+  parts?: number;
+  partMinBytes?: number;
   /** ANALYZE_AFTER_ROWS: an import that created or updated this many people refreshes people's statistics. */
   analyzeAfterRows?: number;
   producer: Enqueuer;
@@ -36,7 +39,7 @@ export interface ImportProcessorDeps {
  * An import run's job as the wrapper sees it (fail, webhook, and the upload that must not outlive a team-member
  * import): see src/workers/run-processor.ts.
  */
-export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | "uploadRetentionHours">): Pick<RunSpec<"import.run">, "owner" | "ref" | "ended"> {
+export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | "uploadRetentionHours">): Pick<RunSpec<"import.run" | "import.part">, "owner" | "ref" | "ended"> {
   return {
     owner: () => importRuns,
     ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
@@ -53,16 +56,46 @@ export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | 
 export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
   return {
     ...importRunJob(deps),
-    run: (payload, ctx) =>
-      runImport({ db: deps.db, storage: deps.storage, log: ctx.log, batchSize: deps.batchSize, maxRecordBytes: deps.maxRecordBytes, batchTimeoutMs: deps.batchTimeoutMs, metrics: deps.metrics, timeSliceMs: deps.timeSliceMs, parseThreadMinBytes: deps.parseThreadMinBytes, parseThreadHeapMb: deps.parseThreadHeapMb }, payload, {
-        signal: ctx.signal,
-        othersWaiting: ctx.waiting,
-        // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
-        onProgress: (processed) => void ctx.job.updateProgress({ processed }).catch(() => {}),
-      }),
+    run: (payload, ctx) => runImport(runDeps(deps, ctx), payload, runControl(ctx)),
     afterFinished: async (payload, outcome, ctx) => {
       if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
     },
+  };
+}
+
+/** Runs one part of a split import (src/domain/imports/parts.ts); the part that finishes the import refreshes segments. */
+export function importPart(deps: ImportProcessorDeps): RunSpec<"import.part"> {
+  return {
+    ...importRunJob(deps),
+    run: (payload, ctx) => runImportPart(runDeps(deps, ctx), payload, runControl(ctx)),
+    afterFinished: async (payload, outcome, ctx) => {
+      if (outcome === "done") await refreshSegmentsAfterImport(deps, payload, ctx.log);
+    },
+  };
+}
+
+function runDeps(deps: ImportProcessorDeps, ctx: JobContext): ImportRunDeps {
+  return {
+    db: deps.db,
+    storage: deps.storage,
+    log: ctx.log,
+    batchSize: deps.batchSize,
+    maxRecordBytes: deps.maxRecordBytes,
+    batchTimeoutMs: deps.batchTimeoutMs,
+    metrics: deps.metrics,
+    timeSliceMs: deps.timeSliceMs,
+    parseThreadMinBytes: deps.parseThreadMinBytes,
+    parseThreadHeapMb: deps.parseThreadHeapMb,
+    parts: { count: deps.parts ?? 1, minBytes: deps.partMinBytes ?? 0, producer: deps.producer },
+  };
+}
+
+function runControl(ctx: JobContext) {
+  return {
+    signal: ctx.signal,
+    othersWaiting: ctx.waiting,
+    // Not awaited: progress is cosmetic, and a Redis outage must not hold up batches that commit to Postgres.
+    onProgress: (processed: number) => void ctx.job.updateProgress({ processed }).catch(() => {}),
   };
 }
 

@@ -10,7 +10,7 @@ import { importRuns } from "../../domain/imports/lifecycle.js";
 import { attributeCheckProcessor } from "./attribute-check.js";
 import { exportCleanupProcessor } from "./export-cleanup.js";
 import { exportRun, exportRunJob } from "./export-run.js";
-import { importRun, importRunJob } from "./import-run.js";
+import { importPart, importRun, importRunJob } from "./import-run.js";
 import { deletionRun, deletionRunJob, importUndo, importUndoJob, retentionSweepProcessor } from "./deletions.js";
 import { sweepSettings } from "../../domain/retention/sweep.js";
 import { webhookDeliver, webhookDeliverJob } from "./webhook-deliver.js";
@@ -29,27 +29,28 @@ export function buildRunDeps(rt: Pick<Runtime, "db" | "env" | "producer" | "logg
  */
 export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "metrics" | "producer" | "logger">): Processors {
   const deps = buildRunDeps(rt);
+  const importDeps = {
+    db: rt.db,
+    storage: rt.storage,
+    batchSize: rt.env.IMPORT_BATCH_SIZE,
+    maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
+    batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
+    timeSliceMs: rt.env.IMPORT_TIME_SLICE_MS,
+    parseThreadMinBytes: rt.env.IMPORT_PARSE_THREAD_MIN_BYTES,
+    parseThreadHeapMb: rt.env.IMPORT_PARSE_THREAD_HEAP_MB,
+    parts: rt.env.IMPORT_PARTS,
+    partMinBytes: rt.env.IMPORT_PART_MIN_BYTES,
+    analyzeAfterRows: rt.env.ANALYZE_AFTER_ROWS,
+    metrics: rt.metrics,
+    producer: rt.producer,
+    uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
+  };
   const segmentDeps = { db: rt.db, producer: rt.producer, analyzeAfterRows: rt.env.ANALYZE_AFTER_ROWS };
   // Subscription deliveries record their outcome on the subscription (like segment jobs), outside the run wrapper.
   const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings: webhookSettings(rt.env) };
   return {
-    "import.run": runProcessor(
-      deps,
-      importRun({
-        db: rt.db,
-        storage: rt.storage,
-        batchSize: rt.env.IMPORT_BATCH_SIZE,
-        maxRecordBytes: rt.env.IMPORT_MAX_RECORD_BYTES,
-        batchTimeoutMs: rt.env.IMPORT_BATCH_TIMEOUT_MS,
-        timeSliceMs: rt.env.IMPORT_TIME_SLICE_MS,
-        parseThreadMinBytes: rt.env.IMPORT_PARSE_THREAD_MIN_BYTES,
-        parseThreadHeapMb: rt.env.IMPORT_PARSE_THREAD_HEAP_MB,
-        analyzeAfterRows: rt.env.ANALYZE_AFTER_ROWS,
-        metrics: rt.metrics,
-        producer: rt.producer,
-        uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS,
-      }),
-    ),
+    "import.run": runProcessor(deps, importRun(importDeps)),
+    "import.part": runProcessor(deps, importPart(importDeps)),
     "webhook.deliver": runProcessor(deps, webhookDeliver({ db: rt.db, settings: webhookSettings(rt.env) })),
     "webhook.subscription_deliver": subscriptionDeliverProcessor(webhookDeps),
     "webhooks.sweep_subscriptions": sweepSubscriptionsProcessor(webhookDeps),
@@ -88,6 +89,7 @@ export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" 
   const deps = buildRunDeps(rt);
   return {
     "import.run": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
+    "import.part": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
     "deletion.run": gaveUpHandler(deps, deletionRunJob, rt.logger),
     "import.undo": gaveUpHandler(deps, importUndoJob, rt.logger),
     "export.run": gaveUpHandler(deps, exportRunJob, rt.logger),

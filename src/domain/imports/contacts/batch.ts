@@ -431,12 +431,14 @@ async function writeSegmentColumn(q: Query, ctx: ContactBatchContext): Promise<v
      where s.person_id in (select person_id from joined) and s.outcome in ('updated', 'unchanged')`,
     ctx.dryRun ? [ws] : [ws, ctx.importId],
   );
-  await q(
-    `update imports i set segment_ids = i.segment_ids || coalesce((
-       select jsonb_agg(g.id::text order by g.name) from segments g
+  // Only when the batch names a segment the import does not list yet: the import's row is not locked for the rest of
+  // the batch otherwise (the parts of a split import would wait on each other here).
+  const newSegments = `from segments g
        where g.workspace_id = $1 and not (i.segment_ids @> jsonb_build_array(g.id::text))
-         and g.name in (select s.segment from ${CONTACT_STAGE_TABLE} s where ${active} and s.segment is not null)), '[]')
-     where i.id = $2`,
+         and g.name in (select s.segment from ${CONTACT_STAGE_TABLE} s where ${active} and s.segment is not null)`;
+  await q(
+    `update imports i set segment_ids = i.segment_ids || (select jsonb_agg(g.id::text order by g.name) ${newSegments})
+     where i.id = $2 and exists (select 1 ${newSegments})`,
     [ws, ctx.importId],
   );
 }
