@@ -8,12 +8,10 @@ import type { Spawned } from "../helpers/processes.js";
 const t = useTestContext({ IMPORT_BATCH_SIZE: "200" });
 const PARTS = { IMPORT_PARTS: "3", IMPORT_PART_MIN_BYTES: "0", IMPORT_BATCH_SIZE: "200", IMPORT_CONCURRENCY: "1" };
 let single: Client;
-let split: Client;
 let workers: Spawned[] = [];
 
 beforeAll(async () => {
   single = await createClient(t.ctx, undefined, "Single");
-  split = await createClient(t.ctx, single.app, "Split");
 });
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.kill()));
