@@ -11,6 +11,7 @@ import { benchSegments, seedEvents, segmentsAvailable } from "./segments.js";
 import { benchExport, exportsAvailable } from "./exports.js";
 import { benchFairness } from "./fairness.js";
 import { benchUndo } from "./undo.js";
+import { benchParts } from "./parts.js";
 import { renderSections, writeBenchmarksMd, type Section } from "./report.js";
 import { API_URL, OUT, QUEUE_PREFIX, benchEnv, buildApp, cpuMark, cpuSince, type CpuMark, benchSql, cleanStorage, freshDatabase, killStarted, peakRssMb, startProcess, waitForHttp, type Proc } from "./stack.js";
 
@@ -23,7 +24,7 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RSS_ROWS = Number(process.env.BENCH_RSS_ROWS ?? 5_000_000);
 const WORKER_METRICS_PORT = Number(process.env.BENCH_WORKER_METRICS_PORT ?? 3988);
 /** BENCH_SECTIONS=import,rss,enqueue runs a subset while developing; the full run measures all. */
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,undo,rss,enqueue,fairness").split(","));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? "import,segments,export,undo,rss,enqueue,parts,fairness").split(","));
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const secs = (ms: number) => `${fmt(ms / 1000, 1)} s`;
 
@@ -276,6 +277,14 @@ async function main(): Promise<void> {
         "Baseline (bench/enqueue-baseline.ts, its own process): a bare Fastify route writing the pasted CSV to a file (fsync, rename, directory fsync), one INSERT into a scratch table, one BullMQ add; no auth, validation, sniffing or logging. The ratio column is Roster ÷ baseline.",
       ],
     });
+    }
+
+    if (SECTIONS.has("parts")) {
+      await worker.stop();
+      const parts = await benchParts(ROWS, fresh, WORKER_METRICS_PORT, log);
+      results.parts = parts.result;
+      sections.push(parts.section);
+      worker = await startWorker();
     }
 
     if (SECTIONS.has("fairness")) {

@@ -3,6 +3,7 @@ import { createClient, errorReport, waitForImport, type Client } from "../helper
 import { useTestContext } from "../helpers/context.js";
 import { contactsCsv, expectExactlyOnce, holdRow, spawnWorker } from "../helpers/faults.js";
 import type { Spawned } from "../helpers/processes.js";
+import { reconcileAll } from "../../src/workers/reconciler.js";
 
 // One import split into three parts, run by three worker processes, must end exactly as one run of the same file.
 const t = useTestContext({ IMPORT_BATCH_SIZE: "200" });
@@ -140,6 +141,23 @@ describe("an import split into parts across three worker processes", () => {
     const [p1] = await t.ctx.db.$client`select attempts from import_parts where import_id = ${id} and part = 1`;
     expect(Number(p1?.attempts)).toBeGreaterThanOrEqual(2);
   }, 180_000);
+
+  it("a split import left processing with every part done (its last part stopped before finishing it) is finished once the reconciler queues its run again", async () => {
+    const client = await createClient(t.ctx, single.app, "Stranded");
+    const csv = contactsCsv(2_000, "s");
+    const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+    expect(res.status, res.body).toBe(201);
+    const done = await waitForImport(client, res.json.id, 60_000);
+    expect(done.status).toBe("done");
+    // As if the last part had completed and its worker died before finishing the import; its jobs are long finished.
+    await t.ctx.db.$client`update imports set status = 'processing', finished_at = null, queued_at = now() - interval '1 minute' where id = ${done.id}`;
+    const r = await reconcileAll({ db: t.ctx.db, producer: t.ctx.producer, log: t.ctx.logger, graceMs: 0 });
+    expect(r.results.imports?.requeued).toBe(1);
+    const again = await waitForImport(client, done.id, 30_000);
+    expect(again.status).toBe("done");
+    expect(again.counts).toEqual(done.counts);
+    await expectExactlyOnce(t.ctx, client, done.id, 2_000);
+  }, 120_000);
 
   it("a cancel stops every part; what they committed stays and is counted", async () => {
     const client = await createClient(t.ctx, single.app, "Cancel");
