@@ -202,7 +202,8 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
     if (!imp || !running) return;
     const ctl = new AbortController();
     followEvents(
-      `/v1/imports/${encodeURIComponent(imp.id)}/progress`,
+      "/v1/imports/{id}/progress",
+      { id: imp.id },
       (event, data) => {
         if (event === "import") setImp(data as ImportJob);
         else if (event === "progress") {
@@ -391,7 +392,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           {errAt("cancel")}
           {imp.errors.length > 0 ? (
             <>
-              <button type="button" onClick={() => act("errors", () => download(`/v1/imports/${imp.id}/errors`, `import-${imp.id}-errors.csv`))}>
+              <button type="button" onClick={() => act("errors", () => download("/v1/imports/{id}/errors", { id: imp.id }, `import-${imp.id}-errors.csv`))}>
                 Download error report (CSV)
               </button>
               {errAt("errors")}
