@@ -98,9 +98,17 @@ export async function api<M extends Method, P extends PathsWith<M>>(method: M, p
   return (await res.json()) as Ok<Op<P, M>>;
 }
 
+/**
+ * A GET route of the spec with its path parameters filled in: `route("/v1/imports/{id}/errors", { id })`. The template
+ * must be a key of the generated `paths`, so renaming a route the console downloads or follows fails its build.
+ */
+export function route<P extends PathsWith<"get">>(path: P, params: PathParams<Op<P, "get">>): string {
+  return url(path, params as Record<string, unknown>);
+}
+
 /** Fetches a file the API serves behind the key (error reports, exports) and hands it to the browser as a download. */
-export async function download(path: string, filename: string): Promise<void> {
-  const res = await send("GET", path);
+export async function download<P extends PathsWith<"get">>(path: P, params: PathParams<Op<P, "get">>, filename: string): Promise<void> {
+  const res = await send("GET", route(path, params));
   const blob = await res.blob();
   const href = URL.createObjectURL(blob);
   const a = document.createElement("a");
@@ -116,9 +124,14 @@ export async function download(path: string, filename: string): Promise<void> {
  * Follows a Server-Sent Events stream of the API (the import progress), calling `on` with each event's name and JSON
  * data until the server closes it or `signal` aborts. EventSource cannot send the key in a header; fetch can.
  */
-export async function followEvents(path: string, on: (event: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
+export async function followEvents<P extends PathsWith<"get">>(
+  path: P,
+  params: PathParams<Op<P, "get">>,
+  on: (event: string, data: unknown) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const key = session.key();
-  const res = await fetch(path, { headers: { accept: "text/event-stream", ...(key ? { authorization: `Bearer ${key}` } : {}) }, signal });
+  const res = await fetch(route(path, params), { headers: { accept: "text/event-stream", ...(key ? { authorization: `Bearer ${key}` } : {}) }, signal });
   if (!res.ok || !res.body) throw new ApiError(res.status, `http_${res.status}`, `The progress stream answered ${res.status}.`);
   const reader = res.body.getReader();
   async function* chunks() {

@@ -67,7 +67,7 @@ export function ExportsScreen() {
                         aria-label={`Download ${x.kind} export of ${when(x.createdAt)}`}
                         onClick={() => {
                           setDlError(null);
-                          download(`/v1/exports/${x.id}/download`, `${x.kind}-${x.id}.csv${x.gzip ? ".gz" : ""}`).catch((error) => setDlError({ id: x.id, error }));
+                          download("/v1/exports/{id}/download", { id: x.id }, `${x.kind}-${x.id}.csv${x.gzip ? ".gz" : ""}`).catch((error) => setDlError({ id: x.id, error }));
                         }}
                       >
                         Download

@@ -1,4 +1,6 @@
-import { useEffect, useState } from "preact/hooks";
+import type { Ref } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { attributeKey, isTargetKey } from "../../src/domain/target-keys";
 import { api, ApiError, download, followEvents, type Answer, type Body, type ImportJob } from "./api";
 import { Badge, Busy, ErrorNote, Section, useInterval, useLoad, when } from "./ui";
 
@@ -20,12 +22,32 @@ const TARGETS: Record<Kind, string[]> = {
 /** Team members log in with their email: it is their only identifier. */
 const IDENTIFIERS_BY_KIND: Record<Kind, Identifier[]> = { contacts: IDENTIFIERS, members: ["email"], events: IDENTIFIERS };
 
-/** The targets a column may take: the kind's fields, an attribute (or property) named after it, the suggestion, ignore. */
-function targetsFor(kind: Kind, header: string, suggested: string | undefined, current: string | undefined): string[] {
-  const own = kind === "events" ? [`property:${header}`] : kind === "contacts" ? [`attribute:${header}`] : [];
-  const list = [...TARGETS[kind], ...own];
+/** The keyed target a kind takes: contacts store attributes, events properties, members neither. */
+const KEYED: Record<Kind, "attribute" | "property" | null> = { contacts: "attribute", members: null, events: "property" };
+/** The select's value for "a new attribute (or property) whose key I type". Not a target: never sent. */
+const NEW_KEY = "new:";
+const KEY_RULE = "Use 1 to 64 letters, digits or underscores, e.g. plan_type.";
+
+/**
+ * The targets a column may take: the kind's fields; for contacts each attribute the workspace already has; the key
+ * the server would derive from the header (attributeKey, shared with src/domain, so "Plan Type" → "plan_type", never
+ * a key the API refuses); the suggestion; ignore. "New attribute…" (a typed key) is offered beside them.
+ */
+function targetsFor(kind: Kind, header: string, suggested: string | undefined, current: string | undefined, existing: readonly string[]): string[] {
+  const list = [...TARGETS[kind]];
+  const keyed = KEYED[kind];
+  if (keyed) {
+    const derived = attributeKey(header);
+    for (const key of [...(keyed === "attribute" ? existing : []), ...(isTargetKey(derived) ? [derived] : [])]) if (!list.includes(`${keyed}:${key}`)) list.push(`${keyed}:${key}`);
+  }
   for (const t of [suggested, current]) if (t && t !== "ignore" && !list.includes(t)) list.push(t);
   return [...list, "ignore"];
+}
+
+/** What an option says: an attribute target tells whether the workspace has that attribute already. */
+function targetLabel(target: string, existing: readonly string[]): string {
+  if (!target.startsWith("attribute:")) return target;
+  return `${target} (${existing.includes(target.slice("attribute:".length)) ? "existing" : "new"})`;
 }
 
 export function ImportsScreen() {
@@ -85,7 +107,7 @@ export function ImportsScreen() {
                 <td>{imp.counts.created}</td>
                 <td>{imp.counts.updated}</td>
                 <td>{imp.counts.failed}</td>
-                <td>{when(imp.createdAt)}</td>
+                <td>{when(imp.startedAt)}</td>
               </tr>
             ))}
           </tbody>
@@ -185,6 +207,25 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   const [options, setOptions] = useState<Options>(optionsFrom(initial?.options ?? null));
   const [error, setError] = useState<{ at: string; error: unknown } | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
+  // Columns mapped to a new attribute (or property) whose key the person types: column → the key as typed.
+  const [newKeys, setNewKeys] = useState<Record<string, string>>({});
+  // Own keys only: a column named "constructor" must not read Object.prototype's.
+  const newKeyOf = (h: string) => (Object.hasOwn(newKeys, h) ? newKeys[h] : undefined);
+  // The workspace's attributes, offered as targets of a contacts import.
+  const attributes = useLoad(() => (imp?.kind === "contacts" ? api("get", "/v1/attributes", { query: { limit: 1000 } }) : Promise.resolve(null)), [imp?.kind]);
+  const existing = attributes.data?.data.map((a) => a.key) ?? [];
+
+  // After Upload, Validate and Start the control that was pressed goes away or is disabled: focus moves to the new
+  // step (the Identifier, or the outcome's heading), so a keyboard or screen reader user goes on from there.
+  const [focusTo, setFocusTo] = useState<"identifier" | "outcome" | null>(null);
+  const identifierRef = useRef<HTMLSelectElement>(null);
+  const outcomeRef = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    const el = focusTo === "identifier" ? identifierRef.current : focusTo === "outcome" ? outcomeRef.current : null;
+    if (!el) return;
+    el.focus();
+    if (document.activeElement === el) setFocusTo(null);
+  });
 
   const refresh = async () => {
     if (!imp) return;
@@ -202,7 +243,8 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
     if (!imp || !running) return;
     const ctl = new AbortController();
     followEvents(
-      `/v1/imports/${encodeURIComponent(imp.id)}/progress`,
+      "/v1/imports/{id}/progress",
+      { id: imp.id },
       (event, data) => {
         if (event === "import") setImp(data as ImportJob);
         else if (event === "progress") {
@@ -232,6 +274,8 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
     }
   };
   const saveMapping = async (id: string) => {
+    const bad = Object.entries(newKeys).filter(([, key]) => !isTargetKey(key));
+    if (bad.length) throw new Error(`The new key for column ${bad.map(([h]) => `“${h}”`).join(", ")} is not valid. ${KEY_RULE}`);
     if (!dirty) return;
     setImp(await api("put", "/v1/imports/{id}/mapping", { path: { id }, body: { identifier, mapping, options: optionsBody(imp?.kind ?? "contacts", options) } }));
     setDirty(false);
@@ -270,6 +314,8 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
             act("upload", async () => {
               const created = await api("post", "/v1/imports", { body });
               setImp(created);
+              setNewKeys({});
+              setFocusTo("identifier");
               setMapping({ ...(created.suggestedMapping ?? {}) });
               setOptions(optionsFrom(created.options));
               setDirty(true);
@@ -284,6 +330,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
             <label for="identifier">Identifier</label>
             <select
               id="identifier"
+              ref={identifierRef}
               aria-invalid={problems.some((p) => p.field === "identifier") || undefined}
               aria-describedby={problems.some((p) => p.field === "identifier") ? "identifier-problem" : undefined}
               value={identifier}
@@ -314,22 +361,22 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                     <th scope="row">{h}</th>
                     <td>{imp.sample[0]?.[i] ?? ""}</td>
                     <td>
-                      <select
-                        aria-label={`Target for column ${h}`}
-                        aria-invalid={problems.some((p) => p.field === `mapping.${h}`) || undefined}
-                        aria-describedby={problems.some((p) => p.field === `mapping.${h}`) ? `column-problem-${i}` : undefined}
+                      <TargetPicker
+                        kind={imp.kind}
+                        header={h}
+                        index={i}
+                        targets={targetsFor(imp.kind, h, imp.suggestedMapping?.[h], newKeyOf(h) === undefined ? mapping[h] : undefined, existing)}
+                        existing={existing}
                         value={mapping[h] ?? "ignore"}
-                        onChange={(e) => {
-                          setMapping({ ...mapping, [h]: e.currentTarget.value });
+                        newKey={newKeyOf(h)}
+                        refused={problems.some((p) => p.field === `mapping.${h}`)}
+                        onChange={(target, newKey) => {
+                          setMapping({ ...mapping, [h]: target });
+                          const { [h]: _, ...others } = newKeys;
+                          setNewKeys(newKey === undefined ? others : { ...others, [h]: newKey });
                           setDirty(true);
                         }}
-                      >
-                        {targetsFor(imp.kind, h, imp.suggestedMapping?.[h], mapping[h]).map((t) => (
-                          <option key={t} value={t}>
-                            {t}
-                          </option>
-                        ))}
-                      </select>
+                      />
                       {problemAt(`mapping.${h}`, `column-problem-${i}`)}
                     </td>
                   </tr>
@@ -362,6 +409,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                   act("mapping", async () => {
                     await saveMapping(imp.id);
                     setImp(await api("post", "/v1/imports/{id}/validate", { path: { id: imp.id } }));
+                    setFocusTo("outcome");
                   })
                 }
               >
@@ -373,6 +421,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
                   act("mapping", async () => {
                     await saveMapping(imp.id);
                     setImp(await api("post", "/v1/imports/{id}/start", { path: { id: imp.id } }));
+                    setFocusTo("outcome");
                   })
                 }
               >
@@ -380,7 +429,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
               </button>
             </div>
           </fieldset>
-          <Outcome imp={imp} />
+          <Outcome imp={imp} headingRef={outcomeRef} />
           {errAt("progress")}
           {cancellable && imp.cancelRequested ? <p role="status">Cancel requested: the import stops after the batch it is writing now.</p> : null}
           {cancellable && !imp.cancelRequested ? (
@@ -391,7 +440,7 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
           {errAt("cancel")}
           {imp.errors.length > 0 ? (
             <>
-              <button type="button" onClick={() => act("errors", () => download(`/v1/imports/${imp.id}/errors`, `import-${imp.id}-errors.csv`))}>
+              <button type="button" onClick={() => act("errors", () => download("/v1/imports/{id}/errors", { id: imp.id }, `import-${imp.id}-errors.csv`))}>
                 Download error report (CSV)
               </button>
               {errAt("errors")}
@@ -403,10 +452,88 @@ function ImportFlow({ initial, onClose }: { initial: ImportJob | null; onClose: 
   );
 }
 
+/**
+ * A column's target: a select of the targets the kind takes, and "New attribute…" (or "New property…") with a text box
+ * for the key, checked against the server's own key rule as it is typed.
+ */
+function TargetPicker(props: {
+  kind: Kind;
+  header: string;
+  index: number;
+  targets: string[];
+  existing: readonly string[];
+  value: string;
+  newKey: string | undefined;
+  refused: boolean;
+  onChange: (target: string, newKey?: string) => void;
+}) {
+  const { kind, header: h, index: i, targets, existing, value, newKey, refused, onChange } = props;
+  const keyed = KEYED[kind];
+  const keyBad = newKey !== undefined && !isTargetKey(newKey);
+  return (
+    <>
+      <select
+        aria-label={`Target for column ${h}`}
+        aria-invalid={refused || undefined}
+        aria-describedby={refused ? `column-problem-${i}` : undefined}
+        value={newKey !== undefined ? NEW_KEY : value}
+        onChange={(e) => {
+          const v = e.currentTarget.value;
+          if (v === NEW_KEY && keyed) {
+            const key = attributeKey(h);
+            onChange(`${keyed}:${key}`, key);
+          } else onChange(v);
+        }}
+      >
+        {targets.map((t) => (
+          <option key={t} value={t}>
+            {targetLabel(t, existing)}
+          </option>
+        ))}
+        {keyed ? <option value={NEW_KEY}>{keyed === "attribute" ? "New attribute…" : "New property…"}</option> : null}
+      </select>
+      {newKey !== undefined && keyed ? (
+        <>
+          <label for={`new-key-${i}`} class="new-key-label">
+            New {keyed} key for {h}
+          </label>
+          <input
+            id={`new-key-${i}`}
+            class="new-key"
+            value={newKey}
+            spellcheck={false}
+            autocomplete="off"
+            aria-invalid={keyBad || undefined}
+            aria-describedby={keyBad ? `new-key-problem-${i}` : undefined}
+            onInput={(e) => onChange(`${keyed}:${e.currentTarget.value}`, e.currentTarget.value)}
+          />
+          {keyBad ? (
+            <p class="error field-problem" id={`new-key-problem-${i}`}>
+              “{newKey}” is not a valid {keyed} key. {KEY_RULE}
+            </p>
+          ) : null}
+        </>
+      ) : null}
+    </>
+  );
+}
+
 function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Body<"/v1/imports", "post">) => void; busy: boolean; error: unknown }) {
   const [kind, setKind] = useState<Kind>("contacts");
   const [file, setFile] = useState<File | null>(null);
   const [paste, setPaste] = useState("");
+  const [dragging, setDragging] = useState(false);
+  const fileInput = useRef<HTMLInputElement>(null);
+  // A file dropped on the fieldset is the file: the labelled input shows it too, so both ways end the same.
+  const drop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    const files = e.dataTransfer?.files;
+    const dropped = files?.[0];
+    if (!files || !dropped) return;
+    setFile(dropped);
+    if (fileInput.current) fileInput.current.files = files;
+  };
   const submit = (e: Event) => {
     e.preventDefault();
     if (file) {
@@ -426,8 +553,41 @@ function Upload({ onUpload, busy, error }: { onUpload: (body: FormData | Body<"/
           </option>
         ))}
       </select>
-      <label for="csv-file">CSV file</label>
-      <input id="csv-file" type="file" accept=".csv,text/csv,text/plain" onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
+      <fieldset
+        class={dragging ? "dropzone dragging" : "dropzone"}
+        onDragEnter={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+          setDragging(true);
+        }}
+        onDragLeave={(e) => {
+          if (!e.currentTarget.contains(e.relatedTarget as Node | null)) setDragging(false);
+        }}
+        onDrop={drop}
+      >
+        <legend>Upload a file</legend>
+        <label for="csv-file">CSV file</label>
+        <input
+          id="csv-file"
+          ref={fileInput}
+          type="file"
+          accept=".csv,text/csv,text/plain"
+          aria-describedby="csv-drop-hint"
+          onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)}
+        />
+        <p id="csv-drop-hint" class="hint">
+          or drop a CSV file here
+        </p>
+        {file ? (
+          <p role="status">
+            Selected: {file.name} ({file.size.toLocaleString()} bytes)
+          </p>
+        ) : null}
+      </fieldset>
       <label for="csv-paste">Paste CSV</label>
       <textarea id="csv-paste" rows={8} value={paste} onInput={(e) => setPaste(e.currentTarget.value)} placeholder="email,first_name&#10;ada@example.com,Ada" />
       {error}
@@ -473,21 +633,23 @@ function Draft({ imp }: { imp: ImportJob }) {
 type Progress = Answer<"/v1/imports/{id}", "get">["counts"];
 
 /** Live progress while it runs; the counts by name, the first errors and the status word once it settles. */
-function Outcome({ imp }: { imp: ImportJob }) {
+function Outcome({ imp, headingRef }: { imp: ImportJob; headingRef: Ref<HTMLHeadingElement> }) {
   const c: Progress = imp.counts;
   const running = ["queued", "processing", "validating"].includes(imp.status);
   if (imp.status === "draft") return null;
   return (
     <div class="outcome" aria-live="polite">
-      <h3>
+      <h3 tabIndex={-1} ref={headingRef}>
         {imp.status === "validated" ? "Dry run" : "Result"}: <Badge status={imp.status} />
       </h3>
       {running ? (
         <p>
           <label for="import-progress">Rows processed</label>{" "}
-          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} />
-          {imp.progress ? ` ${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : ` ${c.processed} rows`}
-          {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
+          <progress id="import-progress" max={100} value={imp.progress?.percent ?? 0} aria-describedby="import-progress-text" />{" "}
+          <span id="import-progress-text">
+            {imp.progress ? `${imp.progress.percent}% · ${Math.round(imp.progress.rowsPerSecond)} rows/s` : `${c.processed} rows`}
+            {imp.progress?.etaSeconds != null ? ` · about ${Math.ceil(imp.progress.etaSeconds)} s left` : ""}
+          </span>
         </p>
       ) : null}
       {running ? (

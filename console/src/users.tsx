@@ -122,18 +122,26 @@ function ProfilePanel({ id, onClose }: { id: string; onClose: () => void }) {
           <h3>Labels</h3>
           <p>{p.data.labels.map((l) => l.name).join(", ") || "none"}</p>
           <h3>Segments</h3>
+          {p.data.segments.length === 0 ? <p>none</p> : null}
           <ul>
             {p.data.segments.map((s) => (
-              <li key={s.id}>
-                {s.name} ({s.type}) since {when(s.enteredAt)}
+              <li key={s.id} data-segment={s.name}>
+                {s.name} ({s.type}){s.value !== null ? <> · value <strong>{s.value}</strong></> : null} · entered {when(s.enteredAt)}
               </li>
             ))}
           </ul>
           <h3>Recent events</h3>
+          {p.data.recentEvents.length === 0 ? <p>none</p> : null}
           <ul>
             {p.data.recentEvents.map((e) => (
-              <li key={e.id}>
+              <li key={e.id} data-event={e.event}>
                 {e.event} · {when(e.occurredAt)}
+                {Object.keys(e.properties).length > 0 ? (
+                  <span class="properties">
+                    {" "}
+                    · {Object.entries(e.properties).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ")}
+                  </span>
+                ) : null}
               </li>
             ))}
           </ul>

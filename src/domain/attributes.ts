@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RESERVED_KEY } from "./target-keys.js";
 
 /**
  * What every path that stores attribute or event property values agrees on (imports, identify, events), so a value
@@ -8,11 +9,7 @@ import { z } from "zod";
 /** Longest value in characters: a string's length, or the JSON text of a number, boolean, object or array. */
 export const MAX_VALUE_LENGTH = 10_000;
 
-/**
- * The one key no attribute or property may have: JavaScript reads `obj.__proto__` as the prototype, so clients (and
- * zod's records, which drop it without a word) could never read such a key back. Refused loudly instead.
- */
-export const RESERVED_KEY = "__proto__";
+export { RESERVED_KEY } from "./target-keys.js";
 
 export function reservedKeyReason(what: "an attribute" | "a property"): string {
   return `"${RESERVED_KEY}" cannot be ${what} key: JavaScript objects read it as their prototype, not as data. Choose another name.`;

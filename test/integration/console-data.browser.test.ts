@@ -129,6 +129,7 @@ describe("segments in Chromium", () => {
     await page.getByRole("button", { name: "Members of Pro plan" }).click();
     const dynamic = page.getByRole("region", { name: "Members of “Pro plan”" });
     await dynamic.getByRole("rowheader", { name: "person01@example.com" }).waitFor();
+    await expectAccessible("segments-dynamic-members");
     expect(await dynamic.getByRole("button", { name: /^Remove / }).count()).toBe(0);
     expect(await dynamic.getByLabel("People to add (one per line or comma-separated)").count()).toBe(0);
     await dynamic.getByRole("button", { name: "Close members" }).click();
@@ -168,6 +169,8 @@ describe("exports in Chromium", () => {
   it("exports a segment's people with chosen attributes and downloads the file", async () => {
     await page.getByRole("link", { name: "Exports" }).click();
     await page.getByText("No exports yet.").waitFor();
+    await page.getByRole("group", { name: "Attributes" }).getByLabel("Plan").waitFor();
+    await expectAccessible("exports-users-form");
     await page.getByRole("group", { name: "Attributes" }).getByLabel("Plan").check();
     await page.getByLabel("Members of a segment").check();
     await page.getByLabel("Segment", { exact: true }).selectOption({ label: "Pro plan" });

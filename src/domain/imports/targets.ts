@@ -3,8 +3,12 @@
  * import kind. Kept apart from the validation so the import workers can read a
  * validated mapping without pulling in zod.
  */
-import { RESERVED_KEY, reservedKeyReason } from "../attributes.js";
+import { reservedKeyReason } from "../attributes.js";
 import { ValidationError } from "../errors.js";
+import { MAX_KEY_LENGTH, RESERVED_KEY, TARGET_KEY_PATTERN } from "../target-keys.js";
+
+// The key rule lives in ../target-keys.ts, which the web console imports too.
+export { attributeKey, isTargetKey, TARGET_KEY_PATTERN } from "../target-keys.js";
 
 export const IMPORT_KINDS = ["contacts", "members", "events"] as const;
 export type ImportKind = (typeof IMPORT_KINDS)[number];
@@ -40,15 +44,6 @@ export interface ParsedTarget {
   type: TargetType;
   /** The attribute or property key, for `attribute:` and `property:` targets. */
   key?: string;
-}
-
-/** Attribute and property keys end up as JSON keys and column labels; keep them tame. */
-export const TARGET_KEY_PATTERN = /^[\p{L}\p{N}_]{1,64}$/u;
-const MAX_KEY_LENGTH = 64;
-
-/** A key an `attribute:` or `property:` target may name ("__proto__" matches the pattern but is reserved). */
-export function isTargetKey(key: string): boolean {
-  return TARGET_KEY_PATTERN.test(key) && key !== RESERVED_KEY;
 }
 
 const SIMPLE_TARGETS: ReadonlySet<string> = new Set([...COMMON_TARGETS, ...MEMBER_TARGETS, ...EVENT_TARGETS]);
@@ -116,18 +111,4 @@ export function formatTarget(target: ParsedTarget): MappingTarget {
 /** Lower case with everything but letters and digits removed: "E-mail Address" → "emailaddress". */
 export function normaliseHeader(h: string): string {
   return h.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "");
-}
-
-/**
- * A header as an attribute or property key: "Plan Type" → "plan_type". Cut to the
- * key length limit so that long survey-style headers still make a usable key;
- * may be "" for a header without letters or digits.
- */
-export function attributeKey(h: string): string {
-  const snake = h
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}]+/gu, "_")
-    .replace(/^_+|_+$/g, "");
-  // Array.from counts code points, as the key pattern does, so a pair is never split.
-  return Array.from(snake).slice(0, MAX_KEY_LENGTH).join("").replace(/_+$/, "");
 }
