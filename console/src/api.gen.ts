@@ -823,6 +823,8 @@ export interface paths {
                 /** @description Declared; a check of the stored values is queued (`check`); Location names the attribute */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1100,6 +1102,8 @@ export interface paths {
                 /** @description Accepted; Location names the deletion */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1705,6 +1709,8 @@ export interface paths {
                 /** @description Accepted; Location names the export */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2420,6 +2426,8 @@ export interface paths {
                 /** @description The import (draft, or queued when started) */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2924,6 +2932,8 @@ export interface paths {
                 /** @description Accepted; Location names the import */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3633,6 +3643,8 @@ export interface paths {
                 /** @description Accepted; Location names the import */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3848,7 +3860,7 @@ export interface paths {
         put?: never;
         /**
          * Undo a contacts import: erase the people it created, restore the people it changed and the static segments it joined them to
-         * @description For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People it created are erased; people it changed get their fields, attributes and labels back; the static-segment joins it made (a `segment` column or `createSegment`) are removed, or the membership value it replaced is put back. People changed again since the import finished (their fields, or a membership it set) are kept as they are, each listed in the error report with code `changed_since_import`; people whose earlier email, external id or username someone has taken since are kept with `restore_conflict`. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.
+         * @description For a contacts import that is done, failed or cancelled: status `undoing`, then `undone` with `undo: {deleted, restored, kept}`. People it created are erased; people it changed get their fields, attributes and labels back; the static-segment joins it made (a `segment` column or `createSegment`) are removed, or the membership value it replaced is put back. People changed again since the import finished (their fields, a membership it set, a new event or static-segment membership) are kept as they are, each listed in the error report with code `changed_since_import`; people whose earlier email, external id or username someone has taken since are kept with `restore_conflict`. 409 `not_undoable` for any other status; 422 `not_undoable_kind` for members and events imports.
          */
         post: {
             parameters: {
@@ -3864,6 +3876,8 @@ export interface paths {
                 /** @description Accepted: the import is undoing; Location names it */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4092,6 +4106,8 @@ export interface paths {
                 /** @description Accepted; Location names the import */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4427,6 +4443,8 @@ export interface paths {
                 /** @description The label; Location names it */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5080,6 +5098,8 @@ export interface paths {
                 /** @description The template; Location names it */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6242,6 +6262,8 @@ export interface paths {
                 /** @description The segment; Location names it */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7248,6 +7270,8 @@ export interface paths {
                 /** @description Accepted; Location names the segment */
                 202: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7946,6 +7970,8 @@ export interface paths {
                 /** @description An existing person, updated; Location names them */
                 200: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7982,6 +8008,8 @@ export interface paths {
                 /** @description A new person; Location names them */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {
@@ -8401,6 +8429,8 @@ export interface paths {
                 /** @description The subscription; Location names it */
                 201: {
                     headers: {
+                        /** @description The path of the resource the response describes (GET it for its state) */
+                        Location?: string;
                         [name: string]: unknown;
                     };
                     content: {

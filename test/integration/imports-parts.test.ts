@@ -159,6 +159,45 @@ describe("an import split into parts across three worker processes", () => {
     await expectExactlyOnce(t.ctx, client, done.id, 2_000);
   }, 120_000);
 
+  it("a malformed file fails the split import for every part, with csv-parse's reason; committed rows stay counted", async () => {
+    const client = await createClient(t.ctx, single.app, "Malformed");
+    const csv = `${contactsCsv(3_000, "m")}\n"never closed,x,y,,p1\nmore@x.io,e,N,,p2`;
+    const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+    expect(res.status, res.body).toBe(201);
+    const ended = await waitForImport(client, res.json.id, 60_000);
+    expect(ended.status).toBe("failed");
+    expect(ended.failureReason).toMatch(/quote/i);
+    const [after] = await t.ctx.db.$client`
+      select (select count(*)::int from people where workspace_id = ${client.workspaceId}) as people,
+             (select count(*)::int from import_parts where import_id = ${ended.id}) as parts`;
+    expect(after!.parts).toBe(3);
+    expect(after!.people).toBe(ended.counts.created);
+  }, 120_000);
+
+  it("a team-member import and an events import split the same way end as one run would", async () => {
+    const client = await createClient(t.ctx, single.app, "Kinds");
+    const members = ["email,first_name,role", ...Array.from({ length: 900 }, (_, i) => `member${i % 600}@x.io,M${i},${i % 2 ? "admin" : "agent"}`)].join("\n");
+    const m = await client.request("POST", "/v1/imports?kind=members&identifier=email&start=true", { payload: members, headers: { "content-type": "text/csv" } });
+    expect(m.status, m.body).toBe(201);
+    const mDone = await waitForImport(client, m.json.id, 60_000);
+    expect(mDone.status).toBe("done");
+    expect(mDone.counts).toMatchObject({ total: 900, created: 600, skipped: 300, failed: 0 });
+    const [members0] = await t.ctx.db.$client`select count(*)::int as n from team_members where workspace_id = ${client.workspaceId}`;
+    expect(members0!.n).toBe(600);
+
+    await seedExisting(client);
+    const events = ["email,event,occurred_at", ...Array.from({ length: 1_200 }, (_, i) => `existing${i % 40}@x.io,opened,2026-01-0${1 + (i % 9)}T10:00:00Z`)].join("\n");
+    const e = await client.request("POST", "/v1/imports?kind=events&identifier=email&start=true", { payload: events, headers: { "content-type": "text/csv" } });
+    expect(e.status, e.body).toBe(201);
+    const eDone = await waitForImport(client, e.json.id, 60_000);
+    expect(eDone.status).toBe("done");
+    expect(eDone.counts).toMatchObject({ total: 1_200, created: 1_200, failed: 0 });
+    const [ev] = await t.ctx.db.$client`select count(*)::int as n, count(distinct import_row)::int as rows from events where import_id = ${e.json.id}`;
+    expect(ev).toEqual({ n: 1_200, rows: 1_200 });
+    const [split] = await t.ctx.db.$client`select count(*)::int as n from import_parts where import_id in (${m.json.id}, ${e.json.id})`;
+    expect(split!.n).toBe(6);
+  }, 120_000);
+
   it("a cancel stops every part; what they committed stays and is counted", async () => {
     const client = await createClient(t.ctx, single.app, "Cancel");
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(20_000, "c"), headers: { "content-type": "text/csv" } });
