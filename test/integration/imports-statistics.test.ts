@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, importAndWait, startTestWorkers, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
+import { personProbe } from "../../src/domain/imports/contacts/batch.js";
 
 // Statistics that predate a workspace say it has no people: the planner then reads a probe for one person by
 // (workspace, email key) through the (workspace_id, id) index and filters every person of the workspace, for every
@@ -40,4 +41,16 @@ describe("an import into a workspace the statistics do not know yet", () => {
     expect(done.counts).toMatchObject({ created: 6000, failed: 0 });
     expect(await probeIndex(fresh.workspaceId)).toBe("people_workspace_email_key_uq");
   }, 180_000);
+
+  it("probes through the unique index even before the statistics know the workspace (a batch planned then can meet another import filling it)", async () => {
+    const another = await createClient(t.ctx, old.app, "Another");
+    // The trap, for a workspace the statistics have never seen, with a literal workspace id.
+    expect(await probeIndex(another.workspaceId)).toBe("people_workspace_id_idx");
+    // The import's own probe, as its resolve pass runs it.
+    const plan = await t.ctx.db.$client.unsafe(
+      `explain (format json) select * from (select $2::text as email_key) o left join lateral (${personProbe("p.email_key", "o.email_key")}) p on true`,
+      [another.workspaceId, "p1@x.io"],
+    );
+    expect(/"Index Name":"([^"]+)"/.exec(JSON.stringify(plan))?.[1]).toBe("people_workspace_email_key_uq");
+  });
 });

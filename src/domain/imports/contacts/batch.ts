@@ -141,7 +141,12 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
-  // inlining it twice: once for `outcome`, once for `changed`). The diff is taken without a
+  // inlining it twice: once for `outcome`, once for `changed`). The workspace is compared with `(select $1)`, a value
+  // the planner cannot look up in the statistics: for a workspace they do not know yet (a new one, its first import)
+  // it estimated one person and probed through the (workspace_id, id) index, filtering by the key, which reads every
+  // person of the workspace per row; with another import (or another part of this one) filling the workspace while the
+  // statement ran, one batch of a split 1M-row import ran for minutes. Estimated as an average workspace, the probe
+  // takes the unique index on (workspace, key) whatever the statistics say. The diff is taken without a
   // lock: rows found unchanged write nothing to the person, and rows that change are read again under the lock (4).
   const m = MATCH[ctx.identifier];
   const replace = ctx.options.labels === "replace";
@@ -159,7 +164,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        }
      from ${CONTACT_STAGE_TABLE} o
        cross join lateral (select ($3::text[])[o.label_cell]::bigint[] as want offset 0) w
-       left join lateral (select p.* from people p where p.workspace_id = $1 and ${m.people} = ${m.stage.replace("s.", "o.")} offset 0) p on true
+       left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true
        left join lateral (${
          ctx.dryRun
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
@@ -218,7 +223,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${u.field},
          err_message = 'Another person already has this ${u.label}.'
        where ${ACTIVE} and s.${u.field} is not null and (s.outcome = 'created' or '${u.field}' = any(s.changed)) and (
-         exists (select 1 from people p where p.workspace_id = $1 and ${u.people} = ${u.stage} and p.id <> s.person_id)
+         exists (select 1 from people p where p.workspace_id = (select $1::uuid) and ${u.people} = ${u.stage} and p.id <> s.person_id)
          or s.row in (
            -- Two rows of this batch for different people with the same value: the first keeps it.
            select w.row from (
@@ -378,6 +383,14 @@ async function wantLabels(q: Query, ctx: ContactBatchContext, labelCells: readon
     // Ids are digits without leading zeros: shorter is smaller, then character order is numeric order.
     return `{${[...set].sort((x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0)).join(",")}}`;
   });
+}
+
+/**
+ * The probe for a staged row's person by its identifier (`people`: the people column, `stage`: the staged row's), the
+ * workspace being $1. `(select $1::uuid)`: see the resolve pass in writeContactBatch.
+ */
+export function personProbe(people: string, stage: string): string {
+  return `select p.* from people p where p.workspace_id = (select $1::uuid) and ${people} = ${stage} offset 0`;
 }
 
 /** The label names of a cell pair key (the labels cell, before any NUL): none when the row lists only ids. */
