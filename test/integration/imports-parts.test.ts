@@ -24,6 +24,10 @@ const startWorkers = (n: number, env: Record<string, string> = {}) => {
   workers.push(...started);
   return started;
 };
+/** The tests after the crash test reuse its workers; run alone, each starts its own. */
+const ensureWorkers = () => {
+  if (!workers.length) startWorkers(2);
+};
 const stopWorkers = async () => {
   await Promise.all(workers.map((w) => w.kill()));
   workers = [];
@@ -144,6 +148,7 @@ describe("an import split into parts across three worker processes", () => {
 
   it("a split import left processing with every part done (its last part stopped before finishing it) is finished once the reconciler queues its run again", async () => {
     const client = await createClient(t.ctx, single.app, "Stranded");
+    ensureWorkers();
     const csv = contactsCsv(2_000, "s");
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
     expect(res.status, res.body).toBe(201);
@@ -161,6 +166,7 @@ describe("an import split into parts across three worker processes", () => {
 
   it("a malformed file fails the split import for every part, with csv-parse's reason; committed rows stay counted", async () => {
     const client = await createClient(t.ctx, single.app, "Malformed");
+    ensureWorkers();
     const csv = `${contactsCsv(3_000, "m")}\n"never closed,x,y,,p1\nmore@x.io,e,N,,p2`;
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
     expect(res.status, res.body).toBe(201);
@@ -174,8 +180,9 @@ describe("an import split into parts across three worker processes", () => {
     expect(after!.people).toBe(ended.counts.created);
   }, 120_000);
 
-  it("a team-member import and an events import split the same way end as one run would", async () => {
+  it("a team-member import splits and ends as one run would; an events import runs whole", async () => {
     const client = await createClient(t.ctx, single.app, "Kinds");
+    ensureWorkers();
     const members = ["email,first_name,role", ...Array.from({ length: 900 }, (_, i) => `member${i % 600}@x.io,M${i},${i % 2 ? "admin" : "agent"}`)].join("\n");
     const m = await client.request("POST", "/v1/imports?kind=members&identifier=email&start=true", { payload: members, headers: { "content-type": "text/csv" } });
     expect(m.status, m.body).toBe(201);
@@ -194,12 +201,75 @@ describe("an import split into parts across three worker processes", () => {
     expect(eDone.counts).toMatchObject({ total: 1_200, created: 1_200, failed: 0 });
     const [ev] = await t.ctx.db.$client`select count(*)::int as n, count(distinct import_row)::int as rows from events where import_id = ${e.json.id}`;
     expect(ev).toEqual({ n: 1_200, rows: 1_200 });
-    const [split] = await t.ctx.db.$client`select count(*)::int as n from import_parts where import_id in (${m.json.id}, ${e.json.id})`;
-    expect(split!.n).toBe(6);
+    // Team members split like contacts; events imports are never split (two parts could create one missing person).
+    const [split] = await t.ctx.db.$client`
+      select (select count(*)::int from import_parts where import_id = ${m.json.id}) as members,
+             (select count(*)::int from import_parts where import_id = ${e.json.id}) as events`;
+    expect(split).toEqual({ members: 3, events: 0 });
+  }, 120_000);
+
+  it("people of different parts sharing an external id: the batches that collide resume, and the import ends with exact counts", async () => {
+    const client = await createClient(t.ctx, single.app, "Shared");
+    ensureWorkers();
+    // 3,000 people (distinct emails, spread over the parts) and only 100 external ids: the first to take each keeps it,
+    // every other row fails as a conflict. Parts writing at once make PostgreSQL fail whole batches (a unique
+    // violation or a deadlock); those resume from their checkpoints instead of using the job's attempts.
+    const csv = ["email,external_id,first_name", ...Array.from({ length: 3_000 }, (_, i) => `shared${i}@x.io,ext${i % 100},N${i}`)].join("\n");
+    const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+    expect(res.status, res.body).toBe(201);
+    const done = await waitForImport(client, res.json.id, 120_000);
+    expect(done.status, done.failureReason).toBe("done");
+    expect(done.counts).toEqual({ total: 3_000, processed: 3_000, created: 100, updated: 0, unchanged: 0, skipped: 0, failed: 2_900 });
+    const [state] = await t.ctx.db.$client`
+      select (select count(*)::int from people where workspace_id = ${client.workspaceId}) as people,
+             (select count(distinct external_id)::int from people where workspace_id = ${client.workspaceId}) as ids,
+             (select count(*)::int from import_errors where import_id = ${done.id} and code = 'conflict') as conflicts`;
+    expect(state).toEqual({ people: 100, ids: 100, conflicts: 2_900 });
+  }, 180_000);
+
+  it("a batch in flight when another part cancels the import commits nothing", async () => {
+    const client = await createClient(t.ctx, single.app, "InFlight");
+    ensureWorkers();
+    const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(20_000, "f"), headers: { "content-type": "text/csv" } });
+    expect(res.status, res.body).toBe(201);
+    const id = res.json.id as string;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const [r] = await t.ctx.db.$client`select processed from imports where id = ${id}`;
+      if (Number(r?.processed) >= 1_000) break;
+      if (Date.now() > deadline) throw new Error("the split import did not start");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Hold the import's row: the parts' batches write their rows and wait at their last statement (the import's
+    // counts). Then end the import as a part that saw a cancel does, and let them go on.
+    const conn = await t.ctx.db.$client.reserve();
+    let atCancel: number;
+    try {
+      await conn`begin`;
+      await conn`select id from imports where id = ${id} for update`;
+      for (let waited = 0; ; waited += 20) {
+        const [w] = await t.ctx.db.$client`
+          select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%update imports set%' and datname = current_database()`;
+        if (Number(w?.n) >= 1) break;
+        if (waited > 30_000) throw new Error("no part batch came to wait on the import");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const [c] = await conn`update imports set status = 'cancelled', cancel_requested = true, finished_at = now() where id = ${id} returning created`;
+      atCancel = Number(c?.created);
+      await conn`commit`;
+    } finally {
+      conn.release();
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+    const [after] = await t.ctx.db.$client`
+      select (select count(*)::int from people where workspace_id = ${client.workspaceId}) as people,
+             (select created::int from imports where id = ${id}) as created, (select status from imports where id = ${id}) as status`;
+    expect(after).toEqual({ people: atCancel, created: atCancel, status: "cancelled" });
   }, 120_000);
 
   it("a cancel stops every part; what they committed stays and is counted", async () => {
     const client = await createClient(t.ctx, single.app, "Cancel");
+    ensureWorkers();
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(20_000, "c"), headers: { "content-type": "text/csv" } });
     expect(res.status, res.body).toBe(201);
     const id = res.json.id as string;

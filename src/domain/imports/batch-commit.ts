@@ -121,7 +121,9 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
           checkpoint_row = checkpoint_row + ${batch.rows}, checkpoint_byte = ${batch.endByte}, checkpoint_line = ${batch.endLine},
           created = created + ${counts.created}, updated_at = now()
         where import_id = ${imp.id} and part = ${part.index}`;
-      await conn`
+      // Only while the import still runs: another part may have cancelled or failed it since this batch began (its
+      // update waits here for that commit, then finds the status changed): then nothing of this batch is kept.
+      const running = await conn`
         update imports set
           created = created + ${counts.created}, updated = updated + ${counts.updated}, unchanged = unchanged + ${counts.unchanged},
           skipped = skipped + ${counts.skipped}, failed = failed + ${counts.failed},
@@ -129,7 +131,9 @@ export async function commitBatch({ conn, imp, ctx, handler, secrets, batch, log
           error_count = error_count + ${errors.length},
           checkpoint_byte = (select avg(checkpoint_byte)::bigint from import_parts where import_id = ${imp.id}),
           updated_at = now()
-        where id = ${imp.id}`;
+        where id = ${imp.id} and status = 'processing'
+        returning id`;
+      if (!running.length) throw new ImportEnded();
       await conn.unsafe("commit");
       return counts;
     }

@@ -92,13 +92,16 @@ export async function enqueueNewImport(db: Db, storage: Pick<Storage, "delete">,
 /** Takes the import for a run: a new fencing token; a fresh start (or any dry run) resets counts and errors. */
 export async function claimImport(db: Db, ids: { workspaceId: string; importId: string }): Promise<ImportRow | null> {
   return db.transaction(async (tx) => {
+    // A split import's part rows first, then the import's: the order a part's batch takes them in (parts.ts).
+    const parts = await tx.execute(sql`select part from import_parts where import_id = ${ids.importId} order by part for update`);
     const [cur] = await tx
       .select()
       .from(imports)
       .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)))
       .for("update");
     if (!cur || !isIn(IMPORT_ACTIVE, cur.status) || !cur.mapping || !cur.identifier) return null;
-    const fresh = cur.dryRun || cur.checkpointRow === 0;
+    // A split import's run taken again while it runs (its job retried) carries on with its parts: they may be writing.
+    const fresh = (cur.dryRun || cur.checkpointRow === 0) && !(parts.length > 0 && cur.status === "processing");
     if (fresh) {
       await tx.execute(sql`delete from import_errors where import_id = ${cur.id}`);
       await tx.execute(sql`delete from import_people where import_id = ${cur.id}`);
@@ -163,8 +166,8 @@ export async function yieldImport(db: Db, imp: Pick<ImportRow, "id" | "fence">):
  */
 export async function finishImport(db: Db, imp: ImportRow, createdSegmentId: string | null): Promise<"done" | "validated" | null> {
   return db.transaction(async (tx) => {
-    const [cur] = await tx.select({ fence: imports.fence }).from(imports).where(eq(imports.id, imp.id)).for("update");
-    if (!cur || cur.fence !== imp.fence) return null;
+    const [cur] = await tx.select({ fence: imports.fence, status: imports.status }).from(imports).where(eq(imports.id, imp.id)).for("update");
+    if (!cur || cur.fence !== imp.fence || !isIn(IMPORT_RUNNING, cur.status)) return null;
     if (createdSegmentId) {
       // The joins of people the import did not create are recorded (an undo removes them; it erases the others).
       await tx.execute(sql`

@@ -1,5 +1,6 @@
 import type { Db } from "../../db/client.js";
-import type { imports } from "../../db/schema.js";
+import { and, eq } from "drizzle-orm";
+import { imports } from "../../db/schema.js";
 import type { Logger } from "../../lib/logger.js";
 import { analyzeAfterBulkWrite } from "../../db/analyze.js";
 import { withTimeout } from "../../lib/timeout.js";
@@ -101,7 +102,9 @@ export async function runImport(deps: ImportRunDeps, ids: { workspaceId: string;
 /** Runs (or resumes) one part of a split import (parts.ts); the part that completes last finishes the import. */
 export async function runImportPart(deps: ImportRunDeps, ids: { workspaceId: string; importId: string; part: number }, ctl: ImportRunControl = {}): Promise<RunOutcome> {
   const claimed = await claimPart(deps.db, ids);
-  if (!claimed) return "not_runnable";
+  // Not runnable: the part is done (or the import ended). A part that completed and stopped before it could finish
+  // the import left every part done: this run (its job retried) finishes it.
+  if (!claimed) return (await finishSplitImport(deps, ids)) ?? "not_runnable";
   const { imp, part } = claimed;
   return runBatches(deps, imp, ctl, {
     from: { byte: part.checkpointByte, row: part.checkpointRow, line: part.checkpointLine },
@@ -112,8 +115,8 @@ export async function runImportPart(deps: ImportRunDeps, ids: { workspaceId: str
     finish: async (segmentId) => {
       const state = await completePart(deps.db, part);
       if (state !== "last") return state === "fence_lost" ? "fence_lost" : "part_done";
-      // Null: the import's run took it again meanwhile (a requeue): it sees every part done and finishes it.
-      return (await finishImport(deps.db, imp, segmentId)) ?? "part_done";
+      // The import's run may have taken it again meanwhile (a new fence): finish it as it is now.
+      return (await finishImport(deps.db, imp, segmentId)) ?? (await finishSplitImport(deps, ids)) ?? "part_done";
     },
   });
 }
@@ -124,7 +127,9 @@ export async function runImportPart(deps: ImportRunDeps, ids: { workspaceId: str
  * could finish the import) is finished here.
  */
 async function splitIntoParts(deps: ImportRunDeps, imp: ImportRow): Promise<RunOutcome | null> {
-  if (imp.dryRun) return null;
+  // Events imports are not split: their rows stand alone, so the parts would go by row number, and two parts could
+  // both create the same missing person (createMissingPeople).
+  if (imp.dryRun || imp.kind === "events") return null;
   let parts = await listParts(deps.db, imp.id);
   if (!parts.length) {
     const cfg = deps.parts;
@@ -138,9 +143,24 @@ async function splitIntoParts(deps: ImportRunDeps, imp: ImportRow): Promise<RunO
   const queued = await enqueueParts(deps.parts.producer, imp, parts);
   deps.log.info({ importId: imp.id, parts: parts.length, queued }, "import split into parts; their jobs are queued");
   if (queued > 0) return "partitioned";
+  return (await finishSplitImport(deps, { workspaceId: imp.workspaceId, importId: imp.id })) ?? "fence_lost";
+}
+
+/**
+ * Finishes a split import whose parts are all done while it still says processing (its last part stopped before it
+ * could, or finished under an older fence). Null when it is not such an import.
+ */
+async function finishSplitImport(deps: ImportRunDeps, ids: { workspaceId: string; importId: string }): Promise<"done" | null> {
+  const [imp] = await deps.db
+    .select()
+    .from(imports)
+    .where(and(eq(imports.id, ids.importId), eq(imports.workspaceId, ids.workspaceId)));
+  if (!imp || imp.status !== "processing") return null;
+  const parts = await listParts(deps.db, imp.id);
+  if (!parts.length || parts.some((p) => p.status !== "done")) return null;
   const options = importOptionsSchema.parse(imp.options);
   const segment = options.createSegment ? await ensureStaticSegment(deps.db, imp.workspaceId, options.createSegment.name) : null;
-  return (await finishImport(deps.db, imp, segment && "id" in segment ? segment.id : null)) ?? "fence_lost";
+  return (await finishImport(deps.db, imp, segment && "id" in segment ? segment.id : null)) === "done" ? "done" : null;
 }
 
 /** What differs between a whole import's run and one part's. */
@@ -250,6 +270,15 @@ async function runBatches(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRunCon
       if (err instanceof CancelRequested) return "cancelled";
       if (err instanceof ImportEnded) return "stopped";
       if (err instanceof Interrupted) return "interrupted";
+      if (part && isCollisionWithAnotherPart(err)) {
+        // Two parts wrote the same unique value (an external id, an email key: two people of different parts) or
+        // locked the same rows in another order; PostgreSQL failed this batch. Its part resumes from its checkpoint
+        // behind the waiting jobs, no attempt used: the other part's rows are committed then, and the row that lost
+        // fails as a conflict, as in one run.
+        log.warn({ code: (err as { code?: unknown }).code, processed }, "a batch collided with another part's; resuming it from its checkpoint");
+        await state.yield();
+        return "yielded";
+      }
       if (err instanceof Yielded) {
         log.info({ processed }, "import time slice over, others waiting; yielding its slot");
         await state.yield();
@@ -291,6 +320,12 @@ function growingWorkspaceStatistics(db: Db, log: Logger, createdBefore: number) 
       await analyzeAfterBulkWrite(db, "people", created, log, 0);
     },
   };
+}
+
+/** unique_violation, deadlock_detected: what two parts writing at once can run into (see runBatches). */
+function isCollisionWithAnotherPart(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "23505" || code === "40P01";
 }
 
 class Interrupted extends Error {}
