@@ -59,9 +59,11 @@ async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUE
     const states = await Promise.all(run.jobIds.map((id) => jobState(queue, id)));
     if (states.some((s) => LIVE_STATES.has(s.state))) continue;
     const own = states[0];
-    if (own?.state === "failed" && kind.fail) {
+    // Its own job, or another that runs it (a split import's part), failed for good: the run fails as the worker would have.
+    const failed = states.find((s) => s.state === "failed");
+    if (failed && kind.fail) {
       // BullMQ gave up (and the worker could not say so): show the reason; for an import a start resumes from the checkpoint.
-      if (await kind.fail(db, run, { cause: "job_failed", message: own.job?.failedReason })) {
+      if (await kind.fail(db, run, { cause: "job_failed", message: failed.job?.failedReason })) {
         result.failed += 1;
         await ended?.(kind, run, log).catch((e: unknown) => log.warn({ [`${kind.noun}Id`]: run.id, err: (e as Error).message }, "could not clean up after the failed run"));
         await announceFailed(kind, run, announce, log);

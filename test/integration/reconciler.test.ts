@@ -1,6 +1,9 @@
 import { UnrecoverableError } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { importRunJobId as importJobId } from "../../src/queue/job-ids.js";
+import { eq } from "drizzle-orm";
+import { imports } from "../../src/db/schema.js";
+import { createParts, enqueueParts, listParts } from "../../src/domain/imports/parts.js";
+import { importPartJobId, importRunJobId as importJobId } from "../../src/queue/job-ids.js";
 import { JOB_NAMES } from "../../src/queue/jobs.js";
 import { EXPORT_CLEANUP_SCHEDULER_ID, registerSchedules } from "../../src/queue/schedules.js";
 import { buildReconcileEnded } from "../../src/workers/processors/index.js";
@@ -112,6 +115,34 @@ describe("reconciler", () => {
     expect(res.results.imports?.failed).toBe(1);
     const [after] = await t.ctx.db.$client`select status, failure_reason from imports where id = ${id}`;
     expect(after).toEqual({ status: "failed", failure_reason: "The import stopped: simulated unrecoverable failure. Start it again to resume." });
+  });
+
+  it("marks failed a split import whose part job failed without the worker recording it (not queued again with new attempts)", async () => {
+    const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: "email\np@x.io\nq@x.io\n", headers: { "content-type": "text/csv" } });
+    const id = created.json.id as string;
+    // As the import's run leaves a split import: processing, its parts created and their jobs queued.
+    const [imp] = await t.ctx.db.update(imports).set({ status: "processing", startedAt: new Date() }).where(eq(imports.id, id)).returning();
+    await createParts(t.ctx.db, imp!, 2);
+    await enqueueParts(t.ctx.producer, imp!, await listParts(t.ctx.db, id));
+    const others = Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
+    const pool = await startWorkers(t.ctx.env, t.ctx.logger, {
+      ...others,
+      "import.part": async () => {
+        throw new UnrecoverableError("simulated part failure");
+      },
+    });
+    try {
+      const jobs = await Promise.all([0, 1].map((p) => t.ctx.producer.queue("imports").getJob(importPartJobId(id, p, imp!.queuedAt!))));
+      const until = Date.now() + 10_000;
+      while ((await Promise.all(jobs.map((j) => j!.getState()))).some((s) => s !== "failed") && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(await Promise.all(jobs.map((j) => j!.getState()))).toEqual(["failed", "failed"]);
+    } finally {
+      await pool.close();
+    }
+    const res = await reconcileAll({ ...deps(), graceMs: 0 });
+    expect(res.results.imports).toEqual({ requeued: 0, failed: 1 });
+    const [after] = await t.ctx.db.$client`select status, failure_reason from imports where id = ${id}`;
+    expect(after).toEqual({ status: "failed", failure_reason: "The import stopped: simulated part failure. Start it again to resume." });
   });
 
   it("a team-member import it fails for good loses its upload at once (passwords must not rest on disk)", async () => {
