@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, errorReport, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import { contactsCsv, expectExactlyOnce, holdRow, spawnWorker } from "../helpers/faults.js";
+import { contactsCsv, expectExactlyOnce, holdRow, spawnWorker, waitForProcessed } from "../helpers/faults.js";
 import type { Spawned } from "../helpers/processes.js";
 import { reconcileAll } from "../../src/workers/reconciler.js";
 
@@ -233,13 +233,7 @@ describe("an import split into parts across three worker processes", () => {
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(20_000, "f"), headers: { "content-type": "text/csv" } });
     expect(res.status, res.body).toBe(201);
     const id = res.json.id as string;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const [r] = await t.ctx.db.$client`select processed from imports where id = ${id}`;
-      if (Number(r?.processed) >= 1_000) break;
-      if (Date.now() > deadline) throw new Error("the split import did not start");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForProcessed(t.ctx, id, 1_000);
     // Hold the import's row: the parts' batches write their rows and wait at their last statement (the import's
     // counts). Then end the import as a part that saw a cancel does, and let them go on.
     const conn = await t.ctx.db.$client.reserve();
@@ -273,13 +267,7 @@ describe("an import split into parts across three worker processes", () => {
     const res = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: contactsCsv(20_000, "c"), headers: { "content-type": "text/csv" } });
     expect(res.status, res.body).toBe(201);
     const id = res.json.id as string;
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const [r] = await t.ctx.db.$client`select processed from imports where id = ${id}`;
-      if (Number(r?.processed) >= 1_000) break;
-      if (Date.now() > deadline) throw new Error("the split import did not start");
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForProcessed(t.ctx, id, 1_000);
     const cancel = await client.request("POST", `/v1/imports/${id}/cancel`);
     expect(cancel.status, cancel.body).toBe(202);
     const ended = await waitForImport(client, id, 60_000);
