@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, waitForImport, type Client } from "../helpers/api.js";
+import { createClient, errorReport, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import { spawnTs, type Spawned } from "../helpers/processes.js";
 
@@ -81,6 +81,53 @@ describe("a worker killed with SIGKILL mid-import", () => {
         (select count(*)::int from people where created_import_id = ${id}) as provenance,
         (select attempts from imports where id = ${id}) as attempts`;
     expect(state).toEqual({ people: ROWS, emails: ROWS, events: ROWS, event_people: ROWS, label_links: ROWS, ledger: 0, provenance: ROWS, attempts: 2 });
+    await second.kill();
+  }, 180_000);
+
+  it("with people already there and rows repeating across the kill: the resumed run's own key sketch gives exact counts", async () => {
+    // The workspace holds k0..k2999, so the run reads the file's keys first (key-sketch.ts) and records only repeated
+    // keys in the ledger. Rows 15000+j repeat row j for every j divisible by 10: the earlier rows of existing people
+    // (j < 3000) are found through the ledger after the kill, by a run that made its sketch again.
+    const other = await createClient(t.ctx, undefined, "crash-sketch");
+    await t.ctx.db.$client`
+      insert into people (workspace_id, email, email_key, first_name)
+      select ${other.workspaceId}::uuid, 'k' || i || '@x.io', 'k' || i || '@x.io', 'Old' from generate_series(0, 2999) i`;
+    const keyOf = (i: number) => (i >= ROWS / 2 && (i - ROWS / 2) % 10 === 0 ? i - ROWS / 2 : i);
+    const csv = ["email,first_name", ...Array.from({ length: ROWS }, (_, i) => `k${keyOf(i)}@x.io,N${i}`)].join("\n");
+    const created = await other.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+    expect(created.status).toBe(201);
+    const id = created.json.id as string;
+
+    const first = startWorkerProcess();
+    await first.waitFor(/workers started/, 30_000);
+    const until = Date.now() + 60_000;
+    let seen = await processed(id);
+    while (seen.processed < 3_000 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      seen = await processed(id);
+    }
+    first.child.kill("SIGKILL");
+    await first.exited(10_000);
+    const atKill = await processed(id);
+    expect(atKill.processed).toBeGreaterThanOrEqual(3_000);
+    expect(atKill.processed).toBeLessThan(ROWS / 2);
+
+    const second = startWorkerProcess();
+    await second.waitFor(/workers started/, 30_000);
+    const done = await waitForImport(other, id, 120_000);
+    expect(done.status).toBe("done");
+    const repeats = ROWS / 2 / 10;
+    expect(done.counts).toEqual({ total: ROWS, processed: ROWS, created: ROWS - repeats - 3_000, updated: 3_000, unchanged: 0, skipped: repeats, failed: 0 });
+    const report = await errorReport(other, id);
+    expect(report.length).toBe(repeats);
+    expect(report.every((e, n) => e.code === "duplicate_in_file" && Number(e.row) === n * 10 + 1)).toBe(true);
+    // Each person holds the first name of their file's last row.
+    const lastRow = new Map<string, string>();
+    for (let i = 0; i < ROWS; i++) lastRow.set(`k${keyOf(i)}@x.io`, `N${i}`);
+    const people = await t.ctx.db.$client`select email_key, first_name from people where workspace_id = ${other.workspaceId}`;
+    expect(people.length).toBe(ROWS - repeats);
+    expect(people.filter((p) => lastRow.get(p.email_key as string) !== p.first_name)).toEqual([]);
+    expect(second.stdout()).toContain("import has its file's key sketch");
     await second.kill();
   }, 180_000);
 });

@@ -5,6 +5,7 @@
 import type { Storage } from "../../storage/storage.js";
 import type { BatchContext, EncodedRows, RowHandler, StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
+import { mayRepeat, type KeySketch } from "./key-sketch.js";
 import { partOfRecord, type PartOf } from "./parts.js";
 import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
@@ -50,6 +51,7 @@ export function addRecord(
   rec: ParsedRecord,
   handler: RowHandler,
   identifierHeader: string,
+  sketch?: KeySketch,
 ): void {
   batch.rows += 1;
   batch.own += 1;
@@ -76,6 +78,7 @@ export function addRecord(
     batch.staged.push(res.staged);
     return;
   }
+  if (sketch) res.staged.repeat = mayRepeat(sketch, res.staged.key);
   const earlier = seen.get(res.staged.key);
   if (earlier !== undefined) {
     // Within one file a later row for the same person wins; the earlier one is skipped and says why.
@@ -111,6 +114,8 @@ export interface BatchPlan {
   fileWidth: number;
   /** The part of a split import this run writes (parts.ts): other parts' records are read past, not validated. */
   part?: PartOf;
+  /** The file's identifier keys (key-sketch.ts), for a kind that dedupes by key: rows it shows unique are marked so. */
+  repeats?: KeySketch;
 }
 
 /** A batch to commit; `last` when the file ends with it (its run need not yield after it). */
@@ -139,7 +144,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
       batch.rows += 1;
       batch.endByte = rec.endByte;
       batch.endLine = rec.endLine;
-    } else addRecord(batch, seen, rec, handler, identifierHeader);
+    } else addRecord(batch, seen, rec, handler, identifierHeader, plan.repeats);
     if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });

@@ -14,6 +14,11 @@ export interface StagedRow {
   /** The identifier as rows are matched on it (an email as its emailKey(), src/domain/people/email.ts). */
   key: string;
   values: (string | null)[];
+  /**
+   * False when no other row of the file has this key (key-sketch.ts): its batch neither probes nor writes the ledger
+   * for it. Absent: it may repeat (no sketch was made).
+   */
+  repeat?: boolean;
 }
 
 /**

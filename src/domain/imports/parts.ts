@@ -31,8 +31,8 @@ export interface PartOf {
   count: number;
 }
 
-/** FNV-1a (32 bits) of a string's UTF-16 code units: the same part for the same key in every process. */
-function hash(key: string): number {
+/** FNV-1a (32 bits) of a string's UTF-16 code units: the same number for the same key in every process. */
+export function keyHash(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
@@ -42,17 +42,22 @@ function hash(key: string): number {
 }
 
 /**
- * The part a record belongs to. `identifierIndex` is the identifier column (-1: rows stand alone, as events do);
- * the key is the one validation matches on (an email as its emailKey), so rows of one person share a part.
+ * A record's identifier key as validation matches on it (an email as its emailKey; the cell trimmed otherwise), or
+ * null when the cell is empty or no address. `identifierIndex`: the identifier column (-1: rows stand alone, as
+ * events do). Any row that validates has this key (contacts/validate.ts computes it the same way, from the same cell).
  */
-export function partOfRecord(record: readonly string[] | undefined, row: number, identifierIndex: number, identifier: Identifier, count: number): number {
+export function identifierKey(record: readonly string[] | undefined, identifierIndex: number, identifier: Identifier): string | null {
   const cell = identifierIndex >= 0 ? record?.[identifierIndex]?.trim() : undefined;
-  let key: string | null = cell ? cell : null;
-  if (key !== null && identifier === "email") {
-    const email = normaliseEmail(key);
-    key = email ? emailKey(email) : null;
-  }
-  return key === null ? row % count : hash(key) % count;
+  if (!cell) return null;
+  if (identifier !== "email") return cell;
+  const email = normaliseEmail(cell);
+  return email ? emailKey(email) : null;
+}
+
+/** The part a record belongs to: by its identifier key, so rows of one person share a part; a row without one by its number. */
+export function partOfRecord(record: readonly string[] | undefined, row: number, identifierIndex: number, identifier: Identifier, count: number): number {
+  const key = identifierKey(record, identifierIndex, identifier);
+  return key === null ? row % count : keyHash(key) % count;
 }
 
 /** Creates the parts of an import (at its first batch's position); nothing when they exist. */

@@ -15,6 +15,7 @@ import { ensureStaticSegment } from "./segments.js";
 import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lifecycle.js";
 import { readBatchRecords, type Batch, type BatchPlan } from "./batch-builder.js";
 import { readBatches, usesParseThread } from "./batch-source.js";
+import { forgetKeySketch, runKeySketch } from "./key-sketch.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, ImportEnded, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
 import { secretColumns } from "./error-store.js";
@@ -176,6 +177,17 @@ interface RunState {
 }
 
 async function runBatches(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRunControl, state: RunState): Promise<RunOutcome> {
+  // A run that yielded its slot keeps its key sketch for its next slice; any other end forgets it.
+  let outcome: RunOutcome | undefined;
+  try {
+    outcome = await runBatchesOnce(deps, imp, ctl, state);
+    return outcome;
+  } finally {
+    if (outcome !== "yielded") forgetKeySketch(imp.id, state.part?.part);
+  }
+}
+
+async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRunControl, state: RunState): Promise<RunOutcome> {
   const part = state.part;
   const sliceEndsAt = deps.timeSliceMs ? Date.now() + deps.timeSliceMs : Infinity;
   const log = deps.log.child({ importId: imp.id, workspaceId: imp.workspaceId, ...(part ? { part: part.part, fence: part.fence } : { fence: imp.fence }) });
@@ -250,7 +262,16 @@ async function runBatches(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRunCon
       ...(part ? { part: { index: part.part, count: part.parts } } : {}),
     };
     try {
-      const remainingBytes = (await deps.storage.size(imp.storageKey)) - state.from.byte;
+      const sizeBytes = await deps.storage.size(imp.storageKey);
+      const remainingBytes = sizeBytes - state.from.byte;
+      const sketchStarted = Date.now();
+      plan.repeats = await runKeySketch(deps.db, deps.storage, plan, {
+        importId: imp.id,
+        part: part?.part,
+        dataStart: { byte: imp.dataOffset, row: 0, line: imp.headerLines },
+        sizeBytes,
+      });
+      if (plan.repeats) log.info({ ms: Date.now() - sketchStarted, bytes: plan.repeats.byteLength }, "import has its file's key sketch");
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
       if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
       const outOfMemory = (row: number) => log.warn({ afterRow: row }, "the parse thread ran out of memory; parsing the rest on the run's thread");

@@ -20,6 +20,7 @@ const CREATE_STAGE = `
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
     attributes jsonb, labels text, label_ids text, segment text, segment_value text, set_fields text,
     label_cell int,
+    may_repeat boolean not null default true,
     want_labels bigint[],
     person_id bigint,
     prev_row bigint,
@@ -86,7 +87,7 @@ export type LabelIds = Map<string, string>;
 const LABELS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("labels");
 const LABEL_IDS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("label_ids");
 
-const COPY_COLUMNS = ["row", "key", ...CONTACT_STAGE_COLUMNS, "label_cell"];
+const COPY_COLUMNS = ["row", "key", ...CONTACT_STAGE_COLUMNS, "label_cell", "may_repeat"];
 
 /** A labels cell and a label_ids cell as one key (a cell cannot hold NUL, so NUL separates them); null when both are empty. */
 function labelCellOf(r: StagedRow): string | null {
@@ -109,7 +110,7 @@ export function encodeContactRows(rows: StagedRow[]): EncodedRows {
       n = cells.get(c) ?? cells.size + 1;
       if (n > cells.size) cells.set(c, n);
     }
-    copy += copyLine([r.row, r.key, ...r.values, n]);
+    copy += copyLine([r.row, r.key, ...r.values, n, r.repeat === false ? "f" : "t"]);
   }
   return { rows: rows.length, copy, labelCells: [...cells.keys()] };
 }
@@ -136,7 +137,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
   //    is none (the sequence is looked up once, not per row), what the row would change, and the earlier row of this
   //    file for the same person: the person's own provenance when this import created them, else the ledger (probed
-  //    only for people that exist); in a dry run, the dry-run ledger by key. Labels are compared as the row's label
+  //    only for people that exist, and only for rows whose key may repeat: step 6); in a dry run, the dry-run ledger by key. Labels are compared as the row's label
   //    ids (step 0) against the person's array.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
@@ -167,8 +168,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true
        left join lateral (${
          ctx.dryRun
-           ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where d.key = o.key and $2::uuid is not null`
-           : "select ip.row, ip.outcome from import_people ip where p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
+           ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where o.may_repeat and d.key = o.key and $2::uuid is not null`
+           : "select ip.row, ip.outcome from import_people ip where o.may_repeat and p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
        cross join lateral (select case when p.id is null then string_to_array(o.set_fields, ',') else ${diff("o", "w.want", replace)} end as changed offset 0) c
      where s.row = o.row`,
@@ -307,10 +308,12 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   );
 
   // 6. The ledger: which row of this file last touched each person that existed before the row (a person the row
-  //    created has it in created_import_id/row). A dry run keeps it by key, after the rollback (afterRollback).
+  //    created has it in created_import_id/row). A dry run keeps it by key, after the rollback (afterRollback). Only
+  //    rows whose key may repeat in the file (may_repeat, key-sketch.ts) are recorded, and only they look the ledger
+  //    up in step 1: a row no other row shares a key with can neither find nor be found by another.
   let afterRollback: BatchResult["afterRollback"];
   if (ctx.dryRun) {
-    const touched = await q(`select s.key, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.outcome in ('created', 'updated', 'unchanged')`);
+    const touched = await q(`select s.key, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.may_repeat and s.outcome in ('created', 'updated', 'unchanged')`);
     afterRollback = async () => {
       await q(
         `insert into ${DRY_LEDGER_TABLE} (key, row, outcome)
@@ -325,7 +328,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     await q(
       `insert into import_people (import_id, person_id, row, outcome)
        select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
-       where ${ACTIVE} and s.outcome in ('updated', 'unchanged') and s.prev_row is null
+       where ${ACTIVE} and s.may_repeat and s.outcome in ('updated', 'unchanged') and s.prev_row is null
        order by s.person_id`,
       [imp],
     );
