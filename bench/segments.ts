@@ -12,9 +12,10 @@ export const EVENTS_PER_PERSON = 5;
 const EVENT_NAMES = ["Clicked Upgrade", "Viewed Page", "Opened Email", "Signed In"];
 
 /**
- * 5 events per person, set-based and deterministic (names and ages from the person id), dated relative to now and
- * recorded when they happened (created_at = occurred_at): tracked before the bench's imports ended, so undoing those
- * imports (section 7) does not count them as changes made since (an event recorded after an import keeps its person).
+ * 5 events per person, set-based and deterministic (names and ages from the person id), dated from 1 hour to 90 days
+ * before now and recorded when they happened (created_at = occurred_at): before the bench's imports ended, so undoing
+ * those imports (section 7) does not count them as changes made since (an event recorded after an import keeps its
+ * person; dated up to now, the ~35 people with an event in the minutes after the import were kept).
  */
 export async function seedEvents(workspaceId: string): Promise<number> {
   // One connection, so the session setting below holds for the insert. The seed is the bench's own set-up, not a
@@ -27,7 +28,7 @@ export async function seedEvents(workspaceId: string): Promise<number> {
       `insert into events (workspace_id, person_id, name, occurred_at, created_at, properties)
        select p.workspace_id, p.id, ($2::text[])[1 + ((p.id * 7 + g) % 4)::int], t.at, t.at, '{}'::jsonb
        from people p, generate_series(1, ${EVENTS_PER_PERSON}) g,
-         lateral (select now() - make_interval(days => ((p.id * 13 + g * 7) % 90)::int, secs => ((p.id + g) % 86400)::int) as at) t
+         lateral (select now() - interval '1 hour' - make_interval(days => ((p.id * 13 + g * 7) % 90)::int, secs => ((p.id + g) % 86400)::int) as at) t
        where p.workspace_id = $1
        order by p.id, g`,
       [workspaceId, EVENT_NAMES],

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { contactRowValidator } from "../../src/domain/imports/contacts/validate.js";
-import { addKey, mayRepeat, newKeySketch, sketchFileKeys } from "../../src/domain/imports/key-sketch.js";
+import { addKey, estimateRows, mayRepeat, newKeySketch, sketchFileKeys } from "../../src/domain/imports/key-sketch.js";
 import { importOptionsSchema } from "../../src/domain/imports/mapping.js";
 import { identifierKey } from "../../src/domain/imports/parts.js";
 import { LocalStorage } from "../../src/storage/local.js";
@@ -51,5 +51,12 @@ describe("the key sketch", () => {
     }
     for (const e of emails.slice(0, 8)) expect(mayRepeat(sketch, keyOf(e)!), e).toBe(true);
     expect(mayRepeat(sketch, keyOf("solo@x.test")!)).toBe(false);
+  });
+
+  it("estimates a file's rows from its sample rows (what decides whether a workspace has people enough to sketch)", () => {
+    // Sample rows of 11 and 9 bytes with their delimiters and line ends: 10 bytes a row.
+    expect(estimateRows(1_000_000, [["a@x.io", "Ann"], ["b@x.io", "B"]], ",")).toBe(100_000);
+    expect(estimateRows(1_000, [], ",")).toBe(10);
+    expect(estimateRows(-5, [["a"]], ",")).toBe(0);
   });
 });

@@ -91,20 +91,25 @@ const kept = new Map<string, { file: string; sketch: KeySketch | null }>();
 const KEPT_MAX = 4;
 
 /**
- * The sketch a contacts run marks its rows with, made once per run (and kept for its next time slice here), or none:
+ * The sketch a contacts run marks its rows with, made when the run starts at the top of its file (and kept on this
+ * worker for the run's next time slice), or none:
  * - for other kinds (members and events imports keep their own ledgers), and for an import that fills a createSegment
  *   segment (it adds everyone in its ledger to the segment at the end, so every row is recorded);
- * - when the workspace has no people as the run starts: every row then creates its person, and a created person's
- *   provenance (created_import_id/row) is what later rows find, not the ledger; reading the file twice would only
- *   cost time. A later slice that finds people keeps this choice: rows it marks may repeat, as without a sketch.
- * Mixing is safe either way: a row that may repeat is recorded and looks up, and a row a sketch shows unique has no
- * other row to find or be found by.
+ * - when the workspace holds fewer people than a tenth of the file's rows (estimated from its size and its sample
+ *   rows) as the run starts: only rows that find an existing person write or probe the ledger, so there is little
+ *   to save, and reading the file twice (~2.4 s per 1M rows) would cost more. An empty workspace is the common case
+ *   (a first import: every row creates, and a created person's provenance is what later rows find); another is a
+ *   second big import started into a new workspace just after the first. A later slice keeps this choice;
+ * - for a run resumed mid-file with no sketch kept here (another worker ran it before: a crash, or its previous time
+ *   slice ran elsewhere): reading the whole file again for each slice could cost more than the slice.
+ * Mixing is safe: a row without a sketch may repeat, so it is recorded and looks up, and a row a sketch showed unique
+ * has no other row to find or be found by.
  */
 export async function runKeySketch(
   db: Db,
   storage: Storage,
   plan: BatchPlan,
-  run: { importId: string; part?: number; dataStart: ReadFrom; sizeBytes: number },
+  run: { importId: string; part?: number; dataStart: ReadFrom; from: ReadFrom; sizeBytes: number; sample: readonly (readonly string[])[] },
 ): Promise<KeySketch | undefined> {
   if (plan.kind !== "contacts" || plan.ctx.createdSegmentId) return undefined;
   const identifierIndex = plan.headers.indexOf(plan.ctx.headerOf[plan.ctx.identifier] ?? plan.ctx.identifier);
@@ -112,8 +117,11 @@ export async function runKeySketch(
   const file = `${plan.storageKey}/${plan.ctx.identifier}/${identifierIndex}`;
   const known = kept.get(id);
   if (known?.file === file) return known.sketch ?? undefined;
-  const [people] = await db.$client`select exists (select 1 from people where workspace_id = ${plan.ctx.workspaceId}) as some`;
-  const sketch = people?.some
+  if (run.from.byte > run.dataStart.byte) return undefined;
+  // Counting stops at the threshold: a workspace of millions costs no more than one at the threshold.
+  const threshold = Math.max(1, Math.ceil(estimateRows(run.sizeBytes - run.dataStart.byte, run.sample, plan.delimiter) / 10));
+  const [people] = await db.$client`select count(*)::int as n from (select 1 from people where workspace_id = ${plan.ctx.workspaceId} limit ${threshold}) t`;
+  const sketch = Number(people?.n) >= threshold
     ? await sketchFileKeys(storage, { ...plan, sizeBytes: run.sizeBytes }, run.dataStart, identifierIndex, plan.ctx.identifier)
     : null;
   kept.delete(id);
@@ -125,4 +133,12 @@ export async function runKeySketch(
 /** Drops a run's kept sketch: it ended, or stopped for good on this process. */
 export function forgetKeySketch(importId: string, part?: number): void {
   kept.delete(`${importId}/${part ?? "-"}`);
+}
+
+/** Data rows a file of `dataBytes` holds, from the average size of its sample rows (100 bytes without one). */
+export function estimateRows(dataBytes: number, sample: readonly (readonly string[])[], delimiter: string): number {
+  let bytes = 0;
+  for (const row of sample) bytes += Buffer.byteLength(row.join(delimiter)) + 1;
+  const perRow = sample.length > 0 ? bytes / sample.length : 100;
+  return Math.ceil(Math.max(0, dataBytes) / Math.max(4, perRow));
 }

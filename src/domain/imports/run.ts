@@ -269,7 +269,9 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
         importId: imp.id,
         part: part?.part,
         dataStart: { byte: imp.dataOffset, row: 0, line: imp.headerLines },
+        from: state.from,
         sizeBytes,
+        sample: imp.sample,
       });
       if (plan.repeats) log.info({ ms: Date.now() - sketchStarted, bytes: plan.repeats.byteLength }, "import has its file's key sketch");
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
