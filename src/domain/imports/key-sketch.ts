@@ -86,7 +86,10 @@ export async function sketchFileKeys(
   return sketch;
 }
 
-/** Sketches kept between the time slices of a run on this worker process (a run resumed elsewhere makes its own). */
+/**
+ * Sketches kept between the time slices of a run on this worker process (a run resumed elsewhere goes on without one).
+ * A run ended elsewhere leaves its entry until four newer runs push it out: at most 4 × 8 MiB.
+ */
 const kept = new Map<string, { file: string; sketch: KeySketch | null }>();
 const KEPT_MAX = 4;
 

@@ -137,8 +137,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 1. One pass resolves each row: its person (an index probe per row), a new id from the people sequence when there
   //    is none (the sequence is looked up once, not per row), what the row would change, and the earlier row of this
   //    file for the same person: the person's own provenance when this import created them, else the ledger (probed
-  //    only for people that exist, and only for rows whose key may repeat: step 6); in a dry run, the dry-run ledger by key. Labels are compared as the row's label
-  //    ids (step 0) against the person's array.
+  //    only for people that exist, and only for rows whose key may repeat: step 6); in a dry run, the dry-run ledger
+  //    by key. Labels are compared as the row's label ids (step 0) against the person's array.
   // Each lookup is a LATERAL index probe per staged row: a plain join let the planner (whose statistics lag a
   // fast-growing workspace) hash the whole workspace's people for every batch, which grows with each batch.
   // `offset 0` keeps Postgres from flattening the LATERAL subquery back into that join (and, on the diff, from
