@@ -40,6 +40,23 @@ async function processed(id: string): Promise<{ status: string; processed: numbe
   return { status: String(row?.status), processed: Number(row?.processed) };
 }
 
+/** Starts a worker process, lets it commit at least `rows` rows of the import, and kills it with SIGKILL. */
+async function killMidImport(id: string, rows: number): Promise<Spawned> {
+  const worker = startWorkerProcess();
+  await worker.waitFor(/workers started/, 30_000);
+  const until = Date.now() + 60_000;
+  let seen = await processed(id);
+  while (seen.processed < rows && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+    seen = await processed(id);
+  }
+  expect(seen.processed, worker.stdout().slice(-3000)).toBeGreaterThanOrEqual(rows);
+  worker.child.kill("SIGKILL");
+  const exit = await worker.exited(10_000);
+  expect(exit.signal).toBe("SIGKILL");
+  return worker;
+}
+
 describe("a worker killed with SIGKILL mid-import", () => {
   it("another worker resumes from the last committed batch: exact counts, no duplicate people or events", async () => {
     const csv = ["email,external_id,first_name,labels,plan", ...Array.from({ length: ROWS }, (_, i) => `k${i}@x.io,ext${i},N${i},${i % 2 ? "A:B" : ""},p${i % 5}`)].join("\n");
@@ -47,19 +64,8 @@ describe("a worker killed with SIGKILL mid-import", () => {
     expect(created.status).toBe(201);
     const id = created.json.id as string;
 
-    const first = startWorkerProcess();
-    await first.waitFor(/workers started/, 30_000);
-    const until = Date.now() + 60_000;
-    let seen = await processed(id);
-    while (seen.processed < 3_000 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 20));
-      seen = await processed(id);
-    }
-    expect(seen.processed, first.stdout().slice(-3000)).toBeGreaterThanOrEqual(3_000);
+    const first = await killMidImport(id, 3_000);
     expect(first.stdout()).toContain("import parses its rows on a parse thread");
-    first.child.kill("SIGKILL");
-    const exit = await first.exited(10_000);
-    expect(exit.signal).toBe("SIGKILL");
     const atKill = await processed(id);
     expect(atKill.status).toBe("processing");
     expect(atKill.processed).toBeLessThan(ROWS);
@@ -99,19 +105,9 @@ describe("a worker killed with SIGKILL mid-import", () => {
     expect(created.status).toBe(201);
     const id = created.json.id as string;
 
-    const first = startWorkerProcess();
-    await first.waitFor(/workers started/, 30_000);
-    const until = Date.now() + 60_000;
-    let seen = await processed(id);
-    while (seen.processed < 3_000 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 20));
-      seen = await processed(id);
-    }
-    first.child.kill("SIGKILL");
-    await first.exited(10_000);
+    const first = await killMidImport(id, 3_000);
     expect(first.stdout()).toContain("import has its file's key sketch");
     const atKill = await processed(id);
-    expect(atKill.processed).toBeGreaterThanOrEqual(3_000);
     expect(atKill.processed).toBeLessThan(ROWS / 2);
 
     const second = startWorkerProcess();
