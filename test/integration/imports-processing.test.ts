@@ -80,6 +80,27 @@ describe("re-imports count exactly what changed", () => {
     expect(created?.changed).toEqual(["email", "attributes.Alpha", "attributes.Zed", "attributes._b", "attributes.zeta", "attributes.émile"]);
   });
 
+  it("each created person's event names what its own row set, when the rows of a batch fill different columns", async () => {
+    const other = await fresh();
+    // Batches of 4: the first batch holds four different sets of filled columns; the second repeats one and adds one.
+    const csv = ["email,first_name,plan,city", "a@x.io,Ann,pro,", "b@x.io,,,Oslo", "c@x.io,Cid,,", "d@x.io,,free,Rome", "e@x.io,Eve,pro,", "f@x.io,,,"].join("\n");
+    const done = await importAndWait(other, csv, { mapping: { email: "email", first_name: "first_name", plan: "attribute:plan", city: "attribute:city" } });
+    expect(done.counts).toMatchObject({ created: 6, failed: 0 });
+    const events = await q(
+      other,
+      `select p.email, e.properties->'changed' as changed from events e join people p on p.id = e.person_id
+       where e.workspace_id = $ws and e.name = 'person.created' order by p.email`,
+    );
+    expect(events.map((e) => [e.email, e.changed])).toEqual([
+      ["a@x.io", ["email", "first_name", "attributes.plan"]],
+      ["b@x.io", ["email", "attributes.city"]],
+      ["c@x.io", ["email", "first_name"]],
+      ["d@x.io", ["email", "attributes.city", "attributes.plan"]],
+      ["e@x.io", ["email", "first_name", "attributes.plan"]],
+      ["f@x.io", ["email"]],
+    ]);
+  });
+
   it("an empty cell leaves the stored value as it is", async () => {
     const done = await importAndWait(client, "email,first_name,plan\na@x.io,,");
     expect(done.counts).toMatchObject({ unchanged: 1, updated: 0 });

@@ -27,9 +27,9 @@ export function copyLine(row: readonly (string | number | null | undefined)[]): 
   return row.map(copyValue).join("\t") + "\n";
 }
 
-/** COPY text already encoded (copyLine) into `table`. */
-export async function copyText(conn: ReservedSql, table: string, columns: readonly string[], text: string): Promise<void> {
-  if (text === "") return;
+/** COPY text already encoded (copyLine; or as UTF-8 bytes) into `table`. */
+export async function copyText(conn: ReservedSql, table: string, columns: readonly string[], text: string | Uint8Array): Promise<void> {
+  if (text.length === 0) return;
   const stream = await conn.unsafe(`copy ${table} (${columns.join(", ")}) from stdin`).writable();
   let failure: Error | null = null;
   const done = new Promise<void>((resolve, reject) => {

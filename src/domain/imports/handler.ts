@@ -13,12 +13,16 @@ export interface StagedRow {
   row: number;
   /** The identifier as rows are matched on it (an email as its emailKey(), src/domain/people/email.ts). */
   key: string;
-  values: (string | null)[];
   /**
    * False when no other row of the file has this key (key-sketch.ts): its batch neither probes nor writes the ledger
    * for it. Absent: it may repeat (no sketch was made).
    */
   repeat?: boolean;
+}
+
+/** A staged row as the kinds that stage cells one by one keep it (events, members): its staging columns' values. */
+export interface ValuesRow extends StagedRow {
+  values: (string | null)[];
 }
 
 /**
@@ -28,8 +32,11 @@ export interface StagedRow {
  */
 export interface EncodedRows {
   rows: number;
-  copy: string;
+  /** UTF-8, in a buffer of its own: a parse thread hands it over without a copy (transferred), and COPY sends it as is. */
+  copy: Uint8Array;
   labelCells: string[];
+  /** The distinct `set_fields` of the batch's rows (what creating the person sets), which rows refer to by number. */
+  setFields: string[];
 }
 
 /** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encode). */

@@ -18,7 +18,11 @@ port.on("message", () => {
   wake = null;
 });
 
-const post = (m: ThreadMessage) => port.postMessage(m);
+const post = (m: ThreadMessage) => {
+  // A batch's encoded rows (a buffer of their own: EncodedRows.copy) move to the run without a copy.
+  const copy = m.type === "batch" ? m.planned.batch.encoded?.copy : undefined;
+  port.postMessage(m, copy ? [copy.buffer as ArrayBuffer] : []);
+};
 /** Local files open at once; the S3 client (a large module) is loaded only when the files live there. */
 async function openStorage(): Promise<Storage> {
   if (data.storage.STORAGE_DRIVER === "local") return new LocalStorage(data.storage.STORAGE_DIR);

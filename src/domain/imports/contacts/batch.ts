@@ -1,8 +1,8 @@
 import type { ReservedSql } from "postgres";
 import type { Identifier } from "../targets.js";
-import { readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type StageQuery, type StagedRow } from "../handler.js";
-import { CONTACT_STAGE_COLUMNS } from "./validate.js";
-import { copyLine, copyText } from "../copy.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type StageQuery } from "../handler.js";
+import { CONTACT_STAGE_COLUMNS, type ContactRow } from "./validate.js";
+import { copyText, copyValue } from "../copy.js";
 
 /**
  * One batch of contact rows, written set-based inside the caller's transaction:
@@ -18,8 +18,8 @@ const CREATE_STAGE = `
     row bigint not null,
     key text not null,
     email text, email_key text, external_id text, username text, first_name text, last_name text, name text, company_id text,
-    attributes jsonb, labels text, label_ids text, segment text, segment_value text, set_fields text,
-    label_cell int,
+    attributes jsonb, labels text, label_ids text, segment text, segment_value text,
+    label_cell int, set_cell int,
     may_repeat boolean not null default true,
     want_labels bigint[],
     person_id bigint,
@@ -84,35 +84,31 @@ const diff = (r: string, want: string, replace: boolean) => `array_remove(array[
 /** A run's label vocabulary: name → id. Labels are never deleted or renamed, so an id once read stays right for the run. */
 export type LabelIds = Map<string, string>;
 
-const LABELS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("labels");
-const LABEL_IDS_SLOT = CONTACT_STAGE_COLUMNS.indexOf("label_ids");
-
-const COPY_COLUMNS = ["row", "key", ...CONTACT_STAGE_COLUMNS, "label_cell", "may_repeat"];
-
-/** A labels cell and a label_ids cell as one key (a cell cannot hold NUL, so NUL separates them); null when both are empty. */
-function labelCellOf(r: StagedRow): string | null {
-  const ids = r.values[LABEL_IDS_SLOT];
-  return ids == null ? (r.values[LABELS_SLOT] ?? null) : `${r.values[LABELS_SLOT] ?? ""}\u0000${ids}`;
-}
+const COPY_COLUMNS = ["row", "key", "label_cell", "set_cell", "may_repeat", ...CONTACT_STAGE_COLUMNS];
+const encoder = new TextEncoder();
 
 /**
  * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encode). Files
- * repeat a few label combinations over and over: each row refers to its distinct pair of label cells by number
- * (label_cell, 1-based), and the run turns each distinct pair into label ids once per batch (wantLabels).
+ * repeat a few label combinations and a few sets of filled columns over and over: each row refers to its distinct
+ * pair of label cells (label_cell) and to its set_fields (set_cell) by number, 1-based; the run turns each distinct
+ * pair into label ids once per batch (wantLabels), and the resolve pass reads set_fields from the batch's list.
  */
-export function encodeContactRows(rows: StagedRow[]): EncodedRows {
+export function encodeContactRows(rows: ContactRow[]): EncodedRows {
   const cells = new Map<string, number>();
+  const sets = new Map<string, number>();
   let copy = "";
   for (const r of rows) {
-    const c = labelCellOf(r);
-    let n: number | null = null;
-    if (c !== null) {
-      n = cells.get(c) ?? cells.size + 1;
-      if (n > cells.size) cells.set(c, n);
+    let n = "\\N";
+    if (r.labelCell !== null) {
+      let i = cells.get(r.labelCell);
+      if (i === undefined) cells.set(r.labelCell, (i = cells.size + 1));
+      n = String(i);
     }
-    copy += copyLine([r.row, r.key, ...r.values, n, r.repeat === false ? "f" : "t"]);
+    let f = sets.get(r.setFields);
+    if (f === undefined) sets.set(r.setFields, (f = sets.size + 1));
+    copy += `${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`;
   }
-  return { rows: rows.length, copy, labelCells: [...cells.keys()] };
+  return { rows: rows.length, copy: encoder.encode(copy), labelCells: [...cells.keys()], setFields: [...sets.keys()] };
 }
 
 export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, batch: EncodedRows, labelIds: LabelIds): Promise<BatchResult> {
@@ -171,9 +167,9 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
            ? `select d.row, d.outcome from ${DRY_LEDGER_TABLE} d where o.may_repeat and d.key = o.key and $2::uuid is not null`
            : "select ip.row, ip.outcome from import_people ip where o.may_repeat and p.id is not null and ip.import_id = $2 and ip.person_id = p.id"
        } offset 0) ip on true
-       cross join lateral (select case when p.id is null then string_to_array(o.set_fields, ',') else ${diff("o", "w.want", replace)} end as changed offset 0) c
+       cross join lateral (select case when p.id is null then string_to_array(($4::text[])[o.set_cell], ',') else ${diff("o", "w.want", replace)} end as changed offset 0) c
      where s.row = o.row`,
-    [ws, imp, want],
+    [ws, imp, want, batch.setFields],
   );
 
   // 2. Checks only the database can make, before anything is written. A failed or skipped row keeps its error.

@@ -1,10 +1,10 @@
 import type { BatchContext, RowHandler } from "../handler.js";
 import type { MappingTarget } from "../targets.js";
 import { encodeContactRows, ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
-import { contactRowValidator } from "./validate.js";
+import { contactRowValidator, type ContactRow } from "./validate.js";
 
 /** kind=contacts: people created or updated by their identifier, with labels, segments and person events. */
-export function contactsHandler(ctx: BatchContext, headers: string[], mapping: Record<string, MappingTarget>): RowHandler {
+export function contactsHandler(ctx: BatchContext, headers: string[], mapping: Record<string, MappingTarget>): RowHandler<ContactRow> {
   const labelIds: LabelIds = new Map();
   return {
     ensureStage: ensureContactStage,

@@ -1,6 +1,6 @@
 import type { ReservedSql } from "postgres";
 import { copyRows } from "../copy.js";
-import { readStageOutcome, type BatchContext, type BatchResult, type StagedRow } from "../handler.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type ValuesRow } from "../handler.js";
 import { IDENTIFIERS } from "../targets.js";
 import { EVENT_STAGE_COLUMNS } from "./validate.js";
 
@@ -34,7 +34,7 @@ export async function ensureEventStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
 }
 
-export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows: StagedRow[]): Promise<BatchResult> {
+export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows: ValuesRow[]): Promise<BatchResult> {
   const ws = ctx.workspaceId;
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
   const idHeader = ctx.headerOf[ctx.identifier] ?? ctx.identifier;

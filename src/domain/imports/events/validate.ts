@@ -1,4 +1,4 @@
-import type { RowResult, StagedRow } from "../handler.js";
+import type { RowResult, ValuesRow } from "../handler.js";
 import { MAX_ATTRIBUTE_LENGTH, MAX_FIELD_LENGTH, cellProblem, raggedError, rowError, type RowError } from "../rows.js";
 import { IDENTIFIERS, parseTarget, type Identifier, type MappingTarget } from "../targets.js";
 import { emailKey, normaliseEmail } from "../../people/email.js";
@@ -34,7 +34,7 @@ export function eventRowValidator(headers: string[], mapping: Record<string, Map
   const headerOf = (c: Plan["column"]) => plans.find((p) => p.column === c)?.header ?? c;
   const slot = new Map(EVENT_STAGE_COLUMNS.map((c, i) => [c, i]));
 
-  return function validate(record: string[], row: number, raw: string): RowResult {
+  return function validate(record: string[], row: number, raw: string): RowResult<ValuesRow> {
     if (record.length !== headers.length) return { ok: false, errors: [raggedError(row, record.length, headers.length, raw)] };
     const errors: RowError[] = [];
     const values: (string | null)[] = new Array(EVENT_STAGE_COLUMNS.length).fill(null);
@@ -91,6 +91,6 @@ export function eventRowValidator(headers: string[], mapping: Record<string, Map
     }
     if (errors.length > 0 || !keyValue) return { ok: false, errors };
     if (properties) values[slot.get("properties")!] = JSON.stringify(properties);
-    return { ok: true, staged: { row, key: keyValue, values } satisfies StagedRow };
+    return { ok: true, staged: { row, key: keyValue, values } satisfies ValuesRow };
   };
 }

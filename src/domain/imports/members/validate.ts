@@ -1,4 +1,4 @@
-import type { RowResult, StagedRow } from "../handler.js";
+import type { RowResult, ValuesRow } from "../handler.js";
 import { MAX_FIELD_LENGTH, cellProblem, rowError, type RowError } from "../rows.js";
 import { parseTarget, type MappingTarget } from "../targets.js";
 import { emailKey, normaliseEmail } from "../../people/email.js";
@@ -14,7 +14,7 @@ export const MAX_PASSWORD_LENGTH = 1_000;
 export const MEMBER_TEXT_COLUMNS = ["email", "first_name", "last_name", "active", "role"] as const;
 type TextColumn = (typeof MEMBER_TEXT_COLUMNS)[number];
 
-export interface MemberRow extends StagedRow {
+export interface MemberRow extends ValuesRow {
   /** The password as the file holds it, until prepare() replaces it with `hash`; null when the cell is empty. */
   password: string | null;
   /** The cell read "[redacted]" (an error report uploaded again): no password, and a new member's row fails in the batch. */
