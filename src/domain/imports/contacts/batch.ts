@@ -85,18 +85,29 @@ const diff = (r: string, want: string, replace: boolean) => `array_remove(array[
 export type LabelIds = Map<string, string>;
 
 const COPY_COLUMNS = ["row", "key", "label_cell", "set_cell", "may_repeat", ...CONTACT_STAGE_COLUMNS];
-const encoder = new TextEncoder();
-
 /**
- * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encode). Files
- * repeat a few label combinations and a few sets of filled columns over and over: each row refers to its distinct
- * pair of label cells (label_cell) and to its set_fields (set_cell) by number, 1-based; the run turns each distinct
- * pair into label ids once per batch (wantLabels), and the resolve pass reads set_fields from the batch's list.
+ * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encode), as UTF-8
+ * in a buffer of its own (not Node's shared pool: a parse thread hands it over by transfer). Each line is written as
+ * it is made: joined first, a batch's text was one string of ~50,000 pieces that encoding had to flatten (a tenth of
+ * the thread's time). Files repeat a few label combinations and a few sets of filled columns over and over: each row
+ * refers to its distinct pair of label cells (label_cell) and to its set_fields (set_cell) by number, 1-based; the run
+ * turns each distinct pair into label ids once per batch (wantLabels), and the resolve pass reads set_fields from the
+ * batch's list.
  */
 export function encodeContactRows(rows: ContactRow[]): EncodedRows {
   const cells = new Map<string, number>();
   const sets = new Map<string, number>();
-  let copy = "";
+  // Room for every line when the text is ASCII (the cells, the key and ~40 bytes of numbers and tabs), plus the worst
+  // case of the longest line: a batch of ASCII rows never grows its buffer; one with other characters may, once or twice.
+  let size = 1024;
+  let longest = 0;
+  for (const r of rows) {
+    const length = r.cells.length + r.key.length + 64;
+    size += length;
+    if (length > longest) longest = length;
+  }
+  let out = Buffer.allocUnsafeSlow(size + 3 * longest);
+  let at = 0;
   for (const r of rows) {
     let n = "\\N";
     if (r.labelCell !== null) {
@@ -106,9 +117,16 @@ export function encodeContactRows(rows: ContactRow[]): EncodedRows {
     }
     let f = sets.get(r.setFields);
     if (f === undefined) sets.set(r.setFields, (f = sets.size + 1));
-    copy += `${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`;
+    const line = `${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`;
+    // A UTF-16 code unit is at most 3 bytes of UTF-8.
+    if (out.length - at < line.length * 3) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(out.length * 1.5), at + line.length * 3));
+      out.copy(bigger, 0, 0, at);
+      out = bigger;
+    }
+    at += out.write(line, at);
   }
-  return { rows: rows.length, copy: encoder.encode(copy), labelCells: [...cells.keys()], setFields: [...sets.keys()] };
+  return { rows: rows.length, copy: out.subarray(0, at), labelCells: [...cells.keys()], setFields: [...sets.keys()] };
 }
 
 export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, batch: EncodedRows, labelIds: LabelIds): Promise<BatchResult> {
