@@ -1,4 +1,5 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import net from "node:net";
 import postgres from "postgres";
 import * as schema from "./schema.js";
 
@@ -22,7 +23,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
  * such a connection must be thrown away rather than returned to the shared pool.
  */
 export function createSql(url: string, opts: DbOptions = {}): Sql {
-  return postgres(url, {
+  const options: postgres.Options<Record<string, never>> = {
     max: opts.max ?? 10,
     onnotice: () => {},
     // Bound every statement server-side; client-side bounds live with the callers that need them.
@@ -32,7 +33,27 @@ export function createSql(url: string, opts: DbOptions = {}): Sql {
       TimeZone: "UTC",
     },
     connect_timeout: 10,
-  });
+  };
+  // `socket` is a postgres.js option its types do not declare.
+  return postgres(url, Object.assign(options, { socket: noDelaySocket() }));
+}
+
+/**
+ * postgres.js opens its TCP sockets with Nagle's algorithm on (libpq, JDBC and Npgsql all turn it off). Then a
+ * statement sent just after a COPY waits for the server's delayed ACK of the COPY's last bytes: ~42 ms per COPY on
+ * Linux, 4.4 s of a 1M-row import's 100 batches (BENCHMARKS.md, 2026-11-30, sixth session). So the pool's sockets are
+ * opened here, with TCP_NODELAY, to the hosts postgres.js parsed from the URL (in turn, as it would itself), or to its
+ * Unix socket.
+ */
+export function noDelaySocket(): (o: { host: string[]; port: number[]; path?: string | false }) => net.Socket {
+  let next = 0;
+  return (o) => {
+    if (o.path) return net.connect({ path: o.path });
+    const i = next++ % o.host.length;
+    const socket = net.connect({ host: o.host[i]!, port: o.port[i] ?? o.port[0]!, noDelay: true });
+    socket.setNoDelay(true);
+    return socket;
+  };
 }
 
 export { schema };
