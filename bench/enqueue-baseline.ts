@@ -4,7 +4,7 @@ import path from "node:path";
 import { Queue } from "bullmq";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
-import postgres from "postgres";
+import { createSql } from "../src/db/client.js";
 
 /**
  * The enqueue's fair baseline, run as its own process like the API: a bare Fastify route doing the same durable work
@@ -20,7 +20,8 @@ const POOL_MAX = 10;
 export const BASELINE_QUEUE = "enqueue-baseline";
 export const BASELINE_TABLE = "bench_enqueue_baseline";
 
-const sql = postgres(process.env.DATABASE_URL!, { max: POOL_MAX, onnotice: () => {} });
+// The API's own client settings (createSql: TCP_NODELAY, the session settings), so only the route's work differs.
+const sql = createSql(process.env.DATABASE_URL!, { max: POOL_MAX, applicationName: "enqueue-baseline" });
 await sql.unsafe(`create table if not exists ${BASELINE_TABLE} (id uuid primary key, workspace_id uuid not null, storage_key text not null, size_bytes int not null, status text not null, created_at timestamptz not null default now())`);
 // A producer connection as the API makes it: no offline queue, fail fast.
 const redis = new Redis(process.env.REDIS_URL!, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });

@@ -295,6 +295,53 @@ describe("the ledger holds only the rows whose identifier repeats in the file (k
   });
 });
 
+describe("batches in which no identifier repeats (key-sketch.ts): the ledger is left out of their statements", () => {
+  it("a dry run counts as the real run, and the later row of the one repeated person wins", async () => {
+    const client = await fresh();
+    await importAndWait(client, "email,first_name\na@x.io,A\nb@x.io,B\nc@x.io,C");
+    // Batch 1 (rows 1-4) holds no identifier that repeats in the file; d@x.io is in batch 2 (row 5) and batch 3 (row 9).
+    const csv = [
+      "email,first_name",
+      ...["a@x.io,A2", "b@x.io,B", "n1@x.io,N1", "n2@x.io,N2"],
+      ...["d@x.io,D", "n3@x.io,N3", "c@x.io,C2", "n4@x.io,N4"],
+      ...["D@x.io,D2", "n5@x.io,N5", "n6@x.io,N6", "n7@x.io,N7"],
+    ].join("\n");
+    const created = await pasteImport(client, csv, { identifier: "email" });
+    const sketched = t.ctx.logs.filter((l) => l.includes("import has its file's key sketch")).length;
+    expect((await client.request("POST", `/v1/imports/${created.json.id}/validate`)).status).toBe(202);
+    const dry = await waitForImport(client, created.json.id);
+    expect(dry.status).toBe("validated");
+    expect((await client.request("POST", `/v1/imports/${created.json.id}/start`)).status).toBe(202);
+    const real = await waitForImport(client, created.json.id);
+    expect(real.status).toBe("done");
+    // Both runs read the file's keys first.
+    expect(t.ctx.logs.filter((l) => l.includes("import has its file's key sketch")).length).toBe(sketched + 2);
+    expect(real.counts).toEqual({ total: 12, processed: 12, created: 8, updated: 2, unchanged: 1, skipped: 1, failed: 0 });
+    expect(dry.counts).toEqual(real.counts);
+    expect((await errorReport(client, created.json.id)).map((e) => [e.row, e.code])).toEqual([["5", "duplicate_in_file"]]);
+    const people = await q(client, `select email_key, first_name from people where workspace_id = $ws order by email_key collate "C"`);
+    expect(people.map((p) => [p.email_key, p.first_name])).toEqual([
+      ["a@x.io", "A2"],
+      ["b@x.io", "B"],
+      ["c@x.io", "C2"],
+      ["d@x.io", "D2"],
+      ["n1@x.io", "N1"],
+      ["n2@x.io", "N2"],
+      ["n3@x.io", "N3"],
+      ["n4@x.io", "N4"],
+      ["n5@x.io", "N5"],
+      ["n6@x.io", "N6"],
+      ["n7@x.io", "N7"],
+    ]);
+    // d@x.io's second row updates the person its first row created: the first row is the one skipped.
+    const events = await q(client, `select name, count(*)::int as n from events where import_id = '${created.json.id}' group by name order by name`);
+    expect(events).toEqual([
+      { name: "person.created", n: 8 },
+      { name: "person.updated", n: 3 },
+    ]);
+  });
+});
+
 describe("dry run over many batches (batch size 4)", () => {
   it("counts a person repeated in a later batch once, as the real run does, with the same error report", async () => {
     const client = await fresh();

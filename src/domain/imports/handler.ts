@@ -37,6 +37,8 @@ export interface EncodedRows {
   labelCells: string[];
   /** The distinct `set_fields` of the batch's rows (what creating the person sets), which rows refer to by number. */
   setFields: string[];
+  /** How many of its rows may share their key with another row of the file (StagedRow.repeat is not false). */
+  mayRepeat: number;
 }
 
 /** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encode). */
