@@ -342,6 +342,38 @@ describe("batches in which no identifier repeats (key-sketch.ts): the ledger is 
   });
 });
 
+describe("a person someone else changes while the batch waits for its lock", () => {
+  it("is diffed again under the lock: a row that now changes nothing counts unchanged and writes no event", async () => {
+    const client = await fresh();
+    await importAndWait(client, "email,first_name\nx@x.io,Old\ny@x.io,Y");
+    const other = await t.ctx.db.$client.reserve();
+    let id = "";
+    try {
+      await other.unsafe("begin");
+      await other`update people set first_name = 'New' where workspace_id = ${client.workspaceId} and email_key = 'x@x.io'`;
+      const created = await pasteImport(client, "email,first_name\nx@x.io,New\ny@x.io,Y2", { identifier: "email", start: true });
+      expect(created.status).toBe(201);
+      id = created.json.id;
+      // The batch read x@x.io as it was committed (Old), then waits to lock the person: only then does the change commit.
+      for (let waited = 0; ; waited += 20) {
+        const [w] = await t.ctx.db.$client`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and query like '%for update%' and pid <> pg_backend_pid()`;
+        if (w?.n) break;
+        if (waited > 20_000) throw new Error("the import's batch never waited for the person's lock");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await other.unsafe("commit");
+    } finally {
+      other.release();
+    }
+    const done = await waitForImport(client, id);
+    expect(done.counts).toMatchObject({ created: 0, updated: 1, unchanged: 1, failed: 0 });
+    const events = await q(client, `select e.name, e.properties->'changed' as changed, p.email_key from events e join people p on p.id = e.person_id where e.import_id = '${id}'`);
+    expect(events).toEqual([{ name: "person.updated", changed: ["first_name"], email_key: "y@x.io" }]);
+  });
+});
+
 describe("dry run over many batches (batch size 4)", () => {
   it("counts a person repeated in a later batch once, as the real run does, with the same error report", async () => {
     const client = await fresh();

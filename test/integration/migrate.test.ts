@@ -90,6 +90,11 @@ describe("migrate-cli on a fresh database", () => {
     }
   });
 
+  it("leaves a tenth of each people page free, for updates that stay on their page", async () => {
+    const [row] = await db<{ options: string[] }[]>`select reloptions as options from pg_class where oid = 'people'::regclass`;
+    expect(row?.options).toContain("fillfactor=90");
+  });
+
   it("records each migration of the journal exactly once", async () => {
     const [row] = await db<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`;
     expect(row?.n).toBe(await journalEntries());

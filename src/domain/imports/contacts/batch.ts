@@ -35,6 +35,7 @@ const CREATE_STAGE = `
     may_repeat boolean not null,
     want_labels bigint[],
     person_id bigint,
+    seen_version xid,
     prev_row bigint,
     prev_outcome text,
     outcome text,
@@ -186,6 +187,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   const resolved: [string, string][] = [
     ["want_labels", "w.want"],
     ["person_id", "coalesce(p.id, nextval((select pg_get_serial_sequence('people', 'id')::regclass)))"],
+    ["seen_version", "p.version"],
     ["outcome", "case when p.id is null then 'created' when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end"],
     ["changed", "c.changed"],
   ];
@@ -300,12 +302,17 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   //    again under the lock, so the update and its event name exactly what changes. Unchanged people are not locked:
   //    nothing is written to them, so the batch orders before any concurrent change to them.
   if (updated) {
-    await q(
-      `select l.id from (
-         select s.person_id from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.outcome = 'updated' order by s.person_id) s
-       cross join lateral (select p.id from people p where p.id = s.person_id for update) l`,
+    // The lock also tells whether any of these people changed since step 1 read them (their row version, xmin, moved:
+    // another import or an API call committed a change meanwhile); only then are their rows diffed again, under the lock.
+    // Usually none has: the second diff, ~20 ms of a batch that changes 1,000 people, is then not made.
+    const [lock] = await q(
+      `with locked as materialized (
+         select s.seen_version, l.version from (
+           select s.person_id, s.seen_version from ${CONTACT_STAGE_TABLE} s where ${ACTIVE} and s.outcome = 'updated' order by s.person_id) s
+         cross join lateral (select p.xmin as version from people p where p.id = s.person_id for update) l)
+       select count(*) filter (where version <> seen_version or seen_version is null)::int as moved from locked`,
     );
-    await q(
+    if (Number(lock?.moved) > 0) await q(
       `update ${CONTACT_STAGE_TABLE} s set changed = c.changed,
          outcome = case when cardinality(c.changed) > 0 then 'updated' else 'unchanged' end
        from ${CONTACT_STAGE_TABLE} o
@@ -442,7 +449,7 @@ async function wantLabels(q: Query, ctx: ContactBatchContext, labelCells: readon
  * workspace being $1. `(select $1::uuid)`: see the resolve pass in writeContactBatch.
  */
 export function personProbe(people: string, stage: string): string {
-  return `select p.* from people p where p.workspace_id = (select $1::uuid) and ${people} = ${stage} offset 0`;
+  return `select p.*, p.xmin as version from people p where p.workspace_id = (select $1::uuid) and ${people} = ${stage} offset 0`;
 }
 
 /** The label names of a cell pair key (the labels cell, before any NUL): none when the row lists only ids. */
