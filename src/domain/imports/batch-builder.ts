@@ -5,7 +5,7 @@
 import type { Storage } from "../../storage/storage.js";
 import type { BatchContext, EncodedRows, RowHandler, StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
-import { mayRepeat, type KeySketch } from "./key-sketch.js";
+import { mayRepeat, sketchComplete, type KeySketch } from "./key-sketch.js";
 import { partOfRecord, type PartOf } from "./parts.js";
 import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
@@ -114,7 +114,10 @@ export interface BatchPlan {
   fileWidth: number;
   /** The part of a split import this run writes (parts.ts): other parts' records are read past, not validated. */
   part?: PartOf;
-  /** The file's identifier keys (key-sketch.ts), for a kind that dedupes by key: rows it shows unique are marked so. */
+  /**
+   * The file's identifier keys (key-sketch.ts), for a kind that dedupes by key: rows it shows unique are marked so, in
+   * the batches begun once it is complete (it may still be being read when the first batches begin).
+   */
   repeats?: KeySketch;
 }
 
@@ -137,6 +140,8 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
   const seen = new Map<string, number>();
   const part = plan.part;
   const identifierIndex = handler.dedupeByKey ? plan.headers.indexOf(identifierHeader) : -1;
+  const completeSketch = () => (plan.repeats && sketchComplete(plan.repeats) ? plan.repeats : undefined);
+  let repeats = completeSketch();
   for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) {
     // Trailing unnamed header cells (`Email;Name;;`) are not in headers: blank cells under them are dropped per row.
     if (plan.fileWidth > named) rec.record = dropBlankTail(rec.record, named, plan.fileWidth);
@@ -144,11 +149,12 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
       batch.rows += 1;
       batch.endByte = rec.endByte;
       batch.endLine = rec.endLine;
-    } else addRecord(batch, seen, rec, handler, identifierHeader, plan.repeats);
+    } else addRecord(batch, seen, rec, handler, identifierHeader, repeats);
     if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
       seen.clear();
+      repeats ??= completeSketch();
     }
   }
   if (batch.rows > 0) yield { batch: encode(batch, handler), last: true };

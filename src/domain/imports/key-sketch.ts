@@ -30,8 +30,22 @@ const MAX_SLOTS = 1 << 25;
 export function newKeySketch(fileBytes: number): KeySketch {
   let slots = MIN_SLOTS;
   while (slots < fileBytes / 2 && slots < MAX_SLOTS) slots *= 2;
-  // Two bits per slot: slots / 16 words of 32 bits.
-  return new Uint32Array(new SharedArrayBuffer(slots / 4));
+  // Two bits per slot: slots / 16 words of 32 bits; then, past the sketch's own view, one word: complete (1) or not.
+  const words = slots / 16;
+  return new Uint32Array(new SharedArrayBuffer(words * 4 + 4), 0, words);
+}
+
+/** The word after the sketch: 1 once every key of the file is in it (sketchComplete). Shared with the parse thread. */
+function completeFlag(sketch: KeySketch): Int32Array {
+  return new Int32Array(sketch.buffer, sketch.byteOffset + sketch.byteLength, 1);
+}
+
+/**
+ * Whether every key of the file is in the sketch: only then does a key seen once mean a row no other row shares its
+ * key with. A sketch still being read (in the background: runKeySketch) marks no row.
+ */
+export function sketchComplete(sketch: KeySketch): boolean {
+  return Atomics.load(completeFlag(sketch), 0) === 1;
 }
 
 /** The key's slot: FNV-1a mixed (murmur3's finaliser), so the keys of one part (keyHash mod n) spread over every slot. */
@@ -70,10 +84,13 @@ export async function sketchFileKeys(
   dataStart: ReadFrom,
   identifierIndex: number,
   identifier: Identifier,
+  sketch: KeySketch = newKeySketch(file.sizeBytes),
+  signal?: AbortSignal,
 ): Promise<KeySketch> {
-  const sketch = newKeySketch(file.sizeBytes);
   try {
     for await (const rec of readRecords(storage, file.storageKey, file.delimiter, dataStart, file.maxRecordBytes)) {
+      // Stopped (the run ended before its sketch did): the sketch stays incomplete, and marks nothing.
+      if (signal?.aborted) return sketch;
       if (rec.tooLarge) continue;
       const key = identifierKey(rec.record, identifierIndex, identifier);
       if (key !== null) addKey(sketch, key);
@@ -83,8 +100,12 @@ export async function sketchFileKeys(
     // without a sketch, and the run fails at the same record.
     if (!(err instanceof CsvStructureError)) throw err;
   }
+  Atomics.store(completeFlag(sketch), 0, 1);
   return sketch;
 }
+
+/** Below this many bytes, a run reads its file's keys before its first batch (~10 ms); above, while its batches run. */
+export const SKETCH_IN_BACKGROUND_MIN_BYTES = 4 * 1024 * 1024;
 
 /**
  * Sketches kept between the time slices of a run on this worker process (a run resumed elsewhere goes on without one).
@@ -107,12 +128,18 @@ const KEPT_MAX = 4;
  *   slice ran elsewhere): reading the whole file again for each slice could cost more than the slice.
  * Mixing is safe: a row without a sketch may repeat, so it is recorded and looks up, and a row a sketch showed unique
  * has no other row to find or be found by.
+ *
+ * A file of SKETCH_IN_BACKGROUND_MIN_BYTES or more is read on this thread while the run's first batches go on (it was
+ * the one serial step before a re-import's first batch: ~2.4 s per 1M rows); the batches begun before the sketch is
+ * complete (sketchComplete) mark no row, so they take the ledger. `signal` stops the reading when the run ends first:
+ * a sketch is kept for the run's next time slice only once complete. `onComplete` is told when it is.
  */
 export async function runKeySketch(
   db: Db,
   storage: Storage,
   plan: BatchPlan,
   run: { importId: string; part?: number; dataStart: ReadFrom; from: ReadFrom; sizeBytes: number; sample: readonly (readonly string[])[] },
+  background: { signal: AbortSignal; onComplete: (ms: number) => void; onError: (err: unknown) => void },
 ): Promise<KeySketch | undefined> {
   if (plan.kind !== "contacts" || plan.ctx.createdSegmentId) return undefined;
   const identifierIndex = plan.headers.indexOf(plan.ctx.headerOf[plan.ctx.identifier] ?? plan.ctx.identifier);
@@ -124,13 +151,26 @@ export async function runKeySketch(
   // Counting stops at the threshold: a workspace of millions costs no more than one at the threshold.
   const threshold = Math.max(1, Math.ceil(estimateRows(run.sizeBytes - run.dataStart.byte, run.sample, plan.delimiter) / 10));
   const [people] = await db.$client`select count(*)::int as n from (select 1 from people where workspace_id = ${plan.ctx.workspaceId} limit ${threshold}) t`;
-  const sketch = Number(people?.n) >= threshold
-    ? await sketchFileKeys(storage, { ...plan, sizeBytes: run.sizeBytes }, run.dataStart, identifierIndex, plan.ctx.identifier)
-    : null;
+  if (Number(people?.n) < threshold) {
+    keep(id, file, null);
+    return undefined;
+  }
+  const started = Date.now();
+  const sketch = newKeySketch(run.sizeBytes);
+  const reading = sketchFileKeys(storage, { ...plan, sizeBytes: run.sizeBytes }, run.dataStart, identifierIndex, plan.ctx.identifier, sketch, background.signal).then(() => {
+    if (!sketchComplete(sketch) || background.signal.aborted) return;
+    keep(id, file, sketch);
+    background.onComplete(Date.now() - started);
+  });
+  if (run.sizeBytes - run.dataStart.byte < SKETCH_IN_BACKGROUND_MIN_BYTES) await reading;
+  else reading.catch(background.onError);
+  return sketch;
+}
+
+function keep(id: string, file: string, sketch: KeySketch | null): void {
   kept.delete(id);
   kept.set(id, { file, sketch });
   if (kept.size > KEPT_MAX) kept.delete(kept.keys().next().value!);
-  return sketch ?? undefined;
 }
 
 /** Drops a run's kept sketch: it ended, or stopped for good on this process. */

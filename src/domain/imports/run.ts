@@ -213,6 +213,8 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
 
   const conn = await deps.db.$client.reserve();
   let connectionLost = false;
+  // Stops reading the file's keys (runKeySketch) when the run ends before that reading does.
+  const sketching = new AbortController();
   try {
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
@@ -264,16 +266,17 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
     try {
       const sizeBytes = await deps.storage.size(imp.storageKey);
       const remainingBytes = sizeBytes - state.from.byte;
-      const sketchStarted = Date.now();
-      plan.repeats = await runKeySketch(deps.db, deps.storage, plan, {
-        importId: imp.id,
-        part: part?.part,
-        dataStart: { byte: imp.dataOffset, row: 0, line: imp.headerLines },
-        from: state.from,
-        sizeBytes,
-        sample: imp.sample,
-      });
-      if (plan.repeats) log.info({ ms: Date.now() - sketchStarted, bytes: plan.repeats.byteLength }, "import has its file's key sketch");
+      plan.repeats = await runKeySketch(
+        deps.db,
+        deps.storage,
+        plan,
+        { importId: imp.id, part: part?.part, dataStart: { byte: imp.dataOffset, row: 0, line: imp.headerLines }, from: state.from, sizeBytes, sample: imp.sample },
+        {
+          signal: sketching.signal,
+          onComplete: (ms) => log.info({ ms, bytes: plan.repeats?.byteLength, afterRow: processed }, "import has its file's key sketch"),
+          onError: (err) => log.warn({ err }, "reading the file's keys failed; the run records every row in its ledger"),
+        },
+      );
       const onThread = usesParseThread(deps.storage, remainingBytes, deps.parseThreadMinBytes);
       if (onThread) log.info({ remainingBytes }, "import parses its rows on a parse thread");
       const outOfMemory = (row: number) => log.warn({ afterRow: row }, "the parse thread ran out of memory; parsing the rest on the run's thread");
@@ -310,6 +313,7 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
       throw err;
     }
   } finally {
+    sketching.abort();
     // postgres.js already moved a dead connection to its closed queue; releasing it would hand the pool a null socket
     // (the next pooled query throws an uncaught TypeError and hangs). Left alone, the pool reconnects it on demand.
     if (!connectionLost) {
