@@ -139,7 +139,7 @@ export async function runKeySketch(
   storage: Storage,
   plan: BatchPlan,
   run: { importId: string; part?: number; dataStart: ReadFrom; from: ReadFrom; sizeBytes: number; sample: readonly (readonly string[])[] },
-  background: { signal: AbortSignal; onComplete: (ms: number) => void; onError: (err: unknown) => void },
+  background: { signal: AbortSignal; onComplete: (ms: number, bytes: number) => void; onError: (err: unknown) => void },
 ): Promise<KeySketch | undefined> {
   if (plan.kind !== "contacts" || plan.ctx.createdSegmentId) return undefined;
   const identifierIndex = plan.headers.indexOf(plan.ctx.headerOf[plan.ctx.identifier] ?? plan.ctx.identifier);
@@ -160,7 +160,7 @@ export async function runKeySketch(
   const reading = sketchFileKeys(storage, { ...plan, sizeBytes: run.sizeBytes }, run.dataStart, identifierIndex, plan.ctx.identifier, sketch, background.signal).then(() => {
     if (!sketchComplete(sketch) || background.signal.aborted) return;
     keep(id, file, sketch);
-    background.onComplete(Date.now() - started);
+    background.onComplete(Date.now() - started, sketch.byteLength);
   });
   if (run.sizeBytes - run.dataStart.byte < SKETCH_IN_BACKGROUND_MIN_BYTES) await reading;
   else reading.catch(background.onError);

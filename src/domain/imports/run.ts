@@ -273,7 +273,7 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
         { importId: imp.id, part: part?.part, dataStart: { byte: imp.dataOffset, row: 0, line: imp.headerLines }, from: state.from, sizeBytes, sample: imp.sample },
         {
           signal: sketching.signal,
-          onComplete: (ms) => log.info({ ms, bytes: plan.repeats?.byteLength, afterRow: processed }, "import has its file's key sketch"),
+          onComplete: (ms, bytes) => log.info({ ms, bytes, afterRow: processed }, "import has its file's key sketch"),
           onError: (err) => log.warn({ err }, "reading the file's keys failed; the run records every row in its ledger"),
         },
       );
