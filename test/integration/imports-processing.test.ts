@@ -24,6 +24,12 @@ async function q(client: Client, text: string) {
   return t.ctx.db.$client.unsafe(text.replaceAll("$ws", `'${client.workspaceId}'`));
 }
 
+/** The workspace's people as [email key, first name], in key order. */
+async function firstNames(client: Client): Promise<string[][]> {
+  const people = await q(client, `select email_key, first_name from people where workspace_id = $ws order by email_key collate "C"`);
+  return people.map((p) => [p.email_key as string, p.first_name as string]);
+}
+
 const BASE = ["email,first_name,plan,labels", "a@x.io,Ann,pro,VIP", "b@x.io,Bob,free,", "c@x.io,Cid,free,Trial:Demo", "d@x.io,Dee,pro,", "e@x.io,Eve,free,"].join("\n");
 
 describe("re-imports count exactly what changed", () => {
@@ -282,8 +288,7 @@ describe("the ledger holds only the rows whose identifier repeats in the file (k
     expect((await errorReport(client, failed.id)).map((e) => [e.row, e.code])).toEqual([["3", "duplicate_in_file"]]);
     const ledger = await q(client, `select p.email_key, ip.row::int from import_people ip join people p on p.id = ip.person_id where ip.import_id = '${failed.id}'`);
     expect(ledger).toEqual([{ email_key: "c@x.io", row: 5 }]);
-    const people = await q(client, `select email_key, first_name from people where workspace_id = $ws order by email_key collate "C"`);
-    expect(people.map((p) => [p.email_key, p.first_name])).toEqual([
+    expect(await firstNames(client)).toEqual([
       ["a@x.io", "A2"],
       ["b@x.io", "B"],
       ["c@x.io", "C3"],
@@ -319,8 +324,7 @@ describe("batches in which no identifier repeats (key-sketch.ts): the ledger is 
     expect(real.counts).toEqual({ total: 12, processed: 12, created: 8, updated: 2, unchanged: 1, skipped: 1, failed: 0 });
     expect(dry.counts).toEqual(real.counts);
     expect((await errorReport(client, created.json.id)).map((e) => [e.row, e.code])).toEqual([["5", "duplicate_in_file"]]);
-    const people = await q(client, `select email_key, first_name from people where workspace_id = $ws order by email_key collate "C"`);
-    expect(people.map((p) => [p.email_key, p.first_name])).toEqual([
+    expect(await firstNames(client)).toEqual([
       ["a@x.io", "A2"],
       ["b@x.io", "B"],
       ["c@x.io", "C2"],
