@@ -19,6 +19,7 @@ import type { Storage } from "../../storage/storage.js";
 import type { BatchPlan } from "./batch-builder.js";
 import { identifierKey, keyHash } from "./parts.js";
 import { CsvStructureError, readRecords, type ReadFrom } from "./reader.js";
+import { restoreCell } from "../../lib/spreadsheet-safe.js";
 import type { Identifier } from "./targets.js";
 
 /** `[seen once bits | seen again bits]`, over a SharedArrayBuffer. */
@@ -50,7 +51,11 @@ export function sketchComplete(sketch: KeySketch): boolean {
 
 /** The key's slot: FNV-1a mixed (murmur3's finaliser), so the keys of one part (keyHash mod n) spread over every slot. */
 function slotOf(sketch: KeySketch, key: string): number {
-  let h = keyHash(key);
+  return slotOfHash(sketch, keyHash(key));
+}
+
+function slotOfHash(sketch: KeySketch, hash: number): number {
+  let h = hash;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -60,7 +65,10 @@ function slotOf(sketch: KeySketch, key: string): number {
 }
 
 export function addKey(sketch: KeySketch, key: string): void {
-  const slot = slotOf(sketch, key);
+  addSlot(sketch, slotOf(sketch, key));
+}
+
+function addSlot(sketch: KeySketch, slot: number): void {
   const word = slot >>> 5;
   const bit = 1 << (slot & 31);
   const again = sketch.length / 2 + word;
@@ -87,10 +95,43 @@ export async function sketchFileKeys(
   sketch: KeySketch = newKeySketch(file.sizeBytes),
   signal?: AbortSignal,
 ): Promise<KeySketch> {
+  let from = dataStart;
+  // (A file with no data rows has nothing to read: a read starting at its end is refused.)
+  if (dataStart.byte < file.sizeBytes && file.delimiter.length === 1 && file.delimiter.charCodeAt(0) < 0x80) {
+    const source = (await storage.read(file.storageKey, { start: dataStart.byte })) as AsyncIterable<Buffer> & { destroy?: () => void };
+    try {
+      const stop = await sketchPlainLines(source, file.delimiter.charCodeAt(0), dataStart.byte, identifierIndex, identifier, sketch, signal);
+      if (stop === null) {
+        if (!signal?.aborted) Atomics.store(completeFlag(sketch), 0, 1);
+        return sketch;
+      }
+      // Row and line numbers do not matter here: only the keys are counted.
+      from = { byte: stop, row: 0, line: 0 };
+    } finally {
+      source.destroy?.();
+    }
+  }
+  if (await sketchRecords(storage, file, from, identifierIndex, identifier, sketch, signal)) Atomics.store(completeFlag(sketch), 0, 1);
+  return sketch;
+}
+
+/**
+ * The file's keys from `from` on as the record reader gives its records (what validation reads); false when stopped.
+ * Exported for the tests, which hold the fast path (sketchPlainLines) to it.
+ */
+export async function sketchRecords(
+  storage: Storage,
+  file: { storageKey: string; delimiter: string; maxRecordBytes?: number },
+  from: ReadFrom,
+  identifierIndex: number,
+  identifier: Identifier,
+  sketch: KeySketch,
+  signal?: AbortSignal,
+): Promise<boolean> {
   try {
-    for await (const rec of readRecords(storage, file.storageKey, file.delimiter, dataStart, file.maxRecordBytes)) {
+    for await (const rec of readRecords(storage, file.storageKey, file.delimiter, from, file.maxRecordBytes)) {
       // Stopped (the run ended before its sketch did): the sketch stays incomplete, and marks nothing.
-      if (signal?.aborted) return sketch;
+      if (signal?.aborted) return false;
       if (rec.tooLarge) continue;
       const key = identifierKey(rec.record, identifierIndex, identifier);
       if (key !== null) addKey(sketch, key);
@@ -100,8 +141,102 @@ export async function sketchFileKeys(
     // without a sketch, and the run fails at the same record.
     if (!(err instanceof CsvStructureError)) throw err;
   }
-  Atomics.store(completeFlag(sketch), 0, 1);
-  return sketch;
+  return true;
+}
+
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+const APOSTROPHE = 0x27;
+const MAX_PLAIN_LINE_BYTES = 1024 * 1024;
+
+/**
+ * sketchFileKeys' fast path: the file's lines while no quote appears, the identifier cell found by its delimiters and
+ * hashed straight from the bytes when it is plain (printable ASCII, no leading apostrophe, no IDNA label in an email:
+ * then its key is the trimmed cell, lower-cased for an email, exactly as identifierKey makes it). Any other cell is
+ * decoded and keyed by identifierKey, as the record reader would give it. A line the reader would not import (too
+ * large, ragged, an invalid address) may add a key: that only makes another key look repeated, never the reverse.
+ * Returns null at the end of the file, or the offset of the first line holding a quote (a quoted cell may hold line
+ * breaks, which only the record reader tells apart) or longer than 1 MiB: every line before it was a whole record.
+ */
+async function sketchPlainLines(
+  source: AsyncIterable<Buffer>,
+  delim: number,
+  start: number,
+  identifierIndex: number,
+  identifier: Identifier,
+  sketch: KeySketch,
+  signal?: AbortSignal,
+): Promise<number | null> {
+  const email = identifier === "email";
+  const addCell = (buf: Buffer, s: number, e: number): void => {
+    // Trimmed as String.prototype.trim trims ASCII (a line holds no CR or LF).
+    let cs = s;
+    let ce = e;
+    while (cs < ce && (buf[cs] === 0x20 || (buf[cs]! >= 0x09 && buf[cs]! <= 0x0c))) cs++;
+    while (ce > cs && (buf[ce - 1] === 0x20 || (buf[ce - 1]! >= 0x09 && buf[ce - 1]! <= 0x0c))) ce--;
+    if (cs === ce) return;
+    let plain = buf[cs] !== APOSTROPHE;
+    let h = 0x811c9dc5;
+    for (let i = cs; plain && i < ce; i++) {
+      let b = buf[i]!;
+      if (b > 0x7e || b < (email ? 0x21 : 0x20)) plain = false;
+      else if (email) {
+        // An IDNA label (xn--, after the start, a dot or the @) takes the slow path, as emailKey does.
+        if ((b | 0x20) === 0x78 && i + 3 < ce && (i === cs || buf[i - 1] === 0x2e || buf[i - 1] === 0x40) && (buf[i + 1]! | 0x20) === 0x6e && buf[i + 2] === 0x2d && buf[i + 3] === 0x2d) plain = false;
+        if (b >= 0x41 && b <= 0x5a) b += 0x20;
+      }
+      h = Math.imul(h ^ b, 0x01000193);
+    }
+    if (plain) return addSlot(sketch, slotOfHash(sketch, h >>> 0));
+    const key = identifierKey([restoreCell(buf.toString("utf8", s, e))], 0, identifier);
+    if (key !== null) addKey(sketch, key);
+  };
+  const addLine = (buf: Buffer, s: number, e: number): void => {
+    let cs = s;
+    for (let k = 0; k < identifierIndex; k++) {
+      while (cs < e && buf[cs] !== delim) cs++;
+      if (cs === e) return;
+      cs++;
+    }
+    let ce = cs;
+    while (ce < e && buf[ce] !== delim) ce++;
+    addCell(buf, cs, ce);
+  };
+
+  let carry: Buffer | null = null;
+  /** File offset of buf[0], always the start of a line. */
+  let base = start;
+  for await (const chunk of source) {
+    if (signal?.aborted) return null;
+    const buf: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+    const quote = buf.indexOf(QUOTE);
+    // Lines end before the first quote's line.
+    let limit = buf.length;
+    if (quote !== -1) {
+      limit = quote;
+      while (limit > 0 && buf[limit - 1] !== LF && buf[limit - 1] !== CR) limit--;
+    }
+    let pos = 0;
+    let nextLf = buf.indexOf(LF);
+    let nextCr = buf.indexOf(CR);
+    for (;;) {
+      if (nextLf !== -1 && nextLf < pos) nextLf = buf.indexOf(LF, pos);
+      if (nextCr !== -1 && nextCr < pos) nextCr = buf.indexOf(CR, pos);
+      const end = nextLf === -1 ? nextCr : nextCr === -1 ? nextLf : Math.min(nextLf, nextCr);
+      if (end === -1 || end >= limit) break;
+      if (end > pos) addLine(buf, pos, end);
+      pos = end + 1;
+    }
+    if (quote !== -1) return base + limit;
+    carry = pos < buf.length ? buf.subarray(pos) : null;
+    base += pos;
+    // A line this long is the record reader's to read (in bounded pieces, skipping a record over its limit).
+    if (carry && carry.length > MAX_PLAIN_LINE_BYTES) return base;
+  }
+  // The last line, without a line break.
+  if (carry) addLine(carry, 0, carry.length);
+  return null;
 }
 
 /** Below this many bytes, a run reads its file's keys before its first batch (~10 ms); above, while its batches run. */
