@@ -15,14 +15,15 @@ describe("the key sketch", () => {
   it("never shows a repeated key as unique, and shows few unique keys as repeated", () => {
     const keys = Array.from({ length: 60_000 }, (_, i) => `person-${i}@example.test`);
     const repeated = new Set(keys.filter((_, i) => i % 7 === 0));
-    // A file of ~60k rows of ~30 bytes: a slot per 2 bytes, so ~6% of unique keys share a slot with another key.
+    // A file of ~60k rows of ~30 bytes: a slot per 2 bytes (2^20 slots). A key marks two slots: ~1.5% of unique keys
+    // find both hit by other keys (with one slot a key, ~6% would share it).
     const sketch = newKeySketch(60_000 * 30);
     for (const k of keys) addKey(sketch, k);
     for (const k of repeated) addKey(sketch, k);
     for (const k of repeated) expect(mayRepeat(sketch, k)).toBe(true);
     const unique = keys.filter((k) => !repeated.has(k));
     const falseRepeats = unique.filter((k) => mayRepeat(sketch, k)).length;
-    expect(falseRepeats / unique.length).toBeLessThan(0.08);
+    expect(falseRepeats / unique.length).toBeLessThan(0.025);
   });
 
   it("sizes itself by the file: 4,096 slots at least, 2^25 (8 MiB) at most", () => {

@@ -215,10 +215,10 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
   let connectionLost = false;
   // Stops reading the file's keys (runKeySketch) when the run ends before that reading does.
   const sketching = new AbortController();
+  const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : state.createdBefore);
   try {
     const backendPid = await prepareConnection(conn, handler);
     const batchTimeoutMs = deps.batchTimeoutMs ?? DEFAULT_BATCH_TIMEOUT_MS;
-    const statistics = growingWorkspaceStatistics(deps.db, log, imp.dryRun ? 0 : state.createdBefore);
     let pending: Promise<void> | null = null;
     let processed = state.from.row;
     /**
@@ -240,7 +240,7 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
       });
       pending = committed.then(async (counts) => {
         if (deps.metrics && !imp.dryRun) recordImportRows(deps.metrics, imp.kind, counts);
-        if (imp.kind === "contacts" && !imp.dryRun) await statistics.created(counts.created);
+        if (imp.kind === "contacts" && !imp.dryRun) statistics.created(counts.created);
         processed += b.rows;
         await ctl.onProgress?.(processed);
         if (ctl.signal?.aborted) throw new Interrupted();
@@ -314,6 +314,7 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
     }
   } finally {
     sketching.abort();
+    await statistics.settled();
     // postgres.js already moved a dead connection to its closed queue; releasing it would hand the pool a null socket
     // (the next pooled query throws an uncaught TypeError and hangs). Left alone, the pool reconnects it on demand.
     if (!connectionLost) {
@@ -334,18 +335,23 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
  * path again. So the import analyses people when the people it created reach 5,000, and again at each fourfold of
  * that (20,000, 80,000 …): ~0.2–0.5 s each, five times for 5M rows. `createdBefore`: what earlier runs of the import
  * created (a run resumed after its time slice must not analyse again at its own first 5,000).
+ * The ANALYZE runs on a pooled connection beside the batches (it blocks no write), one at a time; the run waits for
+ * the last one only as it ends, so its connection is back in the pool before the run returns.
  */
 function growingWorkspaceStatistics(db: Db, log: Logger, createdBefore: number) {
   let created = createdBefore;
   let next = 5_000;
   while (next <= created) next *= 4;
+  let running: Promise<unknown> = Promise.resolve();
   return {
-    async created(n: number): Promise<void> {
+    created(n: number): void {
       created += n;
       if (created < next) return;
       while (next <= created) next *= 4;
-      await analyzeAfterBulkWrite(db, "people", created, log, 0);
+      const rows = created;
+      running = running.then(() => analyzeAfterBulkWrite(db, "people", rows, log, 0));
     },
+    settled: () => running,
   };
 }
 
