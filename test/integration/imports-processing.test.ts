@@ -202,6 +202,32 @@ describe("modes and options", () => {
       { email: "holder@x.io", external_id: "ext-1", first_name: "Holder" },
     ]);
   });
+
+  it("in one batch, a new person and an existing one asking for the same new value: the earlier row keeps it", async () => {
+    // The batch both creates a person and changes a unique field of another: it is checked before anything is written
+    // (left to the unique index, the insert would take ext-9 and the update would then violate it).
+    const done = await importAndWait(client, "email,external_id,first_name\nnewcomer@x.io,ext-9,Newcomer\nfine@x.io,ext-9,Fine\nunrelated@x.io,,Un");
+    expect(done.counts).toMatchObject({ created: 2, updated: 0, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 2, column: "external_id", value: "ext-9", code: "conflict" })]);
+    const rows = await q(client, `select email, external_id from people where workspace_id = $ws and email in ('newcomer@x.io', 'fine@x.io') order by 1`);
+    expect(rows).toEqual([
+      { email: "fine@x.io", external_id: "ext-2" },
+      { email: "newcomer@x.io", external_id: "ext-9" },
+    ]);
+  });
+
+  it("a batch of new people only, one taking a value another person holds: that row fails, the rest are created", async () => {
+    // No row changes a unique field, so the unique index checks the new people; its violation undoes the insert, the
+    // rows are checked, and the others are created.
+    const done = await importAndWait(client, "email,external_id\nfirst-new@x.io,ext-20\nthief@x.io,ext-1\nsecond-new@x.io,ext-21\ndouble@x.io,ext-20");
+    expect(done.counts).toMatchObject({ created: 2, failed: 2 });
+    expect(done.errors).toEqual([
+      expect.objectContaining({ row: 2, column: "external_id", value: "ext-1", code: "conflict" }),
+      expect.objectContaining({ row: 4, column: "external_id", value: "ext-20", code: "conflict" }),
+    ]);
+    const rows = await q(client, `select email from people where workspace_id = $ws and external_id in ('ext-20', 'ext-21') order by 1`);
+    expect(rows.map((r) => r.email)).toEqual(["first-new@x.io", "second-new@x.io"]);
+  });
 });
 
 describe("dry run (validate)", () => {

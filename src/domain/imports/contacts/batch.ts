@@ -198,6 +198,10 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   ];
   if (prevRow.length) resolved.push(["prev_row", `coalesce(${prevRow.join(", ")})`], ["prev_outcome", `coalesce(${prevOutcome.join(", ")})`]);
   const copied = ["row", "key", "may_repeat", "set_cell", ...CONTACT_STAGE_COLUMNS];
+  // The unique fields (besides the identifier) the file sets: a row that creates a person, or changes one of them on a
+  // person, may clash with another person's (step 2). The resolve pass counts the rows that change one.
+  const unique = UNIQUE_FIELDS.filter((u) => u.field !== ctx.identifier && ctx.headerOf[u.field]);
+  const uniqueChange = unique.length ? `count(*) filter (where changed && '{${unique.map((u) => u.field).join(",")}}'::text[])::int` : "0";
   // The rows are written resolved into the second table (an insert), not updated in place: an update joined the
   // table to itself by row and wrote a second version of every row, ~20 ms of a 10k-row batch's ~95.
   // The statement also counts what it found, so the steps below that have nothing to do in this batch are not sent
@@ -211,9 +215,10 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true${earlier ? `
        left join lateral (${earlier} offset 0) ip on true` : ""}
        cross join lateral (select case when p.id is null then null else ${diff("o", "w.want", replace)} end as changed offset 0) c
-     returning outcome, prev_row)
+     returning outcome, prev_row, changed)
      select count(*) filter (where outcome = 'created')::int as created, count(*) filter (where outcome = 'updated')::int as updated,
-       count(*) filter (where outcome = 'unchanged')::int as unchanged, count(*) filter (where prev_row is not null)::int as repeated
+       count(*) filter (where outcome = 'unchanged')::int as unchanged, count(*) filter (where prev_row is not null)::int as repeated,
+       ${uniqueChange} as unique_changes
      from resolved`,
     ctx.dryRun ? [ws, want] : [ws, want, imp],
   );
@@ -279,7 +284,6 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   }
   // Another person (in the database, or an earlier row of this batch) already holds a unique field of this row.
   // Only rows that set the field are checked: a person keeping their own value cannot clash (the index is unique).
-  const unique = created || updated ? UNIQUE_FIELDS.filter((u) => u.field !== ctx.identifier && ctx.headerOf[u.field]) : [];
   const checkUnique = async () => {
     for (const u of unique) await change(
       `update ${CONTACT_STAGE_TABLE} s set outcome = 'failed', err_code = 'conflict', err_column = $2, err_value = s.${u.field},
@@ -295,12 +299,14 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
       [ws, ctx.headerOf[u.field]],
     );
   };
-  // A batch that only creates people (a first import) lets the unique indexes check them: most batches clash with
-  // nobody, and the check was a tenth of such a batch (~35 ms of 10,000 rows). Its people are inserted under a
-  // savepoint; on a unique violation the insert is undone, the rows are checked as above, and the rest inserted. A batch
-  // that also changes people is checked first: an update could take a value a new person of the batch takes too.
-  const optimistic = created && !updated && unique.length > 0;
-  if (!optimistic) await checkUnique();
+  // Only a row that creates a person or changes a unique field of one can clash. When no row changes one, the new
+  // people are left to the unique indexes: most batches clash with nobody, and the check was a tenth of a batch that
+  // creates 10,000 people (~35 ms). They are inserted under a savepoint; on a unique violation the insert is undone,
+  // the rows are checked as above, and the rest inserted. A batch where a row changes a unique field is checked first:
+  // that update could take a value a new person of the batch takes too.
+  const uniqueChanges = Number(found?.unique_changes) > 0;
+  const optimistic = created && !uniqueChanges && unique.length > 0;
+  if (uniqueChanges) await checkUnique();
 
   // 3. New people, inserted in key order (their ids were drawn in step 1, so nothing joins back on the key).
   const insertPeople = () => q(
@@ -375,7 +381,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
          -- The key moves with the email (only when the email changes: that is when step 2 checked it for conflicts).
          email_key = case when s.email is distinct from p.email and s.email is not null then s.email_key else p.email_key end,
          attributes = case when s.attributes is null then p.attributes else p.attributes || s.attributes end,
-         label_ids = case when s.want_labels is null then p.label_ids
+         -- (A row whose labels the person already has, as most rows of a re-import, keeps the array as it is.)
+         label_ids = case when s.want_labels is null or not 'labels' = any(s.changed) then p.label_ids
            ${replace ? "else s.want_labels" : "else array(select unnest(p.label_ids) union select unnest(s.want_labels) order by 1)"} end,
          updated_at = now()
        from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,
@@ -417,7 +424,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   } else if (!ctx.dryRun) {
     // A row with no earlier row (prev_row null) has no ledger entry yet, and a batch holds one row per person: a plain
     // insert, without the conflict check (90 → 65 ms per 10k rows, BENCHMARKS.md 2026-11-26); only repeats update.
-    if (batch.mayRepeat > 0) await q(
+    // (Only rows of people that existed: a batch that only creates people has none to record.)
+    if (batch.mayRepeat > 0 && Number(found?.updated) + Number(found?.unchanged) > 0) await q(
       `insert into import_people (import_id, person_id, row, outcome)
        select $1, s.person_id, s.row, s.outcome from ${CONTACT_STAGE_TABLE} s
        where ${ACTIVE} and s.may_repeat and s.outcome in ('updated', 'unchanged') and s.prev_row is null
