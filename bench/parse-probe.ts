@@ -3,6 +3,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { readBatches } from "../src/domain/imports/batch-source.js";
 import type { BatchPlan } from "../src/domain/imports/batch-builder.js";
+import { sketchFileKeys } from "../src/domain/imports/key-sketch.js";
 import { importOptionsSchema } from "../src/domain/imports/mapping.js";
 import { parseTarget, type MappingTarget } from "../src/domain/imports/targets.js";
 import { LocalStorage } from "../src/storage/local.js";
@@ -15,6 +16,7 @@ import { OUT } from "./stack.js";
  * or PROBE_THREAD=0 on this thread), the batches dropped as they arrive. It reports, per round (PROBE_ROUNDS), the
  * wall time and this process's CPU (all threads), and the COPY bytes the batches hold. Not part of the bench run; start
  * it with `node --cpu-prof --cpu-prof-dir=… --import tsx bench/parse-probe.ts` for a profile of each thread.
+ * The file's key sketch is read first, as a run has it once complete (PROBE_SKETCH=0: none, every row may repeat).
  */
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
@@ -48,6 +50,12 @@ const plan: BatchPlan = {
   fileWidth: headers.length,
 };
 const storage = new LocalStorage(OUT);
+if (process.env.PROBE_SKETCH !== "0") {
+  const started = performance.now();
+  const sizeBytes = await storage.size(file);
+  plan.repeats = await sketchFileKeys(storage, { storageKey: file, delimiter: ",", sizeBytes }, plan.from, headers.indexOf(headerOf.email!), "email");
+  console.log(`key sketch: ${((performance.now() - started) / 1000).toFixed(2)} s`);
+}
 
 for (let round = 1; round <= ROUNDS; round++) {
   const cpu = process.cpuUsage();

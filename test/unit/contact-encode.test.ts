@@ -1,5 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { addRecord, newBatch, produceBatches } from "../../src/domain/imports/batch-builder.js";
 import { encodeContactRows } from "../../src/domain/imports/contacts/batch.js";
+import { contactsHandler } from "../../src/domain/imports/contacts/handler.js";
+import { addKey, markComplete, newKeySketch, sketchFileKeys } from "../../src/domain/imports/key-sketch.js";
+import { LocalStorage } from "../../src/storage/local.js";
 import { CONTACT_STAGE_COLUMNS, contactRowValidator, type ContactRow } from "../../src/domain/imports/contacts/validate.js";
 import { importOptionsSchema } from "../../src/domain/imports/mapping.js";
 
@@ -63,5 +70,64 @@ describe("a batch's COPY text (encodeContactRows)", () => {
       expect(l).toContain(`"note":"${i}${wide}"`);
     });
     expect(enc.copy.length).toBe(Buffer.byteLength(text));
+  });
+});
+
+describe("a batch built row by row (addRecord) with the file's key sketch", () => {
+  it("encodes a row no other row shares a key with as it comes, holds the others, and ends with each surviving row once", () => {
+    const handler = contactsHandler(
+      { workspaceId: "w", importId: "i", identifier: "email", options: importOptionsSchema.parse({}), headerOf: { email: "email" }, createdSegmentId: null, dryRun: false },
+      headers,
+      { ...mapping },
+    );
+    const records = [
+      ["a@x.io", "Ann", "", "", ""],
+      ["twice@x.io", "First", "", "", ""],
+      ["b@x.io", "Bea", "vip", "", ""],
+      ["TWICE@x.io", "Second", "", "", ""],
+      ["c@x.io", "Cy", "", "", ""],
+    ];
+    const sketch = newKeySketch(1024);
+    for (const r of records) addKey(sketch, r[0]!.toLowerCase());
+    markComplete(sketch);
+    const batch = newBatch({ byte: 0, row: 0, line: 1 });
+    const seen = new Map<string, number>();
+    records.forEach((record, i) => addRecord(batch, seen, { record, row: i + 1, endByte: 0, endLine: i + 2, raw: record.join(",") }, handler, "email", sketch, 10));
+    // The three unique rows went to the encoder; the repeated person's later row replaced the earlier one in `staged`.
+    expect(batch.staged.map((r) => r.row)).toEqual([4]);
+    expect(batch.errors).toEqual([expect.objectContaining({ row: 2, code: "duplicate_in_file" })]);
+    expect(batch.encoder).toBeDefined();
+  });
+
+  it("produces the same rows, once each, whether the sketch marks them or not", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "contact-encode-"));
+    try {
+      const lines = ["email,first_name,labels,label_ids,note"];
+      for (let i = 1; i <= 95; i++) lines.push(`${i % 9 === 0 ? "dup" + (i % 4) : "p" + i}@x.io,N${i},${i % 3 ? "vip" : ""},,n${i}`);
+      const csv = lines.join("\n") + "\n";
+      writeFileSync(path.join(dir, "f.csv"), csv);
+      const storage = new LocalStorage(dir);
+      const from = { byte: Buffer.byteLength(lines[0]! + "\n"), row: 0, line: 1 };
+      const ctx = { workspaceId: "w", importId: "i", identifier: "email" as const, options: importOptionsSchema.parse({}), headerOf: { email: "email" }, createdSegmentId: null, dryRun: false };
+      const plan = { kind: "contacts" as const, ctx, headers, mapping: { ...mapping }, storageKey: "f.csv", delimiter: ",", from, batchSize: 20, fileWidth: headers.length };
+      const read = async (withSketch: boolean) => {
+        const repeats = withSketch ? await sketchFileKeys(storage, { storageKey: "f.csv", delimiter: ",", sizeBytes: Buffer.byteLength(csv) }, from, 0, "email") : undefined;
+        const out: { lines: string[]; errors: number[] }[] = [];
+        for await (const { batch } of produceBatches(storage, { ...plan, repeats })) {
+          const text = new TextDecoder().decode(batch.encoded?.copy ?? new Uint8Array());
+          // Without the may_repeat flag (column 5) and the label/set numbering (their order follows the encoding order).
+          const rows = text.split("\n").slice(0, -1).map((l) => l.split("\t")).map((c) => [c[0], c[1], ...c.slice(5)].join("\t"));
+          out.push({ lines: rows.sort(), errors: batch.errors.map((e) => e.row) });
+          expect(batch.encoder).toBeUndefined();
+        }
+        return out;
+      };
+      const plain = await read(false);
+      const sketched = await read(true);
+      expect(sketched).toEqual(plain);
+      expect(plain.flatMap((b) => b.lines)).toHaveLength(95 - plain.flatMap((b) => b.errors).length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

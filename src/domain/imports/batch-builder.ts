@@ -3,7 +3,7 @@
  * write, or failed/skipped with their errors; within the batch a later row for the same person supersedes an earlier one.
  */
 import type { Storage } from "../../storage/storage.js";
-import type { BatchContext, EncodedRows, RowHandler, StagedRow } from "./handler.js";
+import type { BatchContext, EncodedRows, RowEncoder, RowHandler, StagedRow } from "./handler.js";
 import { createRowHandler } from "./handlers.js";
 import { mayRepeat, sketchComplete, type KeySketch } from "./key-sketch.js";
 import { partOfRecord, type PartOf } from "./parts.js";
@@ -17,8 +17,13 @@ export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 export interface Batch {
   staged: StagedRow[];
-  /** The staged rows encoded for the write (RowHandler.encode), when the kind encodes: then `staged` is empty. */
+  /** The staged rows encoded for the write (RowHandler.encoder), when the kind encodes: then `staged` is empty. */
   encoded?: EncodedRows;
+  /**
+   * While the batch is built: the rows already encoded, those no other row of the file shares a key with (they are not
+   * held in `staged`). Gone once the batch is complete (`encoded`).
+   */
+  encoder?: RowEncoder;
   /** Rows of this batch that failed validation or were superseded inside the batch. */
   errors: RowError[];
   failed: number;
@@ -52,6 +57,7 @@ export function addRecord(
   handler: RowHandler,
   identifierHeader: string,
   sketch?: KeySketch,
+  batchSize = 0,
 ): void {
   batch.rows += 1;
   batch.own += 1;
@@ -79,6 +85,11 @@ export function addRecord(
     return;
   }
   if (sketch) res.staged.repeat = mayRepeat(sketch, res.staged.key);
+  if (res.staged.repeat === false && handler.encoder) {
+    // No other row has this key: nothing can supersede the row, so it is encoded now instead of held.
+    (batch.encoder ??= handler.encoder(batchSize)).add(res.staged);
+    return;
+  }
   const earlier = seen.get(res.staged.key);
   if (earlier !== undefined) {
     // Within one file a later row for the same person wins; the earlier one is skipped and says why.
@@ -149,7 +160,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
       batch.rows += 1;
       batch.endByte = rec.endByte;
       batch.endLine = rec.endLine;
-    } else addRecord(batch, seen, rec, handler, identifierHeader, repeats);
+    } else addRecord(batch, seen, rec, handler, identifierHeader, repeats, plan.batchSize);
     if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
@@ -161,9 +172,12 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
 }
 
 function encode(batch: Batch, handler: RowHandler): Batch {
-  if (!handler.encode || batch.staged.length === 0) return batch;
-  batch.encoded = handler.encode(batch.staged);
+  if (!handler.encoder || (batch.staged.length === 0 && !batch.encoder)) return batch;
+  const encoder = batch.encoder ?? handler.encoder(batch.staged.length);
+  for (const r of batch.staged) encoder.add(r);
+  batch.encoded = encoder.finish();
   batch.staged = [];
+  delete batch.encoder;
   return batch;
 }
 

@@ -41,6 +41,11 @@ export interface EncodedRows {
   mayRepeat: number;
 }
 
+export interface RowEncoder<R extends StagedRow = StagedRow> {
+  add(row: R): void;
+  finish(): EncodedRows;
+}
+
 /** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encode). */
 export interface StagedBatch<R extends StagedRow = StagedRow> {
   staged: R[];
@@ -89,8 +94,12 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
   maxBatchSize?: number;
   /** Slow per-row work (password hashing) done before the batch transaction opens, so the transaction stays short. */
   prepare?(conn: ReservedSql, rows: R[]): Promise<void>;
-  /** Encodes a batch's staged rows for its write where they were parsed; without it the rows themselves travel. */
-  encode?(rows: R[]): EncodedRows;
+  /**
+   * Encodes a batch's staged rows for its write where they were parsed; without it the rows themselves travel. The
+   * batch builder feeds it each row that no other row of the file shares a key with as the row is validated (no later
+   * row can supersede it), and the rest when the batch ends: `expected` rows at most.
+   */
+  encoder?(expected: number): RowEncoder<R>;
   /** Writes a staged batch set-based, inside the caller's transaction. */
   writeBatch(conn: ReservedSql, batch: StagedBatch<R>): Promise<BatchResult>;
 }

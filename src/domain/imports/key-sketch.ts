@@ -51,6 +51,11 @@ export function sketchComplete(sketch: KeySketch): boolean {
   return Atomics.load(completeFlag(sketch), 0) === 1;
 }
 
+/** Says every key of the file is in the sketch (sketchComplete). */
+export function markComplete(sketch: KeySketch): void {
+  Atomics.store(completeFlag(sketch), 0, 1);
+}
+
 /** The second slot's mix starts from the hash xor this (any odd constant that is not the first's 0). */
 const SECOND = 0x9e3779b9;
 
@@ -115,7 +120,7 @@ export async function sketchFileKeys(
     try {
       const stop = await sketchPlainLines(source, file.delimiter.charCodeAt(0), dataStart.byte, identifierIndex, identifier, sketch, signal);
       if (stop === null) {
-        if (!signal?.aborted) Atomics.store(completeFlag(sketch), 0, 1);
+        if (!signal?.aborted) markComplete(sketch);
         return sketch;
       }
       // Row and line numbers do not matter here: only the keys are counted.
@@ -124,7 +129,7 @@ export async function sketchFileKeys(
       source.destroy?.();
     }
   }
-  if (await sketchRecords(storage, file, from, identifierIndex, identifier, sketch, signal)) Atomics.store(completeFlag(sketch), 0, 1);
+  if (await sketchRecords(storage, file, from, identifierIndex, identifier, sketch, signal)) markComplete(sketch);
   return sketch;
 }
 

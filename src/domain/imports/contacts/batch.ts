@@ -112,40 +112,69 @@ const COPY_COLUMNS = ["row", "key", "label_cell", "set_cell", "may_repeat", ...C
  * batch's list.
  */
 export function encodeContactRows(rows: ContactRow[]): EncodedRows {
-  const cells = new Map<string, number>();
-  const sets = new Map<string, number>();
-  // Room for every line when the text is ASCII (the cells, the key and ~40 bytes of numbers and tabs), plus the worst
-  // case of the longest line: a batch of ASCII rows never grows its buffer; one with other characters may, once or twice.
-  let size = 1024;
-  let longest = 0;
-  for (const r of rows) {
-    const length = r.cells.length + r.key.length + 64;
-    size += length;
-    if (length > longest) longest = length;
+  const encoder = new ContactRowEncoder(rows);
+  for (const r of rows) encoder.add(r);
+  return encoder.finish();
+}
+
+/**
+ * encodeContactRows a row at a time: the batch builder hands it each row no other row of the file shares a key with as
+ * the row is validated (RowHandler.encoder), so a batch does not hold 10,000 rows until its end (they outlived the
+ * parse thread's young generation, and its collector copied and promoted every one).
+ */
+export class ContactRowEncoder {
+  private readonly cells = new Map<string, number>();
+  private readonly sets = new Map<string, number>();
+  private out: Buffer;
+  private at = 0;
+  private rows = 0;
+  private mayRepeat = 0;
+
+  /** `rows`: the batch's rows when known at once, to size the buffer; else how many are expected (~300 bytes each). */
+  constructor(rows: readonly ContactRow[] | number) {
+    // Room for every line when the text is ASCII (the cells, the key and ~40 bytes of numbers and tabs), plus the worst
+    // case of the longest line: a batch of ASCII rows never grows its buffer; one with other characters may, once or twice.
+    let size = 1024;
+    let longest = 0;
+    if (typeof rows === "number") size += rows * 320;
+    else {
+      for (const r of rows) {
+        const length = r.cells.length + r.key.length + 64;
+        size += length;
+        if (length > longest) longest = length;
+      }
+    }
+    this.out = Buffer.allocUnsafeSlow(size + 3 * longest);
   }
-  let out = Buffer.allocUnsafeSlow(size + 3 * longest);
-  let at = 0;
-  let mayRepeat = 0;
-  for (const r of rows) {
-    if (r.repeat !== false) mayRepeat++;
+
+  add(r: ContactRow): void {
+    this.rows++;
+    if (r.repeat !== false) this.mayRepeat++;
     let n = "\\N";
     if (r.labelCell !== null) {
-      let i = cells.get(r.labelCell);
-      if (i === undefined) cells.set(r.labelCell, (i = cells.size + 1));
+      let i = this.cells.get(r.labelCell);
+      if (i === undefined) this.cells.set(r.labelCell, (i = this.cells.size + 1));
       n = String(i);
     }
-    let f = sets.get(r.setFields);
-    if (f === undefined) sets.set(r.setFields, (f = sets.size + 1));
+    let f = this.sets.get(r.setFields);
+    if (f === undefined) this.sets.set(r.setFields, (f = this.sets.size + 1));
     const line = `${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`;
     // A UTF-16 code unit is at most 3 bytes of UTF-8.
-    if (out.length - at < line.length * 3) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(out.length * 1.5), at + line.length * 3));
-      out.copy(bigger, 0, 0, at);
-      out = bigger;
+    if (this.out.length - this.at < line.length * 3) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(this.out.length * 1.5), this.at + line.length * 3));
+      this.out.copy(bigger, 0, 0, this.at);
+      this.out = bigger;
     }
-    at += out.write(line, at);
+    this.at += this.out.write(line, this.at);
   }
-  return { rows: rows.length, copy: out.subarray(0, at), labelCells: [...cells.keys()], setFields: [...sets.keys()], mayRepeat };
+
+  get size(): number {
+    return this.rows;
+  }
+
+  finish(): EncodedRows {
+    return { rows: this.rows, copy: this.out.subarray(0, this.at), labelCells: [...this.cells.keys()], setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
+  }
 }
 
 export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchContext, batch: EncodedRows, labelIds: LabelIds): Promise<BatchResult> {

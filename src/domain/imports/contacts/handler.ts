@@ -1,6 +1,6 @@
 import type { BatchContext, RowHandler } from "../handler.js";
 import type { MappingTarget } from "../targets.js";
-import { encodeContactRows, ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
+import { ContactRowEncoder, encodeContactRows, ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
 import { contactRowValidator, type ContactRow } from "./validate.js";
 
 /** kind=contacts: people created or updated by their identifier, with labels, segments and person events. */
@@ -10,7 +10,7 @@ export function contactsHandler(ctx: BatchContext, headers: string[], mapping: R
     ensureStage: ensureContactStage,
     validate: contactRowValidator(headers, mapping, ctx.identifier, ctx.options),
     dedupeByKey: true,
-    encode: encodeContactRows,
+    encoder: (expected) => new ContactRowEncoder(expected),
     writeBatch: (conn, b) => writeContactBatch(conn, ctx, b.encoded ?? encodeContactRows(b.staged), labelIds),
   };
 }
