@@ -54,6 +54,17 @@ describe("the key sketch", () => {
     expect(mayRepeat(sketch, keyOf("solo@x.test")!)).toBe(false);
   });
 
+  it("keys an external id or a username as validation does (a batch relies on it: a row the sketch shows unique is not held)", () => {
+    const cells = ["  ext-1 ", "EXT-1", "ext\u00a01", "Ünï", "'=lead", "a b", "\tx\t"];
+    for (const identifier of ["external_id", "username"] as const) {
+      const validate = contactRowValidator(["first_name", identifier], { first_name: "first_name", [identifier]: identifier }, identifier, importOptionsSchema.parse({}));
+      for (const c of cells) {
+        const res = validate(["x", c], 1, `x,${c}`);
+        expect(identifierKey(["x", c], 1, identifier), c).toBe(res.ok ? res.staged.key : null);
+      }
+    }
+  });
+
   it("reads plain lines from their bytes and counts exactly the keys the record reader gives, on random files", async () => {
     const storage = new LocalStorage(dir);
     // A seeded generator: the same files on every run.

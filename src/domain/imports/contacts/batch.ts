@@ -424,12 +424,12 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // 5. One event per created or updated person. The batch commits with its checkpoint under the run's fence, so it is
   //    never written twice: the events need no (import_id, import_row) unique index entry, and carry no row.
   //    A new person's event (no `changed` of its own: step 1) takes its properties from the batch's list, one per
-  //    distinct set of filled columns, built here once.
+  //    distinct set of filled columns, built here once (sent as text and read as JSON once, in the sub-select).
   if (created || updated) await q(
     `insert into events (workspace_id, person_id, name, properties, import_id)
      select $1, s.person_id,
        case when s.outcome = 'created' and s.prev_row is null then 'person.created' else 'person.updated' end,
-       case when s.changed is null then ($3::jsonb[])[s.set_cell] else jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)) end, $2::uuid
+       case when s.changed is null then (select $3::text[]::jsonb[])[s.set_cell] else jsonb_build_object('importId', $2::text, 'changed', to_jsonb(s.changed)) end, $2::uuid
      from ${CONTACT_STAGE_TABLE} s where s.outcome in ('created', 'updated') and ${ACTIVE} and (s.changed is null or cardinality(s.changed) > 0)
      order by s.row`,
     [ws, imp, batch.setFields.map((fields) => JSON.stringify({ importId: imp, changed: fields === "" ? [] : fields.split(",") }))],
