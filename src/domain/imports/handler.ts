@@ -46,7 +46,7 @@ export interface RowEncoder<R extends StagedRow = StagedRow> {
   finish(): EncodedRows;
 }
 
-/** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encode). */
+/** What a batch writer gets: the staged rows, or their encoding when the kind encodes (RowHandler.encoder). */
 export interface StagedBatch<R extends StagedRow = StagedRow> {
   staged: R[];
   encoded?: EncodedRows;

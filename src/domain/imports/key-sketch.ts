@@ -90,7 +90,7 @@ function addSlot(sketch: KeySketch, slot: number): void {
   else sketch[word] = sketch[word]! | bit;
 }
 
-/** False only when no other row of the file has this key (nor any key sharing its slot). */
+/** False only when no other row of the file has this key (nor other keys hitting both its slots). */
 export function mayRepeat(sketch: KeySketch, key: string): boolean {
   const hash = keyHash(key);
   return seenAgain(sketch, slotOfHash(sketch, hash, 0)) && seenAgain(sketch, slotOfHash(sketch, hash, SECOND));

@@ -103,7 +103,7 @@ export type LabelIds = Map<string, string>;
 
 const COPY_COLUMNS = ["row", "key", "label_cell", "set_cell", "may_repeat", ...CONTACT_STAGE_COLUMNS];
 /**
- * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encode), as UTF-8
+ * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encoder), as UTF-8
  * in a buffer of its own (not Node's shared pool: a parse thread hands it over by transfer). Each line is written as
  * it is made: joined first, a batch's text was one string of ~50,000 pieces that encoding had to flatten (a tenth of
  * the thread's time). Files repeat a few label combinations and a few sets of filled columns over and over: each row
@@ -166,10 +166,6 @@ export class ContactRowEncoder {
       this.out = bigger;
     }
     this.at += this.out.write(line, this.at);
-  }
-
-  get size(): number {
-    return this.rows;
   }
 
   finish(): EncodedRows {
