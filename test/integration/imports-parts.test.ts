@@ -85,6 +85,9 @@ describe("an import split into parts across three worker processes", () => {
     await stopWorkers();
 
     const procs = startWorkers(3, { IMPORT_BATCH_SIZE: batchSize });
+    // All three listening before the import is sent: a process still starting could find every part taken (a part of
+    // this small file runs in well under a second).
+    await Promise.all(procs.map((p) => p.waitFor(/workers started/, 30_000)));
     const parted = await runImport(b, csv);
     expect(parted.status).toBe("done");
     expect(parted.counts).toEqual(one.counts);
