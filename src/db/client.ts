@@ -35,7 +35,21 @@ export function createSql(url: string, opts: DbOptions = {}): Sql {
     connect_timeout: 10,
   };
   // `socket` is a postgres.js option its types do not declare.
-  return postgres(url, Object.assign(options, { socket: noDelaySocket() }));
+  return fetchTypesOnce(postgres(url, Object.assign(options, { socket: noDelaySocket() })));
+}
+
+/**
+ * postgres.js asks the catalog for the array types on every connect and reconnect of every connection, and keeps them
+ * pool-wide (`options.shared.typeArrayMap`, with the parsers). That query's promise is discarded: a pool ended while
+ * a connection is still asking (a pool ended with a timeout while it grows, or an export's connection reconnecting to
+ * roll back) makes it an unhandled rejection, CONNECTION_DESTROYED, which ends a Node process (porsager/postgres#1192,
+ * #1205; 3.4.9). So a connection asks only while the pool knows no array type yet: once one connection has answered,
+ * the others, and every reconnect, start without the query.
+ */
+function fetchTypesOnce(sql: Sql): Sql {
+  const options = sql.options as postgres.ParsedOptions<Record<string, never>> & { shared: { typeArrayMap: Record<number, number> } };
+  if (options.fetch_types) Object.defineProperty(options, "fetch_types", { get: () => Object.keys(options.shared.typeArrayMap).length === 0 });
+  return sql;
 }
 
 /**

@@ -43,6 +43,36 @@ describe("the service's PostgreSQL connections", () => {
     expect(row?.one).toBe(1);
   });
 
+  it("ask for the array types once per pool, so a pool ended while it grows leaves no unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (err: unknown) => unhandled.push(err);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      for (let i = 0; i < 10; i++) {
+        const s = createSql(admin.toString(), { max: 3 });
+        const [row] = await s<{ a: string[] }[]>`select array['x', 'y'] as a`;
+        expect(row?.a).toEqual(["x", "y"]);
+        // Two more connections open for these; the pool is ended while they connect.
+        const pending = Promise.allSettled([s`select pg_sleep(0.05)`, s`select pg_sleep(0.05)`, s`select 2`]);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        await s.end({ timeout: 0 });
+        await pending;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
+  it("parse arrays on every connection of a pool, the ones opened after the first too", async () => {
+    const s = createSql(admin.toString(), { max: 4 });
+    opened.push(s);
+    await s`select 1`;
+    const rows = await Promise.all(Array.from({ length: 8 }, (_, i) => s<{ a: number[]; t: string[] }[]>`select array[${i}::int, 2] as a, ${["p", "q"]}::text[] as t, pg_sleep(0.02)`));
+    rows.forEach(([row], i) => expect(row).toMatchObject({ a: [i, 2], t: ["p", "q"] }));
+  });
+
   it("report a refused connection as the error it is", async () => {
     const url = admin.toString().replace(`@${admin.host}`, "@127.0.0.1:1");
     await expect(sql(url)`select 1`).rejects.toMatchObject({ code: "ECONNREFUSED" });
