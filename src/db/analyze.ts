@@ -14,16 +14,18 @@ export type BulkTable = "people" | "segment_memberships";
  * import into a new workspace, a segment's recompute estimated 22 people and probed memberships person by person
  * (0.73 s) where a hash join takes 0.26 s. ANALYZE samples 30,000 rows (~0.1–0.3 s), takes a lock that blocks no
  * reads or writes (it gives up after 2 s waiting for another ANALYZE or VACUUM of the table), and is best effort: a
- * failure is logged, never the caller's failure.
+ * failure is logged, never the caller's failure. `only`: the statistics of that column alone (and the table's row
+ * count), for a caller that needs only those: the same sample, without the other columns' work (~0.35 → ~0.12 s for
+ * 1M people).
  */
-export async function analyzeAfterBulkWrite(db: Db, table: BulkTable, rows: number, log: Logger, threshold = ANALYZE_AFTER_ROWS): Promise<boolean> {
+export async function analyzeAfterBulkWrite(db: Db, table: BulkTable, rows: number, log: Logger, threshold = ANALYZE_AFTER_ROWS, only?: "workspace_id"): Promise<boolean> {
   if (rows < threshold) return false;
   try {
     await db.transaction(async (tx) => {
       // ANALYZE waits for another ANALYZE or VACUUM of the table (autovacuum gives way after deadlock_timeout): it
       // must never hold up the import or recompute that asked for it for long.
       await tx.execute(sql`set local lock_timeout = '2s'`);
-      await tx.execute(sql.raw(`analyze ${table === "people" ? "people" : "segment_memberships"}`));
+      await tx.execute(sql.raw(`analyze ${table === "people" ? "people" : "segment_memberships"}${only === "workspace_id" ? " (workspace_id)" : ""}`));
     });
     return true;
   } catch (err) {

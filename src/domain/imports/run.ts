@@ -332,9 +332,11 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
  * per-row probes for a person by (workspace, email key), or external id or username, through the (workspace_id, id)
  * index and filters the whole workspace for each row: a 5M-row import into a new workspace stood still at 50,000
  * rows (BENCHMARKS.md, 2026-11-30). Once the statistics count the workspace's people, the unique index is the cheaper
- * path again. So the import analyses people when the people it created reach 5,000, and again at each fourfold of
- * that (20,000, 80,000 …): ~0.2–0.5 s each, five times for 5M rows. `createdBefore`: what earlier runs of the import
- * created (a run resumed after its time slice must not analyse again at its own first 5,000).
+ * path again. So the import analyses people's workspace_id, what the probes' estimate turns on, when the people it
+ * created reach 5,000, and again at each fourfold of that (20,000, 80,000 …): ~0.1 s each for 1M people, where the
+ * whole table took ~0.35 s (1.6 s of a 1M-row import's PostgreSQL CPU). A big import's job analyses the whole table
+ * once the import is done (import-run.ts). `createdBefore`: what earlier runs of the import created (a run resumed
+ * after its time slice must not analyse again at its own first 5,000).
  * The ANALYZE runs on a pooled connection beside the batches (it blocks no write), one at a time; the run waits for
  * the last one only as it ends, so its connection is back in the pool before the run returns.
  */
@@ -349,7 +351,7 @@ function growingWorkspaceStatistics(db: Db, log: Logger, createdBefore: number) 
       if (created < next) return;
       while (next <= created) next *= 4;
       const rows = created;
-      running = running.then(() => analyzeAfterBulkWrite(db, "people", rows, log, 0));
+      running = running.then(() => analyzeAfterBulkWrite(db, "people", rows, log, 0, "workspace_id"));
     },
     settled: () => running,
   };
