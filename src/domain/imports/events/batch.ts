@@ -57,7 +57,8 @@ export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows
       );
     }
     // One person per key, its id drawn first (nothing joins back on what the insert returns); when several rows
-    // name the same new person, the last row's identity columns win.
+    // name the same new person, the last row's identity columns win. Inserted in the order a contacts import inserts
+    // its new people (byte order of the key), so the two cannot deadlock on each other's new keys.
     // (Materialised: a join may rescan its inner side, and each rescan would draw new ids.)
     await q(
       `with n as materialized (
@@ -72,7 +73,7 @@ export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows
        select n.person_id, $1, n.email, n.email_key, n.external_id, n.username from (
          select distinct on (s.key) s.key, s.person_id, s.email, s.email_key, s.external_id, s.username
          from ${T} s where ${ACTIVE} and s.new_person order by s.key, s.row desc) n
-       order by n.key`,
+       order by n.key collate "C"`,
       [ws],
     );
   } else {
