@@ -57,7 +57,10 @@ async function clearQueues(): Promise<void> {
 }
 
 async function startWorker(extra: Record<string, string> = {}): Promise<Proc> {
-  const worker = startProcess("src/workers/main.ts", benchEnv({ WORKER_METRICS_PORT: String(WORKER_METRICS_PORT), ...extra }), (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean));
+  // BENCH_WORKER_LOG=<file>: the worker logs at info level, appended to that file (its time slices, resumes, batches).
+  const logFile = process.env.BENCH_WORKER_LOG;
+  const env = benchEnv({ WORKER_METRICS_PORT: String(WORKER_METRICS_PORT), ...(logFile ? { LOG_LEVEL: "info" } : {}), ...extra });
+  const worker = startProcess("src/workers/main.ts", env, (process.env.BENCH_WORKER_NODE_ARGS ?? "").split(" ").filter(Boolean), logFile);
   if (process.env.BENCH_APP_ROOT) {
     // Another checkout's worker may serve no metrics: give it time to start instead (queued jobs wait for it anyway).
     await waitForHttp(`http://127.0.0.1:${WORKER_METRICS_PORT}/metrics`, worker, 10_000).catch(() => {});

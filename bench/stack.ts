@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { readFile, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -98,13 +99,17 @@ export async function buildApp(): Promise<void> {
 }
 
 /** Starts `node dist/<entry>.js` (src/x/y.ts → dist/x/y.js) as its own process (one pid: /proc/<pid>/status is the process itself). */
-export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Proc {
+export function startProcess(entry: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = [], logFile?: string): Proc {
   const built = entry.replace(/^src\//, "dist/").replace(/\.ts$/, ".js");
   const child = spawn(process.execPath, [...nodeArgs, path.join(APP_ROOT, built)], { cwd: APP_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const keep = (b: Buffer) => {
     out = (out + b.toString()).slice(-20_000);
   };
+  if (logFile) {
+    const file = createWriteStream(logFile, { flags: "a" });
+    child.stdout!.pipe(file);
+  }
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

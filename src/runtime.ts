@@ -35,7 +35,7 @@ export async function createRuntime(env: Env, logger: Logger, opts: { migrate?: 
   const redis = createProducerConnection(env);
   // Producer connection errors are expected during outages; requests answer 503 meanwhile.
   redis.on("error", (err) => logger.debug({ err: err.message }, "redis producer connection error"));
-  const producer = createProducer(redis, env.QUEUE_PREFIX, logger);
+  const producer = createProducer(redis, env.QUEUE_PREFIX, logger, { smallImportMaxBytes: env.IMPORT_SMALL_MAX_BYTES });
   const storage = createStorage(env);
   const apiKeys = new ApiKeyCache(env.DATABASE_URL, { ttlMs: env.API_KEY_CACHE_TTL_MS, log: logger });
   return {

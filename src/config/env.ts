@@ -61,6 +61,13 @@ export const envSchema = z
     IMPORT_MAX_RECORD_BYTES: z.coerce.number().int().min(1024).max(1024 ** 3).default(16 * 1024 ** 2),
     IMPORT_CONCURRENCY: concurrency.default(2),
     /**
+     * The small-import lane: an import whose stored file (after its header) is at most this many bytes runs on a queue
+     * of its own (`imports-small`), with IMPORT_SMALL_CONCURRENCY slots per worker beside IMPORT_CONCURRENCY, so it never
+     * waits for a big import's slot and no big import gives its slot up for it; 0: no lane (every import on `imports`).
+     */
+    IMPORT_SMALL_MAX_BYTES: z.coerce.number().int().min(0).default(1024 * 1024),
+    IMPORT_SMALL_CONCURRENCY: concurrency.default(1),
+    /**
      * A running import that has held its slot this long gives it up after its next committed batch when other imports
      * wait, and resumes from its checkpoint behind them (a small import never waits for a big one to end); 0: never.
      */

@@ -11,6 +11,8 @@ import type { QueueName } from "../queue/jobs.js";
 import type { WebhookResource } from "./webhooks/resources.js";
 
 export type Enqueuer = Pick<Producer, "enqueue">;
+/** What the reconciler queues runs with: the enqueue, and the size that sends an import to the small-import lane. */
+export type RunEnqueuer = Pick<Producer, "enqueue" | "smallImportMaxBytes">;
 
 /** One run, named the way every kind can: its row and the workspace it belongs to. */
 export interface RunRef {
@@ -55,11 +57,12 @@ export interface RunKind extends RunOwner {
   readonly name: string;
   /** Noun in log messages and keys ("import had no live job", `importId`). */
   readonly noun: string;
-  readonly queue: QueueName;
+  /** The queues its jobs run on (an import's: the lane its file's size chose, and the parts' queue). */
+  readonly queues: readonly QueueName[];
   /** Runs active in Postgres for longer than `graceMs` (younger ones may be between their update and enqueue). */
   stranded(db: Db, graceMs: number): Promise<StrandedRun[]>;
   /** Queues the run again; false when it changed meanwhile (nothing queued). */
-  requeue(db: Db, producer: Enqueuer, run: StrandedRun): Promise<boolean>;
+  requeue(db: Db, producer: RunEnqueuer, run: StrandedRun): Promise<boolean>;
   /** A requeue reuses the job id: a finished job under it must be removed first or it would swallow the new one. */
   readonly reusesJobId: boolean;
 }

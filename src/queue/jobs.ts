@@ -6,12 +6,14 @@ import { z } from "zod";
  */
 const id = z.string().uuid();
 
-export const QUEUE_NAMES = ["imports", "segments", "exports", "webhooks", "deletions"] as const;
+export const QUEUE_NAMES = ["imports", "imports-small", "segments", "exports", "webhooks", "deletions"] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export const JOBS = {
   /** Runs an import (a dry run when the import says so), resuming after its last committed batch. */
   "import.run": { queue: "imports", payload: z.object({ workspaceId: id, importId: id }).strict() },
+  /** The same run for an import of a small file (IMPORT_SMALL_MAX_BYTES), in a lane of its own: it never waits behind big ones. */
+  "import.small": { queue: "imports-small", payload: z.object({ workspaceId: id, importId: id }).strict() },
   /** Runs one part of an import split across workers (IMPORT_PARTS), resuming after the part's last committed batch. */
   "import.part": { queue: "imports", payload: z.object({ workspaceId: id, importId: id, part: z.number().int().min(0).max(63) }).strict() },
   /** POSTs the finished resource to its callbackUrl, signed; retried with backoff by BullMQ. */

@@ -27,12 +27,14 @@ export interface EnqueueOptions {
 }
 
 export interface Producer {
+  /** IMPORT_SMALL_MAX_BYTES: an import of a file this small runs in the small-import lane (0: no lane). */
+  readonly smallImportMaxBytes: number;
   enqueue<N extends JobName>(name: N, payload: JobPayload<N>, opts?: EnqueueOptions): Promise<void>;
   queue(name: QueueName): Queue;
   close(): Promise<void>;
 }
 
-export function createProducer(connection: RedisClient, prefix: string, log: Logger): Producer {
+export function createProducer(connection: RedisClient, prefix: string, log: Logger, opts: { smallImportMaxBytes?: number } = {}): Producer {
   const queues = new Map<QueueName, Queue>(
     QUEUE_NAMES.map((q) => {
       const queue = new Queue(q, { connection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
@@ -47,6 +49,7 @@ export function createProducer(connection: RedisClient, prefix: string, log: Log
     return q;
   };
   return {
+    smallImportMaxBytes: opts.smallImportMaxBytes ?? 0,
     queue,
     async enqueue(name, payload, opts = {}) {
       const data = parsePayload(name, payload);

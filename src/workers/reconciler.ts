@@ -43,9 +43,13 @@ export interface ReconcileResult {
   failed: number;
 }
 
-async function jobState(queue: ReturnType<Producer["queue"]>, id: string) {
-  const job = await queue.getJob(id);
-  return { job, state: job ? await job.getState() : "missing" };
+/** A job looked up by id in each of its kind's queues (ids are unique across them): where it is, or `missing`. */
+async function jobState(queues: ReturnType<Producer["queue"]>[], id: string) {
+  for (const queue of queues) {
+    const job = await queue.getJob(id);
+    if (job) return { job, state: await job.getState() };
+  }
+  return { job: undefined, state: "missing" };
 }
 
 /**
@@ -54,9 +58,9 @@ async function jobState(queue: ReturnType<Producer["queue"]>, id: string) {
  */
 async function reconcileKind(kind: RunKind, { db, producer, log, graceMs = ENQUEUE_GRACE_MS, announce, ended }: ReconcileDeps): Promise<ReconcileResult> {
   const result: ReconcileResult = { requeued: 0, failed: 0 };
-  const queue = producer.queue(kind.queue);
+  const queues = kind.queues.map((q) => producer.queue(q));
   for (const run of await kind.stranded(db, graceMs)) {
-    const states = await Promise.all(run.jobIds.map((id) => jobState(queue, id)));
+    const states = await Promise.all(run.jobIds.map((id) => jobState(queues, id)));
     if (states.some((s) => LIVE_STATES.has(s.state))) continue;
     const own = states[0];
     // Its own job, or another that runs it (a split import's part), failed for good: the run fails as the worker would have.

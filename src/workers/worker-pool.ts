@@ -35,7 +35,7 @@ export function assertProcessorsComplete(processors: Partial<Record<string, unkn
 }
 
 function concurrencyFor(env: Env, q: QueueName): number {
-  return { imports: env.IMPORT_CONCURRENCY, segments: env.SEGMENT_CONCURRENCY, exports: env.EXPORT_CONCURRENCY, webhooks: env.WEBHOOK_CONCURRENCY, deletions: env.DELETION_CONCURRENCY }[q];
+  return { imports: env.IMPORT_CONCURRENCY, "imports-small": env.IMPORT_SMALL_CONCURRENCY, segments: env.SEGMENT_CONCURRENCY, exports: env.EXPORT_CONCURRENCY, webhooks: env.WEBHOOK_CONCURRENCY, deletions: env.DELETION_CONCURRENCY }[q];
 }
 
 /** Logs loudly when Redis may evict BullMQ keys: jobs would vanish silently. */

@@ -3,8 +3,10 @@ import { createClient, startTestWorkers, waitForImport, type Client } from "../h
 import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
-// One slot, short slices and small batches: a big import spans many slices, so the waiting ones can overtake it.
-const t = useTestContext({ IMPORT_CONCURRENCY: "1", IMPORT_TIME_SLICE_MS: "200", IMPORT_BATCH_SIZE: "500" });
+// One slot, short slices and small batches: a big import spans many slices, so the waiting ones can overtake it. No
+// small-import lane (imports-small-lane.test.ts has it): every import here shares the one slot, as imports too big for
+// the lane do.
+const t = useTestContext({ IMPORT_CONCURRENCY: "1", IMPORT_TIME_SLICE_MS: "200", IMPORT_BATCH_SIZE: "500", IMPORT_SMALL_MAX_BYTES: "0" });
 let big: Client;
 let small: Client;
 let pool: WorkerPool;

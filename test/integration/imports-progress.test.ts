@@ -121,8 +121,9 @@ describe("import progress", () => {
   });
 
   it("stops reading when the client goes away", async () => {
-    // The import queue is paused: the import stays queued and the stream would wait; the client leaves first.
-    const queue = t.ctx.producer.queue("imports");
+    // The small-import queue (a one-row file runs there) is paused: the import stays queued and the stream would wait;
+    // the client leaves first.
+    const queue = t.ctx.producer.queue("imports-small");
     await queue.pause();
     const created = await pasteImport(client, "email\nq@example.com", { identifier: "email", start: true });
     const id = created.json.id as string;

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QUEUE_NAMES } from "../../src/queue/jobs.js";
 import { startMetricsServer } from "../../src/workers/metrics-server.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 import { createClient, pasteImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
@@ -49,7 +50,7 @@ describe("GET /metrics", () => {
 
     // The import row says done before BullMQ records the job as completed: wait for the queue to catch up.
     let { samples, type } = await scrape();
-    for (let i = 0; i < 100 && valueOf(samples, "roster_job_duration_seconds_count", { job: "import.run", outcome: "completed" }) < 3; i++) {
+    for (let i = 0; i < 100 && valueOf(samples, "roster_job_duration_seconds_count", { job: "import.small", outcome: "completed" }) < 3; i++) {
       await new Promise((r) => setTimeout(r, 50));
       ({ samples, type } = await scrape());
     }
@@ -63,14 +64,15 @@ describe("GET /metrics", () => {
       failed: 1,
     });
 
-    // Three import.run jobs ran (two imports and the dry run), each observed once.
-    expect(valueOf(samples, "roster_job_duration_seconds_count", { queue: "imports", job: "import.run", outcome: "completed" })).toBe(3);
-    expect(valueOf(samples, "roster_job_duration_seconds_sum", { queue: "imports", job: "import.run", outcome: "completed" })).toBeGreaterThan(0);
+    // Three import.small jobs ran (two imports and the dry run: small files take the small-import lane), each observed once.
+    expect(valueOf(samples, "roster_job_duration_seconds_count", { queue: "imports-small", job: "import.small", outcome: "completed" })).toBe(3);
+    expect(valueOf(samples, "roster_job_duration_seconds_sum", { queue: "imports-small", job: "import.small", outcome: "completed" })).toBeGreaterThan(0);
+    expect(valueOf(samples, "roster_job_duration_seconds_count", { queue: "imports", job: "import.run", outcome: "completed" })).toBe(0);
 
-    // Job counts per queue and state come from BullMQ, for all three queues.
-    expect(valueOf(samples, "bullmq_job_count", { queue: "imports", state: "completed" })).toBe(3);
-    expect(valueOf(samples, "bullmq_job_count", { queue: "imports", state: "failed" })).toBe(0);
-    for (const queue of ["imports", "segments", "exports"]) {
+    // Job counts per queue and state come from BullMQ, for every queue.
+    expect(valueOf(samples, "bullmq_job_count", { queue: "imports-small", state: "completed" })).toBe(3);
+    expect(valueOf(samples, "bullmq_job_count", { queue: "imports-small", state: "failed" })).toBe(0);
+    for (const queue of QUEUE_NAMES) {
       expect(samples.some((s) => s.name === "bullmq_job_count" && s.labels.queue === queue)).toBe(true);
     }
 
@@ -103,8 +105,8 @@ describe("GET /metrics", () => {
     }
     // The exports queue also runs the scheduled export cleanup.
     expect(valueOf(samples, "bullmq_job_completed_total", { queue: "exports" })).toBeGreaterThanOrEqual(2);
-    expect(valueOf(samples, "bullmq_job_completed_total", { queue: "imports" })).toBe(3);
-    expect(valueOf(samples, "bullmq_job_failed_total", { queue: "imports" })).toBe(0);
+    expect(valueOf(samples, "bullmq_job_completed_total", { queue: "imports-small" })).toBe(3);
+    expect(valueOf(samples, "bullmq_job_failed_total", { queue: "imports-small" })).toBe(0);
   });
 
   it("has one HELP and TYPE line per metric family, as Prometheus requires", async () => {

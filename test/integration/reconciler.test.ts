@@ -22,6 +22,8 @@ afterAll(async () => {
 });
 
 const deps = () => ({ db: t.ctx.db, producer: t.ctx.producer, log: t.ctx.logger });
+/** The queue of the imports below: their files are a few bytes, so they run in the small-import lane. */
+const laneQueue = () => t.ctx.producer.queue("imports-small");
 
 /** A started import whose run was requested `agoMs` ago (older than the reconciler's enqueue grace). */
 async function queuedImport(agoMs = 10_000): Promise<{ id: string; queuedAt: Date }> {
@@ -32,7 +34,7 @@ async function queuedImport(agoMs = 10_000): Promise<{ id: string; queuedAt: Dat
   const queuedAt = new Date(row!.queued_at as string);
   await t.ctx.db.$client`update imports set queued_at = queued_at - make_interval(secs => ${agoMs / 1000}) where id = ${id}`;
   // The job keeps the id derived from the original queued_at; move it to match, as if requested agoMs ago.
-  const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, queuedAt));
+  const job = await laneQueue().getJob(importJobId(id, queuedAt));
   await job?.remove();
   return { id, queuedAt: new Date(queuedAt.getTime() - agoMs) };
 }
@@ -74,13 +76,38 @@ describe("reconciler", () => {
     expect(res).toEqual({ ok: true, results: { imports: { requeued: 1, failed: 0 }, exports: { requeued: 0, failed: 0 }, segments: { requeued: 0, failed: 0 }, deletions: { requeued: 0, failed: 0 }, "import-undos": { requeued: 0, failed: 0 } }, schedulesRestored: [] });
     const [row] = await t.ctx.db.$client`select status, queued_at from imports where id = ${id}`;
     expect(row?.status).toBe("queued");
-    const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+    const job = await laneQueue().getJob(importJobId(id, new Date(row!.queued_at as string)));
     expect(job?.data).toEqual({ workspaceId: client.workspaceId, importId: id });
     expect(await job?.getState()).toBe("waiting");
     // A second pass finds the live job and leaves it alone.
     expect((await reconcileAll(deps())).results.imports).toEqual({ requeued: 0, failed: 0 });
     await job?.remove();
     await t.ctx.db.$client`update imports set status = 'cancelled' where id = ${id}`;
+  });
+
+  it("re-enqueues a lost import in the lane its file's size chose: a big file's on the imports queue, a small one's in the small-import lane", async () => {
+    const big = await queuedImport();
+    const small = await queuedImport();
+    // As if the first file held IMPORT_SMALL_MAX_BYTES and one byte more after its header.
+    await t.ctx.db.$client`update imports set stored_bytes = data_offset + ${t.ctx.env.IMPORT_SMALL_MAX_BYTES + 1} where id = ${big.id}`;
+    await t.ctx.db.$client`update imports set stored_bytes = data_offset + ${t.ctx.env.IMPORT_SMALL_MAX_BYTES} where id = ${small.id}`;
+    expect((await reconcileAll(deps())).results.imports).toEqual({ requeued: 2, failed: 0 });
+    const jobOf = async (id: string) => {
+      const [row] = await t.ctx.db.$client`select queued_at from imports where id = ${id}`;
+      const jobId = importJobId(id, new Date(row!.queued_at as string));
+      return { main: await t.ctx.producer.queue("imports").getJob(jobId), lane: await laneQueue().getJob(jobId) };
+    };
+    const bigJobs = await jobOf(big.id);
+    expect(bigJobs.lane).toBeUndefined();
+    expect(bigJobs.main).toMatchObject({ name: "import.run", data: { workspaceId: client.workspaceId, importId: big.id } });
+    const smallJobs = await jobOf(small.id);
+    expect(smallJobs.main).toBeUndefined();
+    expect(smallJobs.lane).toMatchObject({ name: "import.small", data: { workspaceId: client.workspaceId, importId: small.id } });
+    // Each is found live in its own queue: nothing is queued twice.
+    expect((await reconcileAll(deps())).results.imports).toEqual({ requeued: 0, failed: 0 });
+    await bigJobs.main?.remove();
+    await smallJobs.lane?.remove();
+    await t.ctx.db.$client`update imports set status = 'cancelled' where id in (${big.id}, ${small.id})`;
   });
 
   it("leaves an import requested less than the grace ago alone (its enqueue may be in flight)", async () => {
@@ -97,13 +124,13 @@ describe("reconciler", () => {
     const others = Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
     const pool = await startWorkers(t.ctx.env, t.ctx.logger, {
       ...others,
-      "import.run": async () => {
+      "import.small": async () => {
         throw new UnrecoverableError("simulated unrecoverable failure");
       },
     });
     try {
       const [row] = await t.ctx.db.$client`select queued_at from imports where id = ${id}`;
-      const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+      const job = await laneQueue().getJob(importJobId(id, new Date(row!.queued_at as string)));
       const until = Date.now() + 10_000;
       while ((await job!.getState()) !== "failed" && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(await job!.getState()).toBe("failed");
@@ -154,12 +181,12 @@ describe("reconciler", () => {
     const others = Object.fromEntries(JOB_NAMES.map((n) => [n, async () => {}]));
     const pool = await startWorkers(t.ctx.env, t.ctx.logger, {
       ...others,
-      "import.run": async () => {
+      "import.small": async () => {
         throw new UnrecoverableError("simulated unrecoverable failure");
       },
     });
     try {
-      const job = await t.ctx.producer.queue("imports").getJob(importJobId(id, new Date(row!.queued_at as string)));
+      const job = await laneQueue().getJob(importJobId(id, new Date(row!.queued_at as string)));
       const until = Date.now() + 10_000;
       while ((await job!.getState()) !== "failed" && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       expect(await job!.getState()).toBe("failed");

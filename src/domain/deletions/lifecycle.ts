@@ -67,7 +67,7 @@ export async function strandedDeletions(db: Db, graceMs: number): Promise<Strand
 export const deletionRuns: RunKind = {
   name: "deletions",
   noun: "deletion",
-  queue: "deletions",
+  queues: ["deletions"],
   final: DELETION_FINAL,
   fail: failDeletion,
   stranded: strandedDeletions,

@@ -88,7 +88,7 @@ export async function strandedExports(db: Db, graceMs: number): Promise<Stranded
 export const exportRuns: RunKind = {
   name: "exports",
   noun: "export",
-  queue: "exports",
+  queues: ["exports"],
   final: EXPORT_FINAL,
   webhook: "export",
   fail: failExport,

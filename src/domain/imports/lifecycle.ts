@@ -14,7 +14,7 @@ import { imports, type ImportStatus } from "../../db/schema.js";
 import { importRunJobId } from "../../queue/job-ids.js";
 import type { Storage } from "../../storage/storage.js";
 import { openPartJobIds } from "./parts.js";
-import { isIn, olderThan, type Enqueuer, type FinalFailure, type RunKind, type RunRef, type StrandedRun } from "../runs.js";
+import { isIn, olderThan, type FinalFailure, type RunEnqueuer, type RunKind, type RunRef, type StrandedRun } from "../runs.js";
 
 type ImportRow = typeof imports.$inferSelect;
 
@@ -35,6 +35,16 @@ export const IMPORT_ENDED = ["done", "failed", "cancelled", "undoing", "undone"]
 /** A run ended: the import is announced to its callbackUrl. */
 export const IMPORT_FINAL = ["done", "validated", "failed", "cancelled"] as const satisfies readonly ImportStatus[];
 
+/**
+ * The job that runs an import: `import.small` (the small-import lane, a queue with slots of its own) when its stored
+ * file, after the header, is at most IMPORT_SMALL_MAX_BYTES; `import.run` otherwise. The lane follows from the row, so
+ * a requeue (and the reconciler's lookup) lands where the first request did.
+ */
+export function importRunJobName(producer: Pick<RunEnqueuer, "smallImportMaxBytes">, row: Pick<ImportRow, "storedBytes" | "sizeBytes" | "dataOffset">): "import.run" | "import.small" {
+  const bytes = (row.storedBytes ?? row.sizeBytes) - row.dataOffset;
+  return producer.smallImportMaxBytes > 0 && bytes <= producer.smallImportMaxBytes ? "import.small" : "import.run";
+}
+
 /** The counts of a run, zero before its first batch. */
 export const NO_COUNTS = { total: 0, processed: 0, created: 0, updated: 0, unchanged: 0, skipped: 0, failed: 0, errorCount: 0 } as const;
 
@@ -46,10 +56,10 @@ export type BeforeRun = Pick<ImportRow, "status" | "dryRun" | "checkpointRow" | 
  * import goes back to what it was (`before`) and the error (503) is thrown. A crash between the two leaves a
  * queued import without a job: the reconciler re-enqueues it.
  */
-export async function enqueueImportRun(db: Db, producer: Enqueuer, queued: ImportRow, before: BeforeRun): Promise<void> {
+export async function enqueueImportRun(db: Db, producer: RunEnqueuer, queued: ImportRow, before: BeforeRun): Promise<void> {
   try {
     // The job id derives from queued_at, so the reconciler can find the job (or see it is gone) after a Redis restart.
-    await producer.enqueue("import.run", { workspaceId: queued.workspaceId, importId: queued.id }, { jobId: importRunJobId(queued.id, queued.queuedAt ?? new Date()) });
+    await producer.enqueue(importRunJobName(producer, queued), { workspaceId: queued.workspaceId, importId: queued.id }, { jobId: importRunJobId(queued.id, queued.queuedAt ?? new Date()) });
   } catch (err) {
     await db
       .update(imports)
@@ -79,9 +89,9 @@ export async function enqueueImportRun(db: Db, producer: Enqueuer, queued: Impor
  * would be an orphan, and the 503 means "nothing was created, send it again". A job that still reaches Redis finds
  * no import and does nothing.
  */
-export async function enqueueNewImport(db: Db, storage: Pick<Storage, "delete">, producer: Enqueuer, row: ImportRow): Promise<void> {
+export async function enqueueNewImport(db: Db, storage: Pick<Storage, "delete">, producer: RunEnqueuer, row: ImportRow): Promise<void> {
   try {
-    await producer.enqueue("import.run", { workspaceId: row.workspaceId, importId: row.id }, { jobId: importRunJobId(row.id, row.queuedAt ?? new Date()) });
+    await producer.enqueue(importRunJobName(producer, row), { workspaceId: row.workspaceId, importId: row.id }, { jobId: importRunJobId(row.id, row.queuedAt ?? new Date()) });
   } catch (err) {
     await db.delete(imports).where(and(eq(imports.id, row.id), eq(imports.workspaceId, row.workspaceId), eq(imports.status, "queued"), eq(imports.fence, row.fence)));
     await storage.delete(row.storageKey);
@@ -232,7 +242,7 @@ export async function strandedImports(db: Db, graceMs: number): Promise<Stranded
 }
 
 /** A new run request for an import whose job is gone: a fresh queued_at (so a new job id), only if nothing changed meanwhile. */
-export async function requeueImport(db: Db, producer: Enqueuer, run: StrandedRun): Promise<boolean> {
+export async function requeueImport(db: Db, producer: RunEnqueuer, run: StrandedRun): Promise<boolean> {
   if (!run.queuedAt) return false;
   const queuedAt = new Date();
   const rows = await db
@@ -245,16 +255,16 @@ export async function requeueImport(db: Db, producer: Enqueuer, run: StrandedRun
         sql`date_trunc('milliseconds', ${imports.queuedAt}) = ${run.queuedAt.toISOString()}::timestamptz`,
       ),
     )
-    .returning({ id: imports.id });
-  if (!rows.length) return false;
-  await producer.enqueue("import.run", { workspaceId: run.workspaceId, importId: run.id }, { jobId: importRunJobId(run.id, queuedAt) });
+    .returning({ storedBytes: imports.storedBytes, sizeBytes: imports.sizeBytes, dataOffset: imports.dataOffset });
+  if (!rows[0]) return false;
+  await producer.enqueue(importRunJobName(producer, rows[0]), { workspaceId: run.workspaceId, importId: run.id }, { jobId: importRunJobId(run.id, queuedAt) });
   return true;
 }
 
 export const importRuns: RunKind = {
   name: "imports",
   noun: "import",
-  queue: "imports",
+  queues: ["imports", "imports-small"],
   final: IMPORT_FINAL,
   webhook: "import",
   fail: failImport,

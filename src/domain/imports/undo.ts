@@ -347,7 +347,7 @@ async function strandedUndos(db: Db, graceMs: number): Promise<StrandedRun[]> {
 export const importUndoRuns: RunKind = {
   name: "import-undos",
   noun: "undo",
-  queue: "deletions",
+  queues: ["deletions"],
   final: UNDO_FINAL,
   fail: failUndo,
   stranded: strandedUndos,

@@ -36,7 +36,7 @@ export async function strandedSegments(db: Db, graceMs: number): Promise<Strande
 export const segmentRuns: RunKind = {
   name: "segments",
   noun: "segment",
-  queue: "segments",
+  queues: ["segments"],
   final: SEGMENT_FINAL,
   stranded: strandedSegments,
   requeue: async (db, producer, run) => {

@@ -39,7 +39,7 @@ export interface ImportProcessorDeps {
  * An import run's job as the wrapper sees it (fail, webhook, and the upload that must not outlive a team-member
  * import): see src/workers/run-processor.ts.
  */
-export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | "uploadRetentionHours">): Pick<RunSpec<"import.run" | "import.part">, "owner" | "ref" | "ended"> {
+export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | "uploadRetentionHours">): Pick<RunSpec<"import.run" | "import.small" | "import.part">, "owner" | "ref" | "ended"> {
   return {
     owner: () => importRuns,
     ref: (p) => ({ workspaceId: p.workspaceId, id: p.importId }),
@@ -53,7 +53,7 @@ export function importRunJob(deps: Pick<ImportProcessorDeps, "db" | "storage" | 
  * Runs an import job (the wrapper puts it back on shutdown, or behind waiting jobs when its time slice is over, to
  * resume from its checkpoint); refreshes segments after it.
  */
-export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run"> {
+export function importRun(deps: ImportProcessorDeps): RunSpec<"import.run" | "import.small"> {
   return {
     ...importRunJob(deps),
     run: (payload, ctx) => runImport(runDeps(deps, ctx), payload, runControl(ctx)),

@@ -50,6 +50,7 @@ export function buildProcessors(rt: Pick<Runtime, "db" | "storage" | "env" | "me
   const webhookDeps = { db: rt.db, producer: rt.producer, log: rt.logger, settings: webhookSettings(rt.env) };
   return {
     "import.run": runProcessor(deps, importRun(importDeps)),
+    "import.small": runProcessor(deps, importRun(importDeps)),
     "import.part": runProcessor(deps, importPart(importDeps)),
     "webhook.deliver": runProcessor(deps, webhookDeliver({ db: rt.db, settings: webhookSettings(rt.env) })),
     "webhook.subscription_deliver": subscriptionDeliverProcessor(webhookDeps),
@@ -89,6 +90,7 @@ export function buildGaveUpHandlers(rt: Pick<Runtime, "db" | "env" | "producer" 
   const deps = buildRunDeps(rt);
   return {
     "import.run": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
+    "import.small": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
     "import.part": gaveUpHandler(deps, importRunJob({ db: rt.db, storage: rt.storage, uploadRetentionHours: rt.env.UPLOAD_RETENTION_HOURS }), rt.logger),
     "deletion.run": gaveUpHandler(deps, deletionRunJob, rt.logger),
     "import.undo": gaveUpHandler(deps, importUndoJob, rt.logger),
