@@ -91,6 +91,52 @@ async function twoBig(files: [string, string], label: string) {
   return { ws, ids, t0 };
 }
 
+/** A big import's committed rows over time: each batch's commit sets `processed`, and `updated_at` to its transaction's start. */
+type Progress = { t: number; rows: number }[];
+
+/** Reads the big imports' committed rows every 100 ms from PostgreSQL (a point per batch), until stopped. */
+function recordProgress(ids: string[]) {
+  const sql = benchSql();
+  const points = new Map<string, Progress>(ids.map((id) => [id, []]));
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const rows = await sql<{ id: string; processed: string; t: string }[]>`
+        select id, processed, extract(epoch from updated_at) * 1000 as t from imports where id in ${sql(ids)}`;
+      for (const r of rows) {
+        const ps = points.get(r.id)!;
+        if (Number(r.processed) !== (ps.at(-1)?.rows ?? 0)) ps.push({ t: Number(r.t), rows: Number(r.processed) });
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  })();
+  return {
+    points,
+    async stop() {
+      stopped = true;
+      await loop;
+      await sql.end();
+    },
+  };
+}
+
+/** Rows committed by `t`, interpolated between the batches' points. */
+function rowsAt(ps: Progress, t: number): number {
+  let prev = { t: -Infinity, rows: 0 };
+  for (const p of ps) {
+    if (p.t >= t) return prev.t === -Infinity ? 0 : prev.rows + ((p.rows - prev.rows) * (t - prev.t)) / (p.t - prev.t);
+    prev = p;
+  }
+  return prev.rows;
+}
+
+/** Rows per second both big imports committed together between `from` and `to`. */
+function pairRate(points: Map<string, Progress>, from: number, to: number): number {
+  let rows = 0;
+  for (const ps of points.values()) rows += rowsAt(ps, to) - rowsAt(ps, from);
+  return rows / ((to - from) / 1000);
+}
+
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
@@ -107,6 +153,8 @@ export interface FairnessResult {
   p95: number;
   max: number;
   bigCounts: Record<string, number>[];
+  /** The pair's rate while the small ones ran, and as long before and after, in the same run. */
+  window: { ms: number; rateDuring: number; rateBefore: number; rateAfter: number; loss: number; valid: boolean };
 }
 
 export async function benchFairness(rows: number, files: [string, string], log: (m: string) => void): Promise<{ section: Section; result: FairnessResult }> {
@@ -122,17 +170,33 @@ export async function benchFairness(rows: number, files: [string, string], log: 
   log(`fairness: alone ${aloneBeforeMs} ms; now with ${SMALL_IMPORTS} small imports of another workspace`);
 
   const shared = await twoBig(files, "fair-big");
+  const progress = recordProgress(shared.ids);
   const smallWs = await createWorkspace("fair-small");
-  // Both slots held: each big one is processing with a committed batch.
-  for (const id of shared.ids) await until(shared.ws.apiKey, id, (v) => isDone(v) || (v.status === "processing" && (v.counts.processed ?? 0) > 0));
+  // Both big ones well under way (a quarter of their rows each), so the pair's steady rate before the small ones arrive
+  // can be read off the same run.
+  for (const id of shared.ids) await until(shared.ws.apiKey, id, (v) => isDone(v) || (v.status === "processing" && (v.counts.processed ?? 0) >= rows / 4));
   const smalls: { id: string; submittedAt: number }[] = [];
   for (let i = 0; i < SMALL_IMPORTS; i++) {
     const submittedAt = Date.now();
     smalls.push({ id: await paste(smallWs.apiKey, smallPaste(i, SMALL_ROWS)), submittedAt });
     if (SPACING_MS) await new Promise((r) => setTimeout(r, SPACING_MS));
   }
-  const smallMs = await Promise.all(smalls.map(async (s) => Date.parse((await until(smallWs.apiKey, s.id, isDone)).finishedAt!) - s.submittedAt));
+  const smallEnds = await Promise.all(smalls.map(async (s) => Date.parse((await until(smallWs.apiKey, s.id, isDone)).finishedAt!)));
+  const smallMs = smallEnds.map((end, i) => end - smalls[i]!.submittedAt);
   const bigViews = await Promise.all(shared.ids.map((id) => until(shared.ws.apiKey, id, isDone)));
+  await progress.stop();
+  // The pair's rate while the small ones were in the system (first submitted to last done), against its rate over as
+  // long just before and just after, in the same run: the machine's drift between runs does not enter.
+  const during = { from: smalls[0]!.submittedAt, to: Math.max(...smallEnds) };
+  const span = during.to - during.from;
+  const before = { from: during.from - span, to: during.from };
+  const after = { from: during.to, to: during.to + span };
+  const firstBigDone = Math.min(...bigViews.map((v) => Date.parse(v.finishedAt!)));
+  const bothRunning = Math.max(...[...progress.points.values()].map((ps) => ps[0]?.t ?? Infinity));
+  const windowsInRun = before.from >= bothRunning && after.to <= firstBigDone;
+  const rateDuring = pairRate(progress.points, during.from, during.to);
+  const rateAround = (pairRate(progress.points, before.from, before.to) + pairRate(progress.points, after.from, after.to)) / 2;
+  const windowLoss = 1 - rateDuring / rateAround;
   const sharedMs = Math.max(...bigViews.map((v) => Date.parse(v.finishedAt!))) - shared.t0;
   const p50 = percentile(smallMs, 50);
   const p95 = percentile(smallMs, 95);
@@ -141,11 +205,15 @@ export async function benchFairness(rows: number, files: [string, string], log: 
   const aloneAfterMs = await runAlone("after");
   const aloneMs = (aloneBeforeMs + aloneAfterMs) / 2;
   log(`fairness: small p50 ${p50} p95 ${p95} max ${max} ms; big pair ${sharedMs} ms vs ${aloneMs} ms alone (before ${aloneBeforeMs}, after ${aloneAfterMs})`);
+  log(
+    `fairness: pair rate ${Math.round(rateDuring)} rows/s while the small ones ran (${span} ms) vs ${Math.round(pairRate(progress.points, before.from, before.to))} before, ${Math.round(pairRate(progress.points, after.from, after.to))} after${windowsInRun ? "" : " (a window ran past a big import's end)"}`,
+  );
 
   const aloneRate = (2 * rows) / (aloneMs / 1000);
   const sharedRate = (2 * rows) / (sharedMs / 1000);
-  const loss = 1 - sharedRate / aloneRate;
   const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
+  const rateBefore = pairRate(progress.points, before.from, before.to);
+  const rateAfter = pairRate(progress.points, after.from, after.to);
   const section: Section = {
     title: `6. Fairness: ${SMALL_IMPORTS} small imports (${SMALL_ROWS} rows) of one workspace while two ${fmt(rows)}-row imports of another run (IMPORT_CONCURRENCY=2)`,
     rows: [
@@ -157,19 +225,30 @@ export async function benchFairness(rows: number, files: [string, string], log: 
         met: p95 <= 3000 && bigsStillRunning,
       },
       {
+        what: `the two big imports while the small ones ran (first submitted → last done, ${fmt(span)} ms): rows committed per second`,
+        figure: `${fmt(rateDuring)} rows/s`,
+        baseline: `the same run just before and after, as long each: ${fmt(rateAround)} rows/s (before ${fmt(rateBefore)}, after ${fmt(rateAfter)})`,
+        ratio: rateDuring / rateAround,
+        target: "≤ 10% throughput lost",
+        met: windowsInRun && windowLoss <= 0.1,
+      },
+      {
         what: "the two big imports together: upload → both done",
         figure: `${fmt(sharedMs)} ms (${fmt(sharedRate)} rows/s)`,
         baseline: `alone ${fmt(aloneMs)} ms (${fmt(aloneRate)} rows/s; before ${fmt(aloneBeforeMs)}, after ${fmt(aloneAfterMs)})`,
         ratio: sharedMs / aloneMs,
-        target: "≤ 10% throughput lost",
-        met: loss <= 0.1,
+        target: "none (see the notes)",
       },
     ],
     notes: [
-      `Small imports arrive one every ${SPACING_MS} ms once both big ones run (BENCH_FAIR_SPACING_MS; 0: all at once). IMPORT_TIME_SLICE_MS ${process.env.IMPORT_TIME_SLICE_MS ?? "default"}; IMPORT_SMALL_MAX_BYTES ${process.env.IMPORT_SMALL_MAX_BYTES ?? "default (1 MiB: the small ones run in the small-import lane, IMPORT_SMALL_CONCURRENCY slot(s) beside the two import slots)"}.`,
+      `Small imports arrive one every ${SPACING_MS} ms once both big ones have committed a quarter of their rows (BENCH_FAIR_SPACING_MS; 0: all at once). IMPORT_TIME_SLICE_MS ${process.env.IMPORT_TIME_SLICE_MS ?? "default"}; IMPORT_SMALL_MAX_BYTES ${process.env.IMPORT_SMALL_MAX_BYTES ?? "default (1 MiB: the small ones run in the small-import lane, IMPORT_SMALL_CONCURRENCY slot(s) beside the two import slots)"}.`,
       `The big ones were ${bigsStillRunning ? "still running" : "**not** running"} when the last small one was submitted; their counts: ${JSON.stringify(bigViews.map((v) => v.counts))}.`,
-      "The big pair runs alone (a fresh workspace), then with the small ones (another fresh workspace), then alone again; the baseline is the mean of the two runs alone. Each pair starts from the same tables: people, events and the import ledgers truncated, then a checkpoint.",
+      `Throughput lost: the big pair's committed rows (read every 100 ms from PostgreSQL, one point per batch, interpolated) while the small ones were in the system, against the same pair's rate over as long just before and just after${windowsInRun ? "" : " (**not valid in this run**: a window fell outside the time both big imports ran)"}. The small ones can cost the big ones only while they run, so the whole run loses at most this share.`,
+      "Whole runs, for context only: the big pair alone (a fresh workspace), then with the small ones (another fresh workspace), then alone again; the baseline is the mean of the two runs alone. Each pair starts from the same tables (people, events and the import ledgers truncated, then a checkpoint). On this 2-core machine two identical pairs alone took from 57.6 to 80.9 s (2026-11-30, ninth session), so a whole-run comparison cannot resolve 10%.",
     ],
   };
-  return { section, result: { aloneMs, aloneBeforeMs, aloneAfterMs, sharedMs, smallMs, p50, p95, max, bigCounts: bigViews.map((v) => v.counts) } };
+  return {
+    section,
+    result: { aloneMs, aloneBeforeMs, aloneAfterMs, sharedMs, smallMs, p50, p95, max, bigCounts: bigViews.map((v) => v.counts), window: { ms: span, rateDuring, rateBefore, rateAfter, loss: windowLoss, valid: windowsInRun } },
+  };
 }
