@@ -69,7 +69,7 @@ export const envSchema = z
     IMPORT_SMALL_CONCURRENCY: concurrency.default(1),
     /**
      * A running import that has held its slot this long gives it up after its next committed batch when other imports
-     * wait, and resumes from its checkpoint behind them (a small import never waits for a big one to end); 0: never.
+     * wait on its queue, and resumes from its checkpoint behind them (no import waits for another to end); 0: never.
      */
     IMPORT_TIME_SLICE_MS: z.coerce.number().int().min(0).default(2_000),
     IMPORT_PARSE_THREAD_MIN_BYTES: z.coerce.number().int().min(0).default(4 * 1024 * 1024),

@@ -17,7 +17,7 @@ describe("queue dashboard", () => {
       const res = await app.inject({ method: "GET", url: "/admin/queues/api/queues", headers: bearer });
       expect(res.statusCode).toBe(200);
       const queues = res.json().queues as { name: string; readOnlyMode: boolean; allowRetries: boolean }[];
-      expect(queues.map((q) => q.name).sort()).toEqual(["deletions", "exports", "imports", "segments", "webhooks"]);
+      expect(queues.map((q) => q.name).sort()).toEqual(["deletions", "exports", "imports", "imports-small", "segments", "webhooks"]);
       expect(queues.every((q) => q.readOnlyMode && !q.allowRetries)).toBe(true);
       const empty = await app.inject({ method: "PUT", url: "/admin/queues/api/queues/imports/empty", headers: bearer });
       expect(empty.statusCode).toBe(405);

@@ -59,8 +59,9 @@ describe("Redis restarted empty mid-import", () => {
   it("a running worker's periodic reconciler re-enqueues the import whose queued job was lost; both imports end exact", async () => {
     const a = await newClient("RestartA");
     const b = await newClient("RestartB");
-    // One import at a time: B waits in the queue behind A, so its job exists only in Redis when Redis is lost.
-    const w = worker({ IMPORT_CONCURRENCY: "1", RECONCILE_INTERVAL_MS: "1000" });
+    // One import at a time: both files are small, so both run in the small-import lane, whose one slot A holds; B waits
+    // in the lane's queue behind A, so its job exists only in Redis when Redis is lost.
+    const w = worker({ IMPORT_CONCURRENCY: "1", IMPORT_SMALL_CONCURRENCY: "1", RECONCILE_INTERVAL_MS: "1000" });
     await w.waitFor(/workers started/, 30_000);
     const idA = await startImport(a, contactsCsv(20_000, "a"));
     await waitForProcessed(t.ctx, idA, 2_000);
@@ -205,13 +206,15 @@ describe("the API with Redis paused (SIGSTOP)", () => {
     // A job that reached Redis anyway finds a draft import and does nothing: the import only says queued with a job.
     const w = worker({ RECONCILE_INTERVAL_MS: "0" });
     await w.waitFor(/workers started/, 30_000);
-    // Whether or not the job reached Redis, the worker drains the queue; only then is "nothing happened" a fact.
-    const queue = t.ctx.producer.queue("imports");
-    for (const until = Date.now() + 30_000; ; ) {
-      const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
-      if (Object.values(counts).every((n) => n === 0)) break;
-      if (Date.now() > until) throw new Error(`the imports queue did not drain: ${JSON.stringify(counts)}`);
-      await new Promise((r) => setTimeout(r, 50));
+    // Whether or not the job reached Redis, the worker drains the queues; only then is "nothing happened" a fact.
+    for (const name of ["imports", "imports-small"] as const) {
+      const queue = t.ctx.producer.queue(name);
+      for (const until = Date.now() + 30_000; ; ) {
+        const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
+        if (Object.values(counts).every((n) => n === 0)) break;
+        if (Date.now() > until) throw new Error(`the ${name} queue did not drain: ${JSON.stringify(counts)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
     expect(await importState(t.ctx, draft.json.id)).toMatchObject({ status: "draft", processed: 0 });
   }, 60_000);
