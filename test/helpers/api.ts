@@ -70,3 +70,15 @@ export async function errorReport(client: Client, id: string): Promise<Record<st
   const { parse } = await import("csv-parse/sync");
   return parse(res.body, { columns: true }) as Record<string, string>[];
 }
+
+/** A contacts CSV (email, external_id, first_name) of `rows` people whose emails and ids start with `prefix`. */
+export function contactRows(prefix: string, rows: number): string {
+  return ["email,external_id,first_name", ...Array.from({ length: rows }, (_, i) => `${prefix}${i}@x.io,${prefix}-${i},N${i}`)].join("\n");
+}
+
+/** Uploads a raw text/csv body identified by email and starts it at once (start=true); returns the import's id. */
+export async function startCsvImport(client: Client, csv: string): Promise<string> {
+  const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
+  if (created.status !== 201) throw new Error(`upload: ${created.status} ${created.body}`);
+  return created.json.id as string;
+}

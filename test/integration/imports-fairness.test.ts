@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
+import { contactRows, createClient, startCsvImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
 import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
@@ -24,15 +24,8 @@ afterAll(async () => {
 const BIG_ROWS = 30_000;
 const SMALL_ROWS = 20;
 
-function contacts(prefix: string, rows: number): string {
-  return ["email,external_id,first_name", ...Array.from({ length: rows }, (_, i) => `${prefix}${i}@x.io,${prefix}-${i},N${i}`)].join("\n");
-}
-
-async function upload(client: Client, csv: string): Promise<string> {
-  const created = await client.request("POST", "/v1/imports?identifier=email&start=true", { payload: csv, headers: { "content-type": "text/csv" } });
-  expect(created.status, created.body).toBe(201);
-  return created.json.id as string;
-}
+const contacts = contactRows;
+const upload = startCsvImport;
 
 interface Row {
   status: string;
