@@ -73,6 +73,50 @@ describe("a batch's COPY text (encodeContactRows)", () => {
   });
 });
 
+describe("a contact row's attributes and set fields (contactRowValidator)", () => {
+  const attributesOf = (row: ContactRow) => row.cells.split("\t")[CONTACT_STAGE_COLUMNS.indexOf("attributes")]!;
+
+  it("writes the attributes as the JSON of their typed values, escaping what JSON must (and COPY after it)", () => {
+    const hs = ["email", "a", "b", "n", "ok", "on", "k1"];
+    const validate = contactRowValidator(
+      hs,
+      { email: "email", a: "attribute:a", b: "attribute:b", n: "attribute:n", ok: "attribute:ok", on: "attribute:on", k1: "attribute:1" },
+      "email",
+      importOptionsSchema.parse({ attributeTypes: { n: "number", ok: "boolean", on: "date" } }),
+    );
+    const cells = ['he said "hi"', "back\\slash\u0001\ud83d\ude00\ud800", "-1.5e3", "yes", "2024-02-03", "  keep spaces  "];
+    const res = validate(["a@x.io", ...cells], 1, "");
+    if (!res.ok) throw new Error(JSON.stringify(res.errors));
+    const field = attributesOf(res.staged);
+    const json = unescapeCopy(field);
+    expect(field).not.toMatch(/[\t\n\r]/);
+    expect(JSON.parse(json)).toEqual({ a: 'he said "hi"', b: "back\\slash\u0001\ud83d\ude00\ud800", n: -1500, ok: true, on: "2024-02-03T00:00:00.000Z", 1: "  keep spaces  " });
+    // The same text JSON.stringify gives an object of the values in column order: the lone surrogate escaped, the pair kept.
+    expect(json).toBe(`{"a":${JSON.stringify(cells[0])},"b":${JSON.stringify(cells[1])},"n":-1500,"ok":true,"on":"2024-02-03T00:00:00.000Z","1":"  keep spaces  "}`);
+    expect(res.staged.setFields).toBe("email,attributes.1,attributes.a,attributes.b,attributes.n,attributes.ok,attributes.on");
+    // An empty or blank attribute cell sets nothing; a row with none has no attributes.
+    const none = validate(["b@x.io", "", " ", "", "", "", ""], 2, "");
+    expect(none.ok && attributesOf(none.staged)).toBe("\\N");
+    expect(none.ok && none.staged.setFields).toBe("email");
+  });
+
+  it("tells rows apart by what they set when the mapping names more attributes than fit in a number's bits", () => {
+    const keys = Array.from({ length: 30 }, (_, i) => `k${String(i).padStart(2, "0")}`);
+    const validate = contactRowValidator(["email", ...keys], { email: "email", ...Object.fromEntries(keys.map((k) => [k, `attribute:${k}`])) }, "email", importOptionsSchema.parse({}));
+    const row = (set: number[]) => {
+      const res = validate(["x@x.io", ...keys.map((_, i) => (set.includes(i) ? "v" : ""))], 1, "");
+      if (!res.ok) throw new Error(JSON.stringify(res.errors));
+      return res.staged.setFields;
+    };
+    // Bits past the 24th (and a row after one with more set) each give their own set fields.
+    expect(row([0, 29])).toBe("email,attributes.k00,attributes.k29");
+    expect(row([29])).toBe("email,attributes.k29");
+    expect(row([0, 25, 29])).toBe("email,attributes.k00,attributes.k25,attributes.k29");
+    expect(row([0, 29])).toBe("email,attributes.k00,attributes.k29");
+    expect(row([])).toBe("email");
+  });
+});
+
 describe("a batch built row by row (addRecord) with the file's key sketch", () => {
   it("encodes a row no other row shares a key with as it comes, holds the others, and ends with each surviving row once", () => {
     const handler = contactsHandler(

@@ -24,7 +24,7 @@ async function scan(text: string, delimiter: string, chunk: number, max = 1 << 2
   for (;;) {
     const step = await gen.next();
     if (step.done) return { records, stop: step.value as ScanStop | null };
-    records.push(step.value);
+    records.push(...step.value);
   }
 }
 

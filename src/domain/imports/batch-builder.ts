@@ -7,7 +7,7 @@ import type { BatchContext, EncodedRows, RowEncoder, RowHandler, StagedRow } fro
 import { createRowHandler } from "./handlers.js";
 import { mayRepeat, sketchComplete, type KeySketch } from "./key-sketch.js";
 import { partOfRecord, type PartOf } from "./parts.js";
-import { readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
+import { readRecordBlocks, readRecords, type ParsedRecord, type ReadFrom } from "./reader.js";
 import { rowError, type RowError } from "./rows.js";
 import { dropBlankTail } from "./sniff.js";
 import type { ImportKind, MappingTarget } from "./targets.js";
@@ -153,7 +153,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
   const identifierIndex = handler.dedupeByKey ? plan.headers.indexOf(identifierHeader) : -1;
   const completeSketch = () => (plan.repeats && sketchComplete(plan.repeats) ? plan.repeats : undefined);
   let repeats = completeSketch();
-  for await (const rec of readRecords(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) {
+  for await (const block of readRecordBlocks(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) for (const rec of block) {
     // Trailing unnamed header cells (`Email;Name;;`) are not in headers: blank cells under them are dropped per row.
     if (plan.fileWidth > named) rec.record = dropBlankTail(rec.record, named, plan.fileWidth);
     if (part && partOfRecord(rec.tooLarge ? undefined : rec.record, rec.row, identifierIndex, plan.ctx.identifier, part.count) !== part.index) {

@@ -70,6 +70,22 @@ export async function* readRecords(
   /** Stop at this byte offset (a record boundary: the end of a batch read again); the end of the file when absent. */
   to?: number,
 ): AsyncGenerator<ParsedRecord> {
+  for await (const block of readRecordBlocks(storage, key, delimiter, from, maxRecordBytes, to)) yield* block;
+}
+
+/**
+ * readRecords in blocks of records, in file order (a block of one where csv-parse reads): what the batch builder
+ * reads, which spares each record a step of two async generators.
+ */
+export async function* readRecordBlocks(
+  storage: Storage,
+  key: string,
+  delimiter: string,
+  from: ReadFrom,
+  maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+  /** Stop at this byte offset (a record boundary: the end of a batch read again); the end of the file when absent. */
+  to?: number,
+): AsyncGenerator<ParsedRecord[]> {
   const size = Math.min(await storage.size(key), to ?? Infinity);
   const scans = delimiter.length === 1;
   let at = from;
@@ -86,7 +102,8 @@ export async function* readRecords(
             at = step.value.at;
             break;
           }
-          at = { byte: step.value.endByte, row: step.value.row, line: step.value.endLine };
+          const last = step.value[step.value.length - 1]!;
+          at = { byte: last.endByte, row: last.row, line: last.endLine };
           yield step.value;
         }
       } finally {
@@ -99,7 +116,7 @@ export async function* readRecords(
       try {
         for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, to)) {
           at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
-          yield rec;
+          yield [rec];
           if (at.row >= until) break;
         }
         if (at.row >= until) break;
@@ -113,11 +130,11 @@ export async function* readRecords(
       if (big.startByte > at.byte) {
         for await (const rec of parseFrom(storage, key, delimiter, at, maxRecordBytes, big.startByte)) {
           at = { byte: rec.endByte, row: rec.row, line: rec.endLine };
-          yield rec;
+          yield [rec];
         }
       }
       at = { byte: big.endByte, row: at.row + 1, line: big.endLine };
-      yield { record: [], row: at.row, endByte: at.byte, endLine: at.line, raw: big.head, tooLarge: { sizeBytes: big.sizeBytes, startLine: big.startLine, limit: maxRecordBytes } };
+      yield [{ record: [], row: at.row, endByte: at.byte, endLine: at.line, raw: big.head, tooLarge: { sizeBytes: big.sizeBytes, startLine: big.startLine, limit: maxRecordBytes } }];
     }
   }
 }
