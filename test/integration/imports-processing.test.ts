@@ -216,6 +216,20 @@ describe("modes and options", () => {
     ]);
   });
 
+  it("the rows of a batch that change nothing still count unchanged when another row of it fails", async () => {
+    // holder, newcomer and fine keep what they hold (not written to the staging table: nothing is left to do for them);
+    // the new person asking for fine's ext-2 fails, which has the batch's counts read back from the staging table.
+    const client = await fresh();
+    await importAndWait(client, "email,external_id\nholder@x.io,ext-1\nnewcomer@x.io,ext-9\nfine@x.io,ext-2");
+    const file = "email,external_id\nholder@x.io,ext-1\nnewcomer@x.io,ext-9\nthief-2@x.io,ext-2\nfine@x.io,ext-2";
+    const done = await importAndWait(client, file);
+    expect(done.counts).toEqual({ total: 4, processed: 4, created: 0, updated: 0, unchanged: 3, skipped: 0, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 3, column: "external_id", value: "ext-2", code: "conflict" })]);
+    const dry = await pasteImport(client, file, { identifier: "email" });
+    expect((await client.request("POST", `/v1/imports/${dry.json.id}/validate`)).status).toBe(202);
+    expect((await waitForImport(client, dry.json.id)).counts).toEqual(done.counts);
+  });
+
   it("a batch of new people only, one taking a value another person holds: that row fails, the rest are created", async () => {
     // No row changes a unique field, so the unique index checks the new people; its violation undoes the insert, the
     // rows are checked, and the others are created.
