@@ -230,6 +230,19 @@ describe("modes and options", () => {
     expect((await waitForImport(client, dry.json.id)).counts).toEqual(done.counts);
   });
 
+  it("a person whose email has no key yet still holds it against a new row of a checked batch, when their own row changes nothing", async () => {
+    // (Keys left for backfillEmailKeys by migration 0004.) The check's probe on the key cannot find such a person; its
+    // window over the batch's rows does, so their unchanged row is kept in the staging table. The batch is checked
+    // before it writes because u-3 changes their email (a batch that changes no unique field of an existing person
+    // leaves its new people to the unique index, which does not see a missing key either).
+    const client = await fresh();
+    await importAndWait(client, "external_id,email\nu-1,pending@x.io\nu-3,c@x.io", { identifier: "external_id" });
+    await q(client, `update people set email_key = null where workspace_id = $ws and external_id = 'u-1'`);
+    const done = await importAndWait(client, "external_id,email\nu-1,pending@x.io\nu-2,PENDING@x.io\nu-3,c2@x.io", { identifier: "external_id" });
+    expect(done.counts).toEqual({ total: 3, processed: 3, created: 0, updated: 1, unchanged: 1, skipped: 0, failed: 1 });
+    expect(done.errors).toEqual([expect.objectContaining({ row: 2, column: "email", value: "PENDING@x.io", code: "conflict" })]);
+  });
+
   it("a batch of new people only, one taking a value another person holds: that row fails, the rest are created", async () => {
     // No row changes a unique field, so the unique index checks the new people; its violation undoes the insert, the
     // rows are checked, and the others are created.

@@ -86,6 +86,8 @@ export async function ensureContactStage(conn: ReservedSql): Promise<void> {
 
 /** Runs (reserved connections) that know their staging table has statistics: every batch of an import looks alike. */
 const analysed = new WeakSet<ReservedSql>();
+/** The rows a batch must have written to its staging table for its statistics to stand for the batches after it. */
+const ANALYZE_MIN_ROWS = 1_000;
 
 /**
  * Which fields of staged row `r` differ from the person `p` (a non-empty cell that differs; empty cells change nothing).
@@ -234,20 +236,23 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
   // A row that changes nothing, whose key no other row of the file has, leaves nothing for the steps below to do: it is
   // counted, not written to the staging table (most rows of a re-import; ~1/5 of its resolve pass). Unless a step below
   // reads unchanged rows too: create_only skips them, and the segment column joins them to a segment.
+  // A person whose email has no key yet (migration 0004 left non-ASCII ones for backfillEmailKeys) cannot be found by
+  // the conflict check's probe on the key, only by its window over the batch's rows: such a row stays in.
   const dropUnchanged = ctx.options.mode !== "create_only" && !ctx.headerOf.segment;
+  const pendingKey = dropUnchanged && unique.some((u) => u.field === "email");
   const columns = [...copied, ...resolved.map(([c]) => c)];
   const [found] = await q(
     `with resolved as (
      insert into ${CONTACT_STAGE_TABLE} (${columns.join(", ")})
      select ${columns.join(", ")} from (
-     select ${copied.map((c) => `o.${c}`).join(", ")}, ${resolved.map(([c, v]) => `${v} as ${c}`).join(", ")}
+     select ${copied.map((c) => `o.${c}`).join(", ")}, ${resolved.map(([c, v]) => `${v} as ${c}`).join(", ")}${pendingKey ? ", p.email_key is null and p.email is not null as pending_key" : ""}
      from ${CONTACT_COPY_TABLE} o
        cross join lateral (select ($2::text[])[o.label_cell]::bigint[] as want offset 0) w
        left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true${earlier ? `
        left join lateral (${earlier} offset 0) ip on true` : ""}
        cross join lateral (select case when p.id is null then null else ${diff("o", "w.want", replace)} end as changed offset 0) c) r${
          dropUnchanged ? `
-     where not (r.outcome = 'unchanged' and not r.may_repeat${prevRow.length ? " and r.prev_row is null" : ""})` : ""
+     where not (r.outcome = 'unchanged' and not r.may_repeat${prevRow.length ? " and r.prev_row is null" : ""}${pendingKey ? " and not r.pending_key" : ""})` : ""
        }
      returning outcome, prev_row, changed)
      select count(*) filter (where outcome = 'created')::int as created, count(*) filter (where outcome = 'updated')::int as updated,
@@ -256,17 +261,18 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
      from resolved`,
     ctx.dryRun ? [ws, want] : [ws, want, imp],
   );
+  // Every copied row resolves to one row (each probe finds at most one): those not written were unchanged.
+  const unwritten = batch.rows - Number(found?.created) - Number(found?.updated) - Number(found?.unchanged);
+  if (unwritten < 0 || (unwritten > 0 && !dropUnchanged)) throw new Error(`The resolve pass wrote ${batch.rows - unwritten} rows of a batch of ${batch.rows}.`);
   // A temp table has no statistics until analysed: without them the joins below plan as nested loops. The statistics
   // outlive `on commit delete rows` and live as long as the session's table, and every batch looks alike: a session
-  // analyses once, on its first batch, not each run (a run resumed after a time slice would pay ~100 ms again).
-  if (!analysed.has(conn)) {
+  // analyses once, on its first batch, not each run (a run resumed after a time slice would pay ~100 ms again). Not on
+  // a batch that wrote few of its rows (a re-import's unchanged rows are not written): a later batch with more to do.
+  if (!analysed.has(conn) && batch.rows - unwritten >= Math.min(batch.rows, ANALYZE_MIN_ROWS)) {
     const [stats] = await q(`select reltuples from pg_class where oid = '${CONTACT_STAGE_TABLE}'::regclass`);
     if (Number(stats?.reltuples) < 0) await q(`analyze ${CONTACT_STAGE_TABLE}`);
     analysed.add(conn);
   }
-  // Every copied row resolves to one row (each probe finds at most one): those not written were unchanged.
-  const unwritten = batch.rows - Number(found?.created) - Number(found?.updated) - Number(found?.unchanged);
-  if (unwritten < 0 || (unwritten > 0 && !dropUnchanged)) throw new Error(`The resolve pass wrote ${batch.rows - unwritten} rows of a batch of ${batch.rows}.`);
   const created = Number(found?.created) > 0;
   // The segment column (writeSegmentColumn) can make an unchanged person updated: it joins them to a segment.
   const updated = Number(found?.updated) > 0 || Boolean(ctx.headerOf.segment);
