@@ -61,16 +61,8 @@ export interface ReadFrom {
  * Cells are un-neutralised (restoreCell): the apostrophe a Roster export put before a formula character is removed,
  * so an exported CSV imports back unchanged.
  */
-export async function* readRecords(
-  storage: Storage,
-  key: string,
-  delimiter: string,
-  from: ReadFrom,
-  maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
-  /** Stop at this byte offset (a record boundary: the end of a batch read again); the end of the file when absent. */
-  to?: number,
-): AsyncGenerator<ParsedRecord> {
-  for await (const block of readRecordBlocks(storage, key, delimiter, from, maxRecordBytes, to)) yield* block;
+export async function* readRecords(...args: Parameters<typeof readRecordBlocks>): AsyncGenerator<ParsedRecord> {
+  for await (const block of readRecordBlocks(...args)) yield* block;
 }
 
 /**
