@@ -1,4 +1,5 @@
 import type { FastifyInstance, InjectOptions } from "fastify";
+import { afterAll, beforeAll } from "vitest";
 import { buildApp } from "../../src/api/app.js";
 import { createWorkspace } from "../../src/domain/workspaces/workspaces.js";
 import { startWorkerRole } from "../../src/workers/main.js";
@@ -35,6 +36,24 @@ export async function createClient(ctx: TestContext, app?: FastifyInstance, name
 
 export async function startTestWorkers(ctx: TestContext): Promise<WorkerPool> {
   return startWorkerRole(ctx);
+}
+
+/**
+ * beforeAll/afterAll wiring for a fairness test: two workspaces on one API, "Big" and "Small", and the file's workers;
+ * `const w = useBigAndSmall(t);` then `w.big`, `w.small` inside tests.
+ */
+export function useBigAndSmall(t: { ctx: TestContext }): { big: Client; small: Client; pool: WorkerPool } {
+  const holder = {} as { big: Client; small: Client; pool: WorkerPool };
+  beforeAll(async () => {
+    holder.big = await createClient(t.ctx, undefined, "Big");
+    holder.small = await createClient(t.ctx, holder.big.app, "Small");
+    holder.pool = await startTestWorkers(t.ctx);
+  });
+  afterAll(async () => {
+    await holder.pool?.close();
+    await holder.big?.app.close();
+  });
+  return holder;
 }
 
 const TERMINAL = new Set(["done", "failed", "cancelled", "validated"]);

@@ -1,25 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contactRows, createClient, startCsvImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { contactRows, startCsvImport, useBigAndSmall, waitForImport } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
 // One slot, short slices and small batches: a big import spans many slices, so the waiting ones can overtake it. No
 // small-import lane (imports-small-lane.test.ts has it): every import here shares the one slot, as imports too big for
 // the lane do.
 const t = useTestContext({ IMPORT_CONCURRENCY: "1", IMPORT_TIME_SLICE_MS: "200", IMPORT_BATCH_SIZE: "500", IMPORT_SMALL_MAX_BYTES: "0" });
-let big: Client;
-let small: Client;
-let pool: WorkerPool;
-
-beforeAll(async () => {
-  big = await createClient(t.ctx, undefined, "Big");
-  small = await createClient(t.ctx, big.app, "Small");
-  pool = await startTestWorkers(t.ctx);
-});
-afterAll(async () => {
-  await pool?.close();
-  await big?.app.close();
-});
+const w = useBigAndSmall(t);
 
 const BIG_ROWS = 30_000;
 const SMALL_ROWS = 20;
@@ -52,12 +39,12 @@ async function until(id: string, ok: (r: Row) => boolean, timeoutMs = 60_000): P
 
 describe("import time slices (one slot)", () => {
   it("small imports of another workspace finish while a big one still runs; the big one ends with exact counts", async () => {
-    const bigId = await upload(big, contacts("b", BIG_ROWS));
+    const bigId = await upload(w.big, contacts("b", BIG_ROWS));
     await until(bigId, (r) => r.status === "processing" && r.processed > 0);
 
     const smallIds: string[] = [];
-    for (let i = 0; i < 4; i++) smallIds.push(await upload(small, contacts(`s${i}-`, SMALL_ROWS)));
-    const smallDone = await Promise.all(smallIds.map((id) => waitForImport(small, id, 60_000)));
+    for (let i = 0; i < 4; i++) smallIds.push(await upload(w.small, contacts(`s${i}-`, SMALL_ROWS)));
+    const smallDone = await Promise.all(smallIds.map((id) => waitForImport(w.small, id, 60_000)));
     // The moment the last small one ended, the big one had not: it yielded its slot and still holds its place.
     const bigWhenSmallDone = await row(bigId);
 
@@ -68,14 +55,14 @@ describe("import time slices (one slot)", () => {
     expect(bigWhenSmallDone.status).toBe("processing");
     expect(bigWhenSmallDone.processed).toBeLessThan(BIG_ROWS);
 
-    const bigDone = await waitForImport(big, bigId, 120_000);
+    const bigDone = await waitForImport(w.big, bigId, 120_000);
     expect(bigDone.status).toBe("done");
     expect(bigDone.counts).toEqual({ total: BIG_ROWS, processed: BIG_ROWS, created: BIG_ROWS, updated: 0, unchanged: 0, skipped: 0, failed: 0 });
     for (const s of smallDone) expect(new Date(s.finishedAt).getTime()).toBeLessThan(new Date(bigDone.finishedAt).getTime());
 
     const [state] = await t.ctx.db.$client`
       select
-        (select count(*)::int from people where workspace_id = ${big.workspaceId}) as people,
+        (select count(*)::int from people where workspace_id = ${w.big.workspaceId}) as people,
         (select count(*)::int from import_people where import_id = ${bigId}) as ledger`;
     expect(state).toEqual({ people: BIG_ROWS, ledger: 0 });
     // It yielded (a slice ended with others waiting), and giving a slot up is not an attempt.
@@ -84,9 +71,9 @@ describe("import time slices (one slot)", () => {
   });
 
   it("two big imports share the one slot in turns: neither waits for the other to end", async () => {
-    const first = await upload(big, contacts("f", BIG_ROWS));
+    const first = await upload(w.big, contacts("f", BIG_ROWS));
     await until(first, (r) => r.status === "processing" && r.processed > 0);
-    const second = await upload(small, contacts("g", BIG_ROWS));
+    const second = await upload(w.small, contacts("g", BIG_ROWS));
 
     // The second makes progress while the first still runs, and the first resumes while the second still runs.
     await until(second, (r) => r.processed > 0);
@@ -98,7 +85,7 @@ describe("import time slices (one slot)", () => {
     expect(secondMeanwhile.status).toBe("processing");
     expect(secondAt).toBeLessThan(BIG_ROWS);
 
-    for (const [client, id] of [[big, first], [small, second]] as const) {
+    for (const [client, id] of [[w.big, first], [w.small, second]] as const) {
       const done = await waitForImport(client, id, 120_000);
       expect(done.status).toBe("done");
       expect(done.counts).toEqual({ total: BIG_ROWS, processed: BIG_ROWS, created: BIG_ROWS, updated: 0, unchanged: 0, skipped: 0, failed: 0 });

@@ -1,24 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contactRows, createClient, startCsvImport, startTestWorkers, waitForImport, type Client } from "../helpers/api.js";
+import { describe, expect, it } from "vitest";
+import { contactRows, startCsvImport, useBigAndSmall, waitForImport } from "../helpers/api.js";
 import { useTestContext } from "../helpers/context.js";
-import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
 // One import slot with short slices, and the small-import lane beside it (one slot): files of at most 4 KiB after
 // their header run in the lane.
 const t = useTestContext({ IMPORT_CONCURRENCY: "1", IMPORT_SMALL_CONCURRENCY: "1", IMPORT_SMALL_MAX_BYTES: "4096", IMPORT_TIME_SLICE_MS: "200", IMPORT_BATCH_SIZE: "500" });
-let big: Client;
-let small: Client;
-let pool: WorkerPool;
-
-beforeAll(async () => {
-  big = await createClient(t.ctx, undefined, "Big");
-  small = await createClient(t.ctx, big.app, "Small");
-  pool = await startTestWorkers(t.ctx);
-});
-afterAll(async () => {
-  await pool?.close();
-  await big?.app.close();
-});
+const w = useBigAndSmall(t);
 
 const BIG_ROWS = 20_000;
 const SMALL_ROWS = 20;
@@ -36,14 +23,14 @@ const jobLogs = (id: string, queue: string) => t.ctx.logs.filter((l) => l.includ
 
 describe("the small-import lane", () => {
   it("small imports run beside a big one that holds the only import slot; the big one never gives its slot up for them", async () => {
-    const bigId = await upload(big, contacts("b", BIG_ROWS));
+    const bigId = await upload(w.big, contacts("b", BIG_ROWS));
     for (let r = await row(bigId); !(r.status === "processing" && r.processed > 0); r = await row(bigId)) {
       await new Promise((res) => setTimeout(res, 20));
     }
 
     const smallIds: string[] = [];
-    for (let i = 0; i < 4; i++) smallIds.push(await upload(small, contacts(`s${i}-`, SMALL_ROWS)));
-    const smallDone = await Promise.all(smallIds.map((id) => waitForImport(small, id, 60_000)));
+    for (let i = 0; i < 4; i++) smallIds.push(await upload(w.small, contacts(`s${i}-`, SMALL_ROWS)));
+    const smallDone = await Promise.all(smallIds.map((id) => waitForImport(w.small, id, 60_000)));
     const bigWhenSmallDone = await row(bigId);
 
     for (const [i, s] of smallDone.entries()) {
@@ -57,13 +44,13 @@ describe("the small-import lane", () => {
     expect(bigWhenSmallDone.status).toBe("processing");
     expect(bigWhenSmallDone.processed).toBeLessThan(BIG_ROWS);
 
-    const bigDone = await waitForImport(big, bigId, 120_000);
+    const bigDone = await waitForImport(w.big, bigId, 120_000);
     expect(bigDone.status).toBe("done");
     expect(bigDone.counts).toEqual({ total: BIG_ROWS, processed: BIG_ROWS, created: BIG_ROWS, updated: 0, unchanged: 0, skipped: 0, failed: 0 });
     // Its slices ended with nobody waiting on its queue: it never yielded, and its one run ended done.
     expect(t.ctx.logs.some((l) => l.includes(bigId) && l.includes("yielding its slot"))).toBe(false);
     expect(jobLogs(bigId, "imports").filter((l) => l.includes('"job":"import.run"') && l.includes('"msg":"run ended"'))).toHaveLength(1);
-    const [people] = await t.ctx.db.$client`select count(*)::int as n from people where workspace_id = ${small.workspaceId}`;
+    const [people] = await t.ctx.db.$client`select count(*)::int as n from people where workspace_id = ${w.small.workspaceId}`;
     expect(people?.n).toBe(4 * SMALL_ROWS);
   });
 
@@ -71,10 +58,10 @@ describe("the small-import lane", () => {
     // The header line (with its newline) is not counted: the bytes after it are.
     const header = "email\n";
     const body = (n: number) => `${"a".repeat(n - "@x.io".length)}@x.io`;
-    const atLimit = await upload(small, header + body(4096));
-    const over = await upload(small, header + body(4097));
+    const atLimit = await upload(w.small, header + body(4096));
+    const over = await upload(w.small, header + body(4097));
     for (const [id, queue, job] of [[atLimit, "imports-small", "import.small"], [over, "imports", "import.run"]] as const) {
-      const done = await waitForImport(small, id, 60_000);
+      const done = await waitForImport(w.small, id, 60_000);
       expect(done.status).toBe("done");
       expect(jobLogs(id, queue).some((l) => l.includes(`"job":"${job}"`) && l.includes('"outcome":"done"'))).toBe(true);
     }
