@@ -115,6 +115,30 @@ describe("a contact row's attributes and set fields (contactRowValidator)", () =
     expect(row([0, 29])).toBe("email,attributes.k00,attributes.k29");
     expect(row([])).toBe("email");
   });
+
+  it("joins a plain record's values as they are (ParsedRecord.plain): the same rows as escaping each value gives", () => {
+    // Cells without a backslash, tab or line break (a plain record's), but with what JSON escapes (a quote, a control
+    // character, a lone surrogate): an attribute holding one makes the row's text escaped after all.
+    const hs = ["email", "first_name", "labels", "note", "n", "on"];
+    const validate = contactRowValidator(
+      hs,
+      { email: "email", first_name: "first_name", labels: "labels", note: "attribute:note", n: "attribute:n", on: "attribute:on" },
+      "email",
+      importOptionsSchema.parse({ attributeTypes: { n: "number", on: "date" } }),
+    );
+    const cells = ["", " Zoë ", 'say "hi"', "中文", "'=cmd", "x\u0001y", "a:b", "42", "2024-05-01", "\ud800", "🙂"];
+    let row = 0;
+    for (const a of cells) for (const b of cells) for (const c of cells) {
+      row += 1;
+      const record = [` U${row}@X.io`, a, b, c, b, c];
+      const escaped = validate(record, row, "", false);
+      const plain = validate(record, row, "", true);
+      expect(plain, JSON.stringify(record)).toEqual(escaped);
+    }
+    // A plain record with a quote in an attribute: its JSON's backslashes are doubled for COPY, as without the flag.
+    const quoted = validate(["q@x.io", "", "", 'say "hi"', "", ""], 1, "", true);
+    expect(quoted.ok && attributesOf(quoted.staged)).toBe('{"note":"say \\\\"hi\\\\""}');
+  });
 });
 
 describe("a batch built row by row (addRecord) with the file's key sketch", () => {

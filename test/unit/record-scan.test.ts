@@ -18,12 +18,27 @@ async function* chunks(buf: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, Math.min(buf.length, i + size));
 }
 
+/** Whether none of a record's cells holds what COPY's text format escapes (ParsedRecord.plain). */
+const copyPlain = (r: ParsedRecord) => r.record.every((c) => !/[\\\t\r\n]/.test(c));
+
+/**
+ * The records without `plain`, to compare with csv-parse's, once it is checked: never true for a record with a cell
+ * COPY must escape; and with `exact`, set on every line the scan reads whole (one without quotes) as it should be.
+ */
+function checkPlain(records: ParsedRecord[], exact: boolean): ParsedRecord[] {
+  return records.map(({ plain, ...r }) => {
+    if (plain) expect(copyPlain(r), JSON.stringify(r)).toBe(true);
+    if (exact) expect(plain, JSON.stringify(r)).toBe(r.raw.includes('"') ? undefined : copyPlain(r));
+    return r;
+  });
+}
+
 async function scan(text: string, delimiter: string, chunk: number, max = 1 << 20) {
   const records: ParsedRecord[] = [];
   const gen = scanRecords(chunks(Buffer.from(text), chunk), delimiter, { byte: 0, row: 0, line: 1 }, max, restoreCell);
   for (;;) {
     const step = await gen.next();
-    if (step.done) return { records, stop: step.value as ScanStop | null };
+    if (step.done) return { records: checkPlain(records, true), stop: step.value as ScanStop | null };
     records.push(...step.value);
   }
 }
@@ -37,7 +52,7 @@ function rng(seed: number) {
   };
 }
 
-const PLAIN = ["ada", "Bob Smith", "", " ", "x@example.com", "Zoë", "中文", "🙂", "'=cmd", "a b c", "42", "5'10\"", "mid\"quote", "tab\there"];
+const PLAIN = ["ada", "Bob Smith", "", " ", "x@example.com", "Zoë", "中文", "🙂", "'=cmd", "a b c", "42", "5'10\"", "mid\"quote", "tab\there", "back\\slash"];
 const QUOTED = ['"with, delimiter"', '"say ""hi"""', '""', '"line\nbreak"', '"cr\rbreak"', '"crlf\r\nbreak"', '"plain"', '"; semi"', '"""lead"', '"trail"""', '"=SUM(A1)"'];
 const ENDS = ["\n", "\r\n", "\r"];
 
@@ -138,7 +153,7 @@ describe("readRecords: the scan, then csv-parse from where it stops", () => {
     writeFileSync(path.join(dir, key), text);
     const out: ParsedRecord[] = [];
     for await (const r of readRecords(storage, key, delimiter, from, max, to)) out.push(r);
-    return out;
+    return checkPlain(out, false);
   }
 
   it("reads 500 random files (some with text after a closing quote or a quote never closed) exactly as csv-parse does", async () => {

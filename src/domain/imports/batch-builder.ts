@@ -70,7 +70,7 @@ export function addRecord(
     batch.errors.push(rowError(rec.row, null, rec.raw, "record_too_large", `The record starting on line ${startLine} is ${sizeBytes} bytes long; the limit is ${limit} bytes (IMPORT_MAX_RECORD_BYTES). It was skipped.`));
     return;
   }
-  const res = handler.validate(rec.record, rec.row, rec.raw);
+  const res = handler.validate(rec.record, rec.row, rec.raw, rec.plain);
   if (!res.ok) {
     if (res.skipped) batch.skipped += 1;
     else {

@@ -84,7 +84,8 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
   /** Creates the kind's temp staging table on the import's reserved connection (idempotent). */
   ensureStage(conn: ReservedSql): Promise<void>;
   /** One CSV record → a staged row, or the row's errors. Pure and synchronous: it runs for every row. */
-  validate(record: string[], row: number, raw: string): RowResult<R>;
+  /** `plain`: ParsedRecord.plain (the record's cells need no escaping in COPY's text format). */
+  validate(record: string[], row: number, raw: string, plain?: boolean): RowResult<R>;
   /**
    * True when rows describe a thing (a person, a member): a later row with the same key supersedes an earlier one.
    * False when every row stands alone (an event).

@@ -31,6 +31,12 @@ export interface ParsedRecord {
   /** Physical line (1-based, header included) where this record ends. */
   endLine: number;
   raw: string;
+  /**
+   * True when no cell of the record holds a backslash, a tab, a CR or an LF (record-scan.ts sets it for the lines it
+   * reads whole): its cells, and what validation derives from them, go into COPY's text format as they are (copyValue
+   * has nothing to escape). Absent: not known, every value is escaped.
+   */
+  plain?: boolean;
   /** Set when the record was over the size limit: it was skipped unread, `record` is empty and `raw` its first bytes. */
   tooLarge?: { sizeBytes: number; startLine: number; limit: number };
 }

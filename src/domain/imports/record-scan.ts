@@ -19,6 +19,8 @@ import type { ParsedRecord, ReadFrom } from "./reader.js";
 const QUOTE = 0x22;
 const LF = 0x0a;
 const CR = 0x0d;
+const BACKSLASH = 0x5c;
+const TAB = 0x09;
 
 /** Where the scan stopped without reading: a record it leaves to csv-parse (`at` is the record's boundary). */
 export interface ScanStop {
@@ -52,9 +54,15 @@ export async function* scanRecords(
   let nextLf = -1;
   let nextCr = -1;
   let nextQuote = -1;
+  // Next backslash / tab (a tab that is not the delimiter): a line holding neither is `plain` (ParsedRecord.plain).
+  let nextBackslash = -1;
+  let nextTab = -1;
+  const tabIsData = delim !== TAB;
   let scannedLf = false;
   let scannedCr = false;
   let scannedQuote = false;
+  let scannedBackslash = false;
+  let scannedTab = false;
   let out: ParsedRecord[] = [];
 
   /**
@@ -76,7 +84,7 @@ export async function* scanRecords(
     buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     base += pos;
     pos = 0;
-    scannedLf = scannedCr = scannedQuote = false;
+    scannedLf = scannedCr = scannedQuote = scannedBackslash = scannedTab = false;
   };
   const stop = (): ScanStop => ({ at: { byte: base + pos, row, line } });
 
@@ -139,12 +147,21 @@ export async function* scanRecords(
             next = buf[end + 1] === LF ? end + 2 : end + 1;
           } else next = end + 1;
         }
+        if (!scannedBackslash || (nextBackslash !== -1 && nextBackslash < pos)) {
+          nextBackslash = buf.indexOf(BACKSLASH, pos);
+          scannedBackslash = true;
+        }
+        if (tabIsData && (!scannedTab || (nextTab !== -1 && nextTab < pos))) {
+          nextTab = buf.indexOf(TAB, pos);
+          scannedTab = true;
+        }
+        const plain = (nextBackslash === -1 || nextBackslash >= end) && (!tabIsData || nextTab === -1 || nextTab >= end);
         const text = buf.toString("utf8", pos, end);
         const cells = text.split(delimiter);
         for (let i = 0; i < cells.length; i++) cells[i] = restore(cells[i]!);
         row += 1;
         pos = next;
-        out.push({ record: cells, row, endByte: base + pos, endLine: line + 1, raw: text });
+        out.push({ record: cells, row, endByte: base + pos, endLine: line + 1, raw: text, plain });
         if (next > end) line += 1;
         if (out.length >= BLOCK_RECORDS) {
           yield out;

@@ -124,7 +124,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
   const numericMask = attributeItems.length <= 24;
   const attributeSet: boolean[] = new Array(attributeItems.length).fill(false);
 
-  return function validate(record: string[], row: number, raw: string): RowResult<ContactRow> {
+  return function validate(record: string[], row: number, raw: string, plain = false): RowResult<ContactRow> {
     if (isBlankRecord(record, mappedIndexes)) return { ok: false, skipped: true, errors: [emptyRowError(row)] };
     if (record.length !== headers.length) return { ok: false, errors: [raggedError(row, record.length, headers.length, raw)] };
     let errors: RowError[] | null = null;
@@ -149,7 +149,13 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
           (errors ??= []).push(rowError(row, p.header, cell, `invalid_${p.type}`, `"${cell}" is not a valid ${p.type}.`));
           continue;
         }
-        attributes += `${attributes === "" ? "{" : ","}${p.jsonKey!}${typeof value === "string" && PLAIN_JSON_STRING.test(value) ? `"${value}"` : JSON.stringify(value)}`;
+        if (typeof value === "string" && PLAIN_JSON_STRING.test(value)) attributes += `${attributes === "" ? "{" : ","}${p.jsonKey!}"${value}"`;
+        else {
+          const json = JSON.stringify(value);
+          attributes += `${attributes === "" ? "{" : ","}${p.jsonKey!}${json}`;
+          // JSON escapes with backslashes (a quote, a control character): COPY must escape them in turn.
+          if (typeof value === "string") plain = false;
+        }
         if (numericMask) attributeBits |= 1 << p.attributeBit!;
         else attributeSet[p.attributeBit!] = true;
         continue;
@@ -213,8 +219,16 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     if (!numericMask) attributeSet.fill(false);
     const ids = values[labelIdsSlot];
     const labelCell = ids == null ? (values[labelsSlot] ?? null) : `${values[labelsSlot] ?? ""}\u0000${ids}`;
-    let cells = copyValue(values[0]);
-    for (let c = 1; c < values.length; c++) cells += `\t${copyValue(values[c])}`;
+    // A plain record's values hold nothing COPY escapes (the email check refuses backslashes and whitespace; every other
+    // value is a cell, trimmed or split, a number, a date or a label id): they are joined as they are.
+    let cells: string;
+    if (plain) {
+      cells = values[0] ?? "\\N";
+      for (let c = 1; c < values.length; c++) cells += `\t${values[c] ?? "\\N"}`;
+    } else {
+      cells = copyValue(values[0]);
+      for (let c = 1; c < values.length; c++) cells += `\t${copyValue(values[c])}`;
+    }
     return { ok: true, staged: { row, key: keyValue, cells, labelCell, setFields } };
   };
 }
