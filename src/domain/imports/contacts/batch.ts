@@ -410,7 +410,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
     // The before-image of each person this import changes for the first time (an undo restores it), written by the same
     // statement: the CTE reads the rows as they were (one snapshot for the whole statement), only for rows that change,
     // and not for people this import created (an undo erases those). A dry run writes none (it rolls back anyway).
-    await q(
+    await byProbes(q, () => q(
       `${
         ctx.dryRun
           ? ""
@@ -433,7 +433,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
          updated_at = now()
        from ${CONTACT_STAGE_TABLE} s where p.id = s.person_id and s.outcome = 'updated' and s.err_code is null`,
       ctx.dryRun ? [] : [imp],
-    );
+    ));
   }
   // A row repeating a person this file created still counts as a creation: the earlier row is the one skipped.
   if (repeated) await change(`update ${CONTACT_STAGE_TABLE} s set outcome = 'created' where s.prev_outcome = 'created' and s.outcome in ('updated', 'unchanged') and ${ACTIVE}`);
@@ -504,6 +504,24 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
 }
 
 type Query = StageQuery;
+
+/**
+ * Runs `statement` with the planner's merge and hash joins off, for this transaction only (put back as they were after
+ * it): for a statement joining the staging table to people by primary key, where one index probe per staged row is
+ * always the plan. The staging table's statistics are taken once per session, from one batch, so its person ids end
+ * where that batch's ended: the planner took a merge join it expected to stop there, and every later batch walked
+ * people's primary key from the first id up to its own last one. A 10% changed re-import on a new session took 96 s
+ * instead of ~20, and longer files would grow quadratically (BENCHMARKS.md, "Imports, 2026-12-01").
+ */
+export async function byProbes<T>(q: Query, statement: () => Promise<T>): Promise<T> {
+  const [was] = await q(
+    `select current_setting('enable_mergejoin') as merge, current_setting('enable_hashjoin') as hash,
+       set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'off', true)`,
+  );
+  const result = await statement();
+  await q(`select set_config('enable_mergejoin', $1, true), set_config('enable_hashjoin', $2, true)`, [was!.merge, was!.hash]);
+  return result;
+}
 
 /**
  * The label ids of each distinct label cell pair of a batch (labelCellOf), by name (exact, case-sensitive) and by
