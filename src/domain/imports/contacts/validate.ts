@@ -221,14 +221,8 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     const labelCell = ids == null ? (values[labelsSlot] ?? null) : `${values[labelsSlot] ?? ""}\u0000${ids}`;
     // A plain record's values hold nothing COPY escapes (the email check refuses backslashes and whitespace; every other
     // value is a cell, trimmed or split, a number, a date or a label id): they are joined as they are.
-    let cells: string;
-    if (plain) {
-      cells = values[0] ?? "\\N";
-      for (let c = 1; c < values.length; c++) cells += `\t${values[c] ?? "\\N"}`;
-    } else {
-      cells = copyValue(values[0]);
-      for (let c = 1; c < values.length; c++) cells += `\t${copyValue(values[c])}`;
-    }
+    let cells = plain ? (values[0] ?? "\\N") : copyValue(values[0]);
+    for (let c = 1; c < values.length; c++) cells += `\t${plain ? (values[c] ?? "\\N") : copyValue(values[c])}`;
     return { ok: true, staged: { row, key: keyValue, cells, labelCell, setFields } };
   };
 }
