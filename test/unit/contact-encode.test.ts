@@ -142,12 +142,25 @@ describe("a contact row's attributes and set fields (contactRowValidator)", () =
 });
 
 describe("a batch built row by row (addRecord) with the file's key sketch", () => {
-  it("encodes a row no other row shares a key with as it comes, holds the others, and ends with each surviving row once", () => {
-    const handler = contactsHandler(
+  const contacts = () =>
+    contactsHandler(
       { workspaceId: "w", importId: "i", identifier: "email", options: importOptionsSchema.parse({}), headerOf: { email: "email" }, createdSegmentId: null, dryRun: false },
       headers,
       { ...mapping },
     );
+  /** Builds one batch of `records` row by row, as produceBatches does, and finishes its encoding. */
+  function build(records: string[][], sketch?: ReturnType<typeof newKeySketch>) {
+    const batch = newBatch({ byte: 0, row: 0, line: 1 });
+    const seen = new Map<string, number>();
+    records.forEach((record, i) => addRecord(batch, seen, { record, row: i + 1, endByte: 0, endLine: i + 2, raw: record.join(",") }, contacts(), "email", sketch, 10));
+    // Every row was encoded as it came: none is held to the batch's end.
+    expect(batch.staged).toEqual([]);
+    const encoded = batch.encoder!.finish();
+    const lines = new TextDecoder().decode(encoded.copy).split("\n").slice(0, -1).map((l) => l.split("\t"));
+    return { batch, encoded, lines };
+  }
+
+  it("encodes every row as it comes, and a later row for the same person drops the earlier one's line", () => {
     const records = [
       ["a@x.io", "Ann", "", "", ""],
       ["twice@x.io", "First", "", "", ""],
@@ -158,13 +171,49 @@ describe("a batch built row by row (addRecord) with the file's key sketch", () =
     const sketch = newKeySketch(1024);
     for (const r of records) addKey(sketch, r[0]!.toLowerCase());
     markComplete(sketch);
-    const batch = newBatch({ byte: 0, row: 0, line: 1 });
-    const seen = new Map<string, number>();
-    records.forEach((record, i) => addRecord(batch, seen, { record, row: i + 1, endByte: 0, endLine: i + 2, raw: record.join(",") }, handler, "email", sketch, 10));
-    // The three unique rows went to the encoder; the repeated person's later row replaced the earlier one in `staged`.
-    expect(batch.staged.map((r) => r.row)).toEqual([4]);
-    expect(batch.errors).toEqual([expect.objectContaining({ row: 2, code: "duplicate_in_file" })]);
-    expect(batch.encoder).toBeDefined();
+    const { batch, encoded, lines } = build(records, sketch);
+    expect(batch.errors).toEqual([expect.objectContaining({ row: 2, code: "duplicate_in_file", value: "twice@x.io", message: expect.stringContaining("Row 4") })]);
+    expect(batch.skipped).toBe(1);
+    // Row, key, label cell, set cell, may_repeat: only the repeated person's row may repeat.
+    expect(lines.map((l) => l.slice(0, 5))).toEqual([
+      ["1", "a@x.io", "\\N", "1", "f"],
+      ["3", "b@x.io", "1", "1", "f"],
+      ["4", "twice@x.io", "\\N", "1", "t"],
+      ["5", "c@x.io", "\\N", "1", "f"],
+    ]);
+    expect(lines[2]![5 + CONTACT_STAGE_COLUMNS.indexOf("first_name")]).toBe("Second");
+    expect(encoded).toMatchObject({ rows: 4, mayRepeat: 1, labelCells: ["vip"] });
+  });
+
+  it("without a sketch, keeps the last row of each person and drops the rest, whatever their order", () => {
+    const records = [
+      ["p@x.io", "P1", "gold", "", ""],
+      ["q@x.io", "Q1", "", "", ""],
+      ["P@x.io", "P2", "", "", ""],
+      ["r@x.io", "R1", "silver", "", ""],
+      [" p@X.io ", "P3", "", "", ""],
+      ["q@x.io", "Q2", "vip", "", ""],
+    ];
+    const { batch, encoded, lines } = build(records);
+    expect(batch.errors.map((e) => [e.row, e.code])).toEqual([
+      [1, "duplicate_in_file"],
+      [3, "duplicate_in_file"],
+      [2, "duplicate_in_file"],
+    ]);
+    expect(batch.skipped).toBe(3);
+    expect(lines.map((l) => [l[0], l[1], l[5 + CONTACT_STAGE_COLUMNS.indexOf("first_name")]])).toEqual([
+      ["4", "r@x.io", "R1"],
+      ["5", "p@x.io", "P3"],
+      ["6", "q@x.io", "Q2"],
+    ]);
+    expect(encoded.rows).toBe(3);
+    expect(encoded.mayRepeat).toBe(3);
+    // "gold" was listed only by a dropped row: its cell names no label (none is created for it); the numbers stay.
+    expect(encoded.labelCells).toEqual(["", "silver", "vip"]);
+    expect(lines.map((l) => l[2])).toEqual(["2", "\\N", "3"]);
+    // The text is exactly the kept lines: encoding them alone gives the same bytes but for the label numbering.
+    const alone = new TextDecoder().decode(encodeContactRows(staged([records[3]!, records[4]!, records[5]!]).map((r, i) => ({ ...r, row: i + 4 }))).copy);
+    expect(alone.split("\n").map((l) => l.split("\t").slice(5).join("\t"))).toEqual(lines.map((l) => l.slice(5).join("\t")).concat([""]));
   });
 
   it("produces the same rows, once each, whether the sketch marks them or not", async () => {

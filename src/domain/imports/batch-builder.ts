@@ -20,8 +20,8 @@ export interface Batch {
   /** The staged rows encoded for the write (RowHandler.encoder), when the kind encodes: then `staged` is empty. */
   encoded?: EncodedRows;
   /**
-   * While the batch is built: the rows already encoded, those no other row of the file shares a key with (they are not
-   * held in `staged`). Gone once the batch is complete (`encoded`).
+   * While the batch is built, when the kind encodes: its rows, encoded as they are validated (none is held in
+   * `staged`). Gone once the batch is complete (`encoded`).
    */
   encoder?: RowEncoder;
   /** Rows of this batch that failed validation or were superseded inside the batch. */
@@ -85,9 +85,23 @@ export function addRecord(
     return;
   }
   if (sketch) res.staged.repeat = mayRepeat(sketch, res.staged.key);
-  if (res.staged.repeat === false && handler.encoder) {
-    // No other row has this key: nothing can supersede the row, so it is encoded now instead of held.
-    (batch.encoder ??= handler.encoder(batchSize)).add(res.staged);
+  if (handler.encoder) {
+    // Encoded now, not held to the batch's end: 10,000 held rows outlived the young generation, and V8 then allocated
+    // every later row of the run straight into the old one (allocation-site pretenuring), a collection every few
+    // batches (BENCHMARKS.md, "Imports, 2026-12-01"). A later row for the same key drops this one's line.
+    const encoder = (batch.encoder ??= handler.encoder(batchSize));
+    // No other row of the file has this key: nothing can supersede the row.
+    if (res.staged.repeat === false) {
+      encoder.add(res.staged);
+      return;
+    }
+    const earlier = seen.get(res.staged.key);
+    if (earlier !== undefined) {
+      // Within one file a later row for the same person wins; the earlier one is skipped and says why.
+      batch.errors.push(duplicateError(encoder.drop(earlier), identifierHeader, res.staged.key, rec.row));
+      batch.skipped += 1;
+    }
+    seen.set(res.staged.key, encoder.add(res.staged));
     return;
   }
   const earlier = seen.get(res.staged.key);

@@ -42,7 +42,10 @@ export interface EncodedRows {
 }
 
 export interface RowEncoder<R extends StagedRow = StagedRow> {
-  add(row: R): void;
+  /** Encodes the row; returns its line number in the batch (0-based, in the order added). */
+  add(row: R): number;
+  /** Leaves line `line` (an add's return) out of the batch, a later row for the same person having superseded it; returns its row. */
+  drop(line: number): number;
   finish(): EncodedRows;
 }
 
@@ -97,8 +100,8 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
   prepare?(conn: ReservedSql, rows: R[]): Promise<void>;
   /**
    * Encodes a batch's staged rows for its write where they were parsed; without it the rows themselves travel. The
-   * batch builder feeds it each row that no other row of the file shares a key with as the row is validated (no later
-   * row can supersede it), and the rest when the batch ends: `expected` rows at most.
+   * batch builder feeds it each row as the row is validated, and drops the line of a row a later row of the batch
+   * supersedes: `expected` rows at most.
    */
   encoder?(expected: number): RowEncoder<R>;
   /** Writes a staged batch set-based, inside the caller's transaction. */

@@ -120,9 +120,10 @@ export function encodeContactRows(rows: ContactRow[]): EncodedRows {
 }
 
 /**
- * encodeContactRows a row at a time: the batch builder hands it each row no other row of the file shares a key with as
- * the row is validated (RowHandler.encoder), so a batch does not hold 10,000 rows until its end (they outlived the
- * parse thread's young generation, and its collector copied and promoted every one).
+ * encodeContactRows a row at a time: the batch builder hands it each row as the row is validated
+ * (RowHandler.encoder), so a batch does not hold 10,000 rows until its end (they outlived the parse thread's young
+ * generation, and its collector copied and promoted every one). A row a later row of the batch supersedes (the same
+ * person) has its line dropped: left out when the batch is finished.
  */
 export class ContactRowEncoder {
   private readonly cells = new Map<string, number>();
@@ -131,6 +132,13 @@ export class ContactRowEncoder {
   private at = 0;
   private rows = 0;
   private mayRepeat = 0;
+  /** Per line added (dropped ones too): where it starts in `out`, its row, its label cell (0: none). */
+  private starts: Uint32Array;
+  private lineRows: Float64Array;
+  private lineCells: Uint32Array;
+  private lines = 0;
+  /** Dropped lines, in the order dropped. */
+  private readonly dropped: number[] = [];
 
   /** `rows`: the batch's rows when known at once, to size the buffer; else how many are expected (~300 bytes each). */
   constructor(rows: readonly ContactRow[] | number) {
@@ -147,16 +155,22 @@ export class ContactRowEncoder {
       }
     }
     this.out = Buffer.allocUnsafeSlow(size + 3 * longest);
+    const lines = Math.max(16, typeof rows === "number" ? rows : rows.length);
+    this.starts = new Uint32Array(lines);
+    this.lineRows = new Float64Array(lines);
+    this.lineCells = new Uint32Array(lines);
   }
 
-  add(r: ContactRow): void {
+  add(r: ContactRow): number {
     this.rows++;
     if (r.repeat !== false) this.mayRepeat++;
     let n = "\\N";
+    let cell = 0;
     if (r.labelCell !== null) {
       let i = this.cells.get(r.labelCell);
       if (i === undefined) this.cells.set(r.labelCell, (i = this.cells.size + 1));
       n = String(i);
+      cell = i;
     }
     let f = this.sets.get(r.setFields);
     if (f === undefined) this.sets.set(r.setFields, (f = this.sets.size + 1));
@@ -167,11 +181,54 @@ export class ContactRowEncoder {
       this.out.copy(bigger, 0, 0, this.at);
       this.out = bigger;
     }
+    if (this.lines === this.starts.length) {
+      const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.starts = grow(this.starts);
+      this.lineRows = grow(this.lineRows);
+      this.lineCells = grow(this.lineCells);
+    }
+    const index = this.lines++;
+    this.starts[index] = this.at;
+    this.lineRows[index] = r.row;
+    this.lineCells[index] = cell;
     this.at += this.out.write(line, this.at);
+    return index;
+  }
+
+  drop(line: number): number {
+    if (line < 0 || line >= this.lines) throw new RangeError(`No line ${line} in this batch`);
+    this.dropped.push(line);
+    this.rows--;
+    // Only a row that may repeat can be superseded.
+    this.mayRepeat--;
+    return this.lineRows[line]!;
   }
 
   finish(): EncodedRows {
-    return { rows: this.rows, copy: this.out.subarray(0, this.at), labelCells: [...this.cells.keys()], setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
+    const labelCells = [...this.cells.keys()];
+    if (this.dropped.length) {
+      // The kept lines move up over the dropped ones, in order.
+      const gone = new Uint8Array(this.lines);
+      for (const d of this.dropped) gone[d] = 1;
+      const used = new Uint32Array(labelCells.length + 1);
+      let to = 0;
+      for (let i = 0; i < this.lines; i++) {
+        if (gone[i]) continue;
+        used[this.lineCells[i]!]! += 1;
+        const from = this.starts[i]!;
+        const end = i + 1 < this.lines ? this.starts[i + 1]! : this.at;
+        if (from !== to) this.out.copyWithin(to, from, end);
+        to += end - from;
+      }
+      this.at = to;
+      // A label cell only dropped rows listed names no label: its labels are not created (wantLabels).
+      for (let i = 1; i <= labelCells.length; i++) if (used[i] === 0) labelCells[i - 1] = "";
+    }
+    return { rows: this.rows, copy: this.out.subarray(0, this.at), labelCells, setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
   }
 }
 
