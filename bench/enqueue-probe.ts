@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { open, readFile, stat } from "node:fs/promises";
+import { open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { createWorkspace } from "./client.js";
@@ -14,7 +14,8 @@ import { API_URL, DB_NAME, OUT, QUEUE_PREFIX, adminSql, benchEnv, buildApp, clea
  * `npm run bench`; BENCH_APP_ROOT measures another checkout's API). Not part of the bench run. It reports:
  *
  * - per request, the CPU each process spent (/proc/<pid>/stat: the API or the baseline, with its user share; this
- *   database's PostgreSQL backends; redis-server; this process, which runs autocannon), over PROBE_ROUNDS rounds of
+ *   database's PostgreSQL backends; redis-server; this process, which runs autocannon; the server's main thread apart
+ *   from its other threads), over PROBE_ROUNDS rounds of
  *   alternating unthrottled phases of PROBE_SECONDS (after a 5 s warm-up of each);
  * - per request, the SQL statements PostgreSQL executed (log_statement = all for this database, read from the server
  *   log, BENCH_PG_LOG) and the Redis commands each side sent on its queue prefix (MONITOR; those a Lua script runs are
@@ -116,6 +117,11 @@ async function redisPid(): Promise<number> {
 
 interface CpuRow {
   serverUser: number;
+  /**
+   * The server's CPU on its JavaScript thread ("main") and on all its other threads ("other": libuv's pool, which runs
+   * the file system calls, and V8's helpers for GC and compiling; Node 20 names them all "node", so they are not told apart).
+   */
+  threads: Record<string, number>;
   rps: number;
   p99: number;
   server: number;
@@ -129,11 +135,25 @@ async function userSecondsOf(pid: number): Promise<number> {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[11]) / 100;
 }
 
+/** CPU seconds of `pid`'s main thread and of its other threads (each thread's stat under /proc/<pid>/task). */
+async function threadSeconds(pid: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
+    if (!stat) continue;
+    const kind = tid === String(pid) ? "main" : "other";
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    out[kind] = (out[kind] ?? 0) + (Number(f[11]) + Number(f[12])) / 100;
+  }
+  return out;
+}
+
 async function cpuPhase(target: Target, serverPid: number, round = 0): Promise<CpuRow> {
   const pg = await dbBackendPids();
   const rpid = await redisPid();
   const mark = async () => ({
     serverUser: await userSecondsOf(serverPid),
+    threads: await threadSeconds(serverPid),
     server: await cpuSecondsOf(serverPid),
     pg: await Promise.all(pg.map((p) => cpuSecondsOf(p))),
     redis: await cpuSecondsOf(rpid),
@@ -156,6 +176,7 @@ async function cpuPhase(target: Target, serverPid: number, round = 0): Promise<C
     p99: res.latency.p99,
     server: per(b.server - a.server),
     serverUser: per(b.serverUser - a.serverUser),
+    threads: Object.fromEntries(Object.keys(b.threads).map((k) => [k, per(b.threads[k]! - (a.threads[k] ?? 0))])),
     postgres: per(b.pg.reduce((x, v, i) => x + v - a.pg[i]!, 0)),
     redis: per(b.redis - a.redis),
     client: (c.user + c.system) / 1000 / n,
@@ -163,7 +184,7 @@ async function cpuPhase(target: Target, serverPid: number, round = 0): Promise<C
 }
 
 const fmtRow = (label: string, r: CpuRow) =>
-  `${label.padEnd(9)} ${r.rps.toFixed(0).padStart(5)} req/s  p99 ${r.p99.toFixed(0).padStart(4)} ms  CPU ms/request: server ${r.server.toFixed(2)}  postgres ${r.postgres.toFixed(2)}  redis ${r.redis.toFixed(2)}  autocannon ${r.client.toFixed(2)}  total ${(r.server + r.postgres + r.redis + r.client).toFixed(2)}  (server user ${r.serverUser.toFixed(2)})`;
+  `${label.padEnd(9)} ${r.rps.toFixed(0).padStart(5)} req/s  p99 ${r.p99.toFixed(0).padStart(4)} ms  CPU ms/request: server ${r.server.toFixed(2)}  postgres ${r.postgres.toFixed(2)}  redis ${r.redis.toFixed(2)}  autocannon ${r.client.toFixed(2)}  total ${(r.server + r.postgres + r.redis + r.client).toFixed(2)}  (server user ${r.serverUser.toFixed(2)}; ${Object.entries(r.threads).sort().map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")})`;
 
 async function setStatementLog(on: boolean): Promise<void> {
   const admin = adminSql();
