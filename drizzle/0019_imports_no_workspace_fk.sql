@@ -1,0 +1,1 @@
+ALTER TABLE "imports" DROP CONSTRAINT "imports_workspace_id_workspaces_id_fk";
