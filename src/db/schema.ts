@@ -291,7 +291,7 @@ export const imports = pgTable(
     /**
      * No foreign key to workspaces, as on people and events: every insert takes the id from the authenticated API key.
      * The check locked the workspace row FOR KEY SHARE on every enqueue, and concurrent enqueues of one workspace
-     * shared that lock through a multixact (BENCHMARKS.md "The enqueue path, 2026-12-01").
+     * shared that lock through a multixact (BENCHMARKS.md, "Imports, 2026-12-01 (twelfth session)").
      */
     workspaceId: uuid("workspace_id").notNull(),
     kind: text("kind", { enum: ["contacts", "members", "events"] }).notNull().default("contacts"),

@@ -88,7 +88,8 @@ export function addRecord(
   if (handler.encoder) {
     // Encoded now, not held to the batch's end: 10,000 held rows outlived the young generation, and V8 then allocated
     // every later row of the run straight into the old one (allocation-site pretenuring), a collection every few
-    // batches (BENCHMARKS.md, "Imports, 2026-12-01"). A later row for the same key drops this one's line.
+    // batches (BENCHMARKS.md, "Imports, 2026-12-01 (twelfth session)"). A later row for the same key drops this
+    // one's line.
     const encoder = (batch.encoder ??= handler.encoder(batchSize));
     // No other row of the file has this key: nothing can supersede the row.
     if (res.staged.repeat === false) {
