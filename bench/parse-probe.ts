@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { createWriteStream, existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { readBatches } from "../src/domain/imports/batch-source.js";
@@ -18,21 +18,39 @@ import { OUT } from "./stack.js";
  * it with `node --cpu-prof --cpu-prof-dir=… --import tsx bench/parse-probe.ts` for a profile of each thread.
  * The file's key sketch is read first, as a run has it once complete (PROBE_SKETCH=0: none, every row may repeat, as
  * in a fresh import; PROBE_SKETCH=bg: read beside the parsing, as a run reads it, complete after the first batches).
+ * PROBE_KIND=events probes an events import instead, of a file it writes once (no sketch: events rows never repeat).
  */
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const ON_THREAD = process.env.PROBE_THREAD !== "0";
 
-const file = `contacts-${ROWS}.csv`;
-await mkdir(OUT, { recursive: true });
-if (!existsSync(path.join(OUT, file))) await writeContacts(path.join(OUT, file), ROWS);
+/** PROBE_KIND=events: an events file of BENCH_ROWS rows (email, event, occurred_at and two properties) instead. */
+const KIND = process.env.PROBE_KIND === "events" ? "events" : "contacts";
+const EVENT_HEADERS = ["email", "event", "occurred_at", "plan", "amount"];
+const EVENT_MAPPING: Record<string, string> = { email: "email", event: "event", occurred_at: "occurred_at", plan: "property:plan", amount: "property:amount" };
 
-const headers: string[] = [...CONTACT_HEADERS];
-const mapping: Record<string, MappingTarget> = Object.fromEntries(headers.map((h) => [h, (CONTACT_MAPPING[h] ?? "ignore") as MappingTarget]));
-const headerOf = Object.fromEntries(headers.filter((h) => parseTarget(mapping[h]!).type !== "attribute").map((h) => [parseTarget(mapping[h]!).type, h]));
+async function writeEvents(target: string, rows: number): Promise<void> {
+  const out = createWriteStream(target);
+  out.write(EVENT_HEADERS.join(",") + "\n");
+  const names = ["Signed Up", "Clicked Upgrade", "Viewed Page", "Invited Teammate"];
+  for (let i = 1; i <= rows; i++) {
+    const line = `user${i % 200_000}@example.com,${names[i % names.length]},2026-11-${String(1 + (i % 28)).padStart(2, "0")}T10:${String(i % 60).padStart(2, "0")}:00Z,${i % 3 ? "pro" : "free"},${i % 1000}\n`;
+    if (!out.write(line)) await new Promise<void>((resolve) => out.once("drain", () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+const file = `${KIND}-${ROWS}.csv`;
+await mkdir(OUT, { recursive: true });
+if (!existsSync(path.join(OUT, file))) await (KIND === "events" ? writeEvents : writeContacts)(path.join(OUT, file), ROWS);
+
+const headers: string[] = KIND === "events" ? EVENT_HEADERS : [...CONTACT_HEADERS];
+const targets = KIND === "events" ? EVENT_MAPPING : CONTACT_MAPPING;
+const mapping: Record<string, MappingTarget> = Object.fromEntries(headers.map((h) => [h, (targets[h] ?? "ignore") as MappingTarget]));
+const headerOf = Object.fromEntries(headers.filter((h) => parseTarget(mapping[h]!).type !== "attribute" && parseTarget(mapping[h]!).type !== "property").map((h) => [parseTarget(mapping[h]!).type, h]));
 const plan: BatchPlan = {
-  kind: "contacts",
+  kind: KIND,
   ctx: {
     workspaceId: "00000000-0000-4000-8000-000000000001",
     importId: "00000000-0000-4000-8000-000000000002",
@@ -51,7 +69,7 @@ const plan: BatchPlan = {
   fileWidth: headers.length,
 };
 const storage = new LocalStorage(OUT);
-if (process.env.PROBE_SKETCH !== "0") {
+if (KIND === "contacts" && process.env.PROBE_SKETCH !== "0") {
   const started = performance.now();
   const sizeBytes = await storage.size(file);
   if (process.env.PROBE_SKETCH === "bg") {

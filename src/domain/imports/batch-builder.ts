@@ -81,7 +81,9 @@ export function addRecord(
     return;
   }
   if (!handler.dedupeByKey) {
-    batch.staged.push(res.staged);
+    // Rows that never supersede each other: encoded now when the kind encodes (see below), else held.
+    if (handler.encoder) (batch.encoder ??= handler.encoder(batchSize)).add(res.staged);
+    else batch.staged.push(res.staged);
     return;
   }
   if (sketch) res.staged.repeat = mayRepeat(sketch, res.staged.key);

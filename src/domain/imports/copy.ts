@@ -10,6 +10,57 @@ export function copyValue(v: string | number | null | undefined): string {
 }
 
 /**
+ * COPY text written a line at a time as UTF-8 into a buffer of its own (not Node's shared pool: a parse thread hands
+ * the finished bytes over by transfer), which grows when a line does not fit. Written as each row is validated, so a
+ * batch holds bytes, not row objects (see RowHandler.encoder).
+ */
+export class CopyTextBuffer {
+  private buf: Buffer;
+  private at = 0;
+
+  /** `bytes`: enough for the lines expected, so that the buffer rarely grows. */
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafeSlow(Math.max(1024, bytes));
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.at;
+  }
+
+  /** Appends `line` (with its line end); returns the offset where it starts. */
+  write(line: string): number {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8.
+    if (this.buf.length - this.at < line.length * 3) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(this.buf.length * 1.5), this.at + line.length * 3));
+      this.buf.copy(bigger, 0, 0, this.at);
+      this.buf = bigger;
+    }
+    const start = this.at;
+    this.at += this.buf.write(line, this.at);
+    return start;
+  }
+
+  /** Keeps only the byte ranges `[starts[i], starts[i + 1])` (the last one up to the end) whose `keep(i)` holds, in order. */
+  keepLines(starts: ArrayLike<number>, count: number, keep: (line: number) => boolean): void {
+    let to = 0;
+    for (let i = 0; i < count; i++) {
+      if (!keep(i)) continue;
+      const from = starts[i]!;
+      const end = i + 1 < count ? starts[i + 1]! : this.at;
+      if (from !== to) this.buf.copyWithin(to, from, end);
+      to += end - from;
+    }
+    this.at = to;
+  }
+
+  /** The text written: a view of the buffer, which it hands over. */
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/**
  * COPY rows into `table` through the reserved connection, honouring the stream's backpressure. A connection that dies
  * mid-COPY (pg_terminate_backend, network) closes the stream without "finish" or "drain": that rejects, never hangs.
  */

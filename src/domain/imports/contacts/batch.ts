@@ -2,7 +2,7 @@ import type { ReservedSql } from "postgres";
 import type { Identifier } from "../targets.js";
 import { emptyCounts, readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type StageQuery } from "../handler.js";
 import { CONTACT_STAGE_COLUMNS, type ContactRow } from "./validate.js";
-import { copyText, copyValue } from "../copy.js";
+import { CopyTextBuffer, copyText, copyValue } from "../copy.js";
 
 /**
  * One batch of contact rows, written set-based inside the caller's transaction:
@@ -128,11 +128,10 @@ export function encodeContactRows(rows: ContactRow[]): EncodedRows {
 export class ContactRowEncoder {
   private readonly cells = new Map<string, number>();
   private readonly sets = new Map<string, number>();
-  private out: Buffer;
-  private at = 0;
+  private readonly text: CopyTextBuffer;
   private rows = 0;
   private mayRepeat = 0;
-  /** Per line added (dropped ones too): where it starts in `out`, its row, its label cell (0: none). */
+  /** Per line added (dropped ones too): where it starts in the text, its row, its label cell (0: none). */
   private starts: Uint32Array;
   private lineRows: Float64Array;
   private lineCells: Uint32Array;
@@ -154,7 +153,7 @@ export class ContactRowEncoder {
         if (length > longest) longest = length;
       }
     }
-    this.out = Buffer.allocUnsafeSlow(size + 3 * longest);
+    this.text = new CopyTextBuffer(size + 3 * longest);
     const lines = Math.max(16, typeof rows === "number" ? rows : rows.length);
     this.starts = new Uint32Array(lines);
     this.lineRows = new Float64Array(lines);
@@ -174,13 +173,6 @@ export class ContactRowEncoder {
     }
     let f = this.sets.get(r.setFields);
     if (f === undefined) this.sets.set(r.setFields, (f = this.sets.size + 1));
-    const line = `${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`;
-    // A UTF-16 code unit is at most 3 bytes of UTF-8.
-    if (this.out.length - this.at < line.length * 3) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(this.out.length * 1.5), this.at + line.length * 3));
-      this.out.copy(bigger, 0, 0, this.at);
-      this.out = bigger;
-    }
     if (this.lines === this.starts.length) {
       const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
@@ -192,10 +184,9 @@ export class ContactRowEncoder {
       this.lineCells = grow(this.lineCells);
     }
     const index = this.lines++;
-    this.starts[index] = this.at;
+    this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
     this.lineRows[index] = r.row;
     this.lineCells[index] = cell;
-    this.at += this.out.write(line, this.at);
     return index;
   }
 
@@ -215,20 +206,15 @@ export class ContactRowEncoder {
       const gone = new Uint8Array(this.lines);
       for (const d of this.dropped) gone[d] = 1;
       const used = new Uint32Array(labelCells.length + 1);
-      let to = 0;
-      for (let i = 0; i < this.lines; i++) {
-        if (gone[i]) continue;
+      this.text.keepLines(this.starts, this.lines, (i) => {
+        if (gone[i]) return false;
         used[this.lineCells[i]!]! += 1;
-        const from = this.starts[i]!;
-        const end = i + 1 < this.lines ? this.starts[i + 1]! : this.at;
-        if (from !== to) this.out.copyWithin(to, from, end);
-        to += end - from;
-      }
-      this.at = to;
+        return true;
+      });
       // A label cell only dropped rows listed names no label: its labels are not created (wantLabels).
       for (let i = 1; i <= labelCells.length; i++) if (used[i] === 0) labelCells[i - 1] = "";
     }
-    return { rows: this.rows, copy: this.out.subarray(0, this.at), labelCells, setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
+    return { rows: this.rows, copy: this.text.bytes(), labelCells, setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
   }
 }
 

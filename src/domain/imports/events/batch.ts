@@ -1,6 +1,6 @@
 import type { ReservedSql } from "postgres";
-import { copyRows } from "../copy.js";
-import { readStageOutcome, type BatchContext, type BatchResult, type ValuesRow } from "../handler.js";
+import { CopyTextBuffer, copyLine, copyText } from "../copy.js";
+import { readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type RowEncoder, type ValuesRow } from "../handler.js";
 import { IDENTIFIERS } from "../targets.js";
 import { EVENT_STAGE_COLUMNS } from "./validate.js";
 
@@ -34,12 +34,47 @@ export async function ensureEventStage(conn: ReservedSql): Promise<void> {
   await conn.unsafe(CREATE_STAGE);
 }
 
-export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, rows: ValuesRow[]): Promise<BatchResult> {
+/**
+ * A batch's event rows as the COPY text of the staging table, each written as it is validated (RowHandler.encoder):
+ * held as objects to the batch's end, 10,000 rows outlived the parse thread's young generation (BENCHMARKS.md,
+ * "Imports, 2026-12-01 (twelfth session)"). Event rows never supersede each other: nothing is dropped.
+ */
+export class EventRowEncoder implements RowEncoder<ValuesRow> {
+  private readonly text: CopyTextBuffer;
+  private rows = 0;
+
+  /** `expected`: how many rows the batch may hold (~200 bytes each). */
+  constructor(expected: number) {
+    this.text = new CopyTextBuffer(expected * 200);
+  }
+
+  add(r: ValuesRow): number {
+    this.text.write(copyLine([r.row, r.key, ...r.values]));
+    return this.rows++;
+  }
+
+  drop(): number {
+    throw new Error("An event row is never superseded");
+  }
+
+  finish(): EncodedRows {
+    return { rows: this.rows, copy: this.text.bytes(), labelCells: [], setFields: [], mayRepeat: 0 };
+  }
+}
+
+/** The rows encoded at once (EventRowEncoder), for a batch built without an encoder. */
+export function encodeEventRows(rows: readonly ValuesRow[]): EncodedRows {
+  const encoder = new EventRowEncoder(rows.length);
+  for (const r of rows) encoder.add(r);
+  return encoder.finish();
+}
+
+export async function writeEventBatch(conn: ReservedSql, ctx: BatchContext, batch: EncodedRows): Promise<BatchResult> {
   const ws = ctx.workspaceId;
   const q = (text: string, params: unknown[] = []) => conn.unsafe(text, params as never[]);
   const idHeader = ctx.headerOf[ctx.identifier] ?? ctx.identifier;
 
-  await copyRows(conn, T, ["row", "key", ...EVENT_STAGE_COLUMNS], rows.map((r) => [r.row, r.key, ...r.values]));
+  await copyText(conn, T, ["row", "key", ...EVENT_STAGE_COLUMNS], batch.copy);
   await q(`update ${T} s set person_id = p.id from people p where p.workspace_id = $1 and ${PEOPLE_COLUMN[ctx.identifier]} = s.key`, [ws]);
 
   if (ctx.options.createMissingPeople) {
