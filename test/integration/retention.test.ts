@@ -96,12 +96,16 @@ describe("retention sweep (clock set forward)", () => {
     const key = await storageKey(created.json.id);
     const done = await waitForImport(client, created.json.id);
     expect(done.status).toBe("done");
-    // The worker deletes it right after the run ends; the GET above may race it by a few ms.
+    // The worker deletes it right after the run ends; the GET above may race it by a few ms. The file goes inside the
+    // transaction that marks the import (so a failed delete marks nothing): wait for the mark, committed after it.
     const until = Date.now() + 5_000;
-    while ((await fileExists(key)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    expect(await fileExists(key)).toBe(false);
-    const ended = (await client.request("GET", `/v1/imports/${created.json.id}`)).json;
+    let ended = (await client.request("GET", `/v1/imports/${created.json.id}`)).json;
+    while (ended.uploadExpiredAt === null && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      ended = (await client.request("GET", `/v1/imports/${created.json.id}`)).json;
+    }
     expect(ended.uploadExpiredAt).not.toBeNull();
+    expect(await fileExists(key)).toBe(false);
     // Its cells (passwords redacted) stay for the report until the retention ends, then go like any import's.
     expect(ended.cellsExpiredAt).toBeNull();
     await sweep(25);
