@@ -433,9 +433,9 @@ export const importErrors = pgTable(
 export const importPeople = pgTable(
   "import_people",
   {
-    importId: uuid("import_id")
-      .notNull()
-      .references(() => imports.id, { onDelete: "cascade" }),
+    // No foreign key to imports: its check was ~3.5 µs a row, ~35 ms of every 10,000 rows a batch writes here. An import
+    // deletes these at its end, and the trigger imports_rows_cascade (migration 0020) when the import is deleted.
+    importId: uuid("import_id").notNull(),
     personId: id64("person_id").notNull(),
     row: bigint("row", { mode: "number" }).notNull(),
     outcome: text("outcome", { enum: ["created", "updated", "unchanged"] }).notNull(),
@@ -451,9 +451,9 @@ export const importPeople = pgTable(
 export const importChanges = pgTable(
   "import_changes",
   {
-    importId: uuid("import_id")
-      .notNull()
-      .references(() => imports.id, { onDelete: "cascade" }),
+    // No foreign key to imports: its check was ~3.5 µs a row, ~35 ms of every 10,000 rows a batch writes here. An import
+    // deletes these at its end, and the trigger imports_rows_cascade (migration 0020) when the import is deleted.
+    importId: uuid("import_id").notNull(),
     personId: id64("person_id").notNull(),
     row: bigint("row", { mode: "number" }).notNull(),
     before: jsonb("before").$type<Record<string, unknown>>().notNull(),

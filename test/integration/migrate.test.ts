@@ -95,6 +95,31 @@ describe("migrate-cli on a fresh database", () => {
     expect(row?.options).toContain("fillfactor=90");
   });
 
+  it("deleting an import deletes its ledger and before-images (a trigger: their rows carry no foreign key to check)", async () => {
+    const [ws] = await db`insert into workspaces (name) values ('cascade') returning id`;
+    const imp = async () => {
+      const [row] = await db`
+        insert into imports (workspace_id, kind, status, filename, storage_key, size_bytes, encoding, delimiter, headers, sample, suggested_mapping)
+        values (${ws!.id}, 'contacts', 'draft', 'x.csv', 'k', 1, 'utf-8', ',', '[]', '[]', '{}') returning id`;
+      return row!.id as string;
+    };
+    const [gone, kept] = [await imp(), await imp()];
+    for (const id of [gone, kept]) {
+      await db`insert into import_people (import_id, person_id, row, outcome) values (${id}, 1, 1, 'updated'), (${id}, 2, 2, 'unchanged')`;
+      await db`insert into import_changes (import_id, person_id, row, before) values (${id}, 1, 1, '{}'::jsonb)`;
+    }
+    await db`delete from imports where id = ${gone}`;
+    const left = await db`
+      select 'people' as t, import_id from import_people union all select 'changes', import_id from import_changes order by 1, 2`;
+    expect(left.map((r) => [r.t, r.import_id])).toEqual([
+      ["changes", kept],
+      ["people", kept],
+      ["people", kept],
+    ]);
+    const fks = await db`select conname from pg_constraint where contype = 'f' and conrelid in ('import_people'::regclass, 'import_changes'::regclass)`;
+    expect(fks).toEqual([]);
+  });
+
   it("records each migration of the journal exactly once", async () => {
     const [row] = await db<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`;
     expect(row?.n).toBe(await journalEntries());
