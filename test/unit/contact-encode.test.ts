@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { addRecord, newBatch, produceBatches } from "../../src/domain/imports/batch-builder.js";
-import { encodeContactRows } from "../../src/domain/imports/contacts/batch.js";
+import { encodeContactRows, markUniqueRows } from "../../src/domain/imports/contacts/batch.js";
 import { contactsHandler } from "../../src/domain/imports/contacts/handler.js";
-import { addKey, markComplete, newKeySketch, sketchFileKeys } from "../../src/domain/imports/key-sketch.js";
+import { addKey, markComplete, mayRepeat, newKeySketch, sketchFileKeys } from "../../src/domain/imports/key-sketch.js";
 import { LocalStorage } from "../../src/storage/local.js";
 import { CONTACT_STAGE_COLUMNS, contactRowValidator, type ContactRow } from "../../src/domain/imports/contacts/validate.js";
 import { importOptionsSchema } from "../../src/domain/imports/mapping.js";
@@ -243,6 +243,70 @@ describe("a batch built row by row (addRecord) with the file's key sketch", () =
       const sketched = await read(true);
       expect(sketched).toEqual(plain);
       expect(plain.flatMap((b) => b.lines)).toHaveLength(95 - plain.flatMap((b) => b.errors).length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("rows of a batch parsed before the file's key sketch was complete, marked once it is (markUniqueRows)", () => {
+  it("gives each row the flag the complete sketch would have given it as it was read, escaped and non-ASCII keys too", () => {
+    const rows = staged([
+      ["a@x.io", "Ann", "vip", "", ""],
+      ["b@x.io", "Bea", "", "", "tab\there"],
+      ["c@x.io", "Cy", "", "", ""],
+      ["d@x.io", "Dee", "", "", ""],
+      ["e@x.io", "Eve", "", "", ""],
+      ["f@x.io", "Fay", "", "", ""],
+    ]);
+    // Keys as other identifiers may have them: a backslash, a tab, a line break, non-ASCII letters (COPY escapes the first three).
+    const keys = ["a@x.io", "back\\slash", "tab\tin", "line\nbreak", "çağrı@örnek.com.tr", "ΑΒΓ-7"];
+    rows.forEach((r, i) => (r.key = keys[i]!));
+    const sketch = newKeySketch(4096);
+    for (const k of keys) addKey(sketch, k);
+    // Two of them have another row in the file.
+    addKey(sketch, "tab\tin");
+    addKey(sketch, "ΑΒΓ-7");
+    markComplete(sketch);
+    const unmarked = encodeContactRows(rows);
+    expect(unmarked.mayRepeat).toBe(6);
+    markUniqueRows(unmarked, sketch);
+    const asRead = encodeContactRows(rows.map((r) => ({ ...r, repeat: mayRepeat(sketch, r.key) })));
+    expect(Buffer.from(unmarked.copy).toString()).toBe(Buffer.from(asRead.copy).toString());
+    expect(unmarked.mayRepeat).toBe(2);
+    expect(asRead.mayRepeat).toBe(2);
+    const flags = new TextDecoder().decode(unmarked.copy).split("\n").slice(0, -1).map((l) => l.split("\t")[4]);
+    expect(flags).toEqual(["f", "f", "t", "f", "f", "t"]);
+  });
+
+  it("makes the batches of a file read without the sketch what they are read with it", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "contact-mark-"));
+    try {
+      const lines = ["email,first_name,labels,label_ids,note"];
+      for (let i = 1; i <= 95; i++) lines.push(`${i % 9 === 0 ? "dup" + (i % 4) : i % 7 === 0 ? "ü" + i : "p" + i}@x.io,N${i},${i % 3 ? "vip" : ""},,n${i}`);
+      const csv = lines.join("\n") + "\n";
+      writeFileSync(path.join(dir, "f.csv"), csv);
+      const storage = new LocalStorage(dir);
+      const from = { byte: Buffer.byteLength(lines[0]! + "\n"), row: 0, line: 1 };
+      const ctx = { workspaceId: "w", importId: "i", identifier: "email" as const, options: importOptionsSchema.parse({}), headerOf: { email: "email" }, createdSegmentId: null, dryRun: false };
+      const plan = { kind: "contacts" as const, ctx, headers, mapping: { ...mapping }, storageKey: "f.csv", delimiter: ",", from, batchSize: 20, fileWidth: headers.length };
+      const sketch = await sketchFileKeys(storage, { storageKey: "f.csv", delimiter: ",", sizeBytes: Buffer.byteLength(csv) }, from, 0, "email");
+      const read = async (repeats?: typeof sketch) => {
+        const out: { text: string; mayRepeat: number; sketched: boolean }[] = [];
+        for await (const { batch } of produceBatches(storage, { ...plan, repeats })) {
+          if (!repeats) markUniqueRows(batch.encoded!, sketch);
+          out.push({ text: new TextDecoder().decode(batch.encoded!.copy), mayRepeat: batch.encoded!.mayRepeat, sketched: batch.sketched === true });
+        }
+        return out;
+      };
+      const marked = await read();
+      const sketched = await read(sketch);
+      expect(marked.map((b) => ({ ...b, sketched: true }))).toEqual(sketched);
+      expect(marked.every((b) => !b.sketched) && sketched.every((b) => b.sketched)).toBe(true);
+      // Some rows repeat (the dup rows), most do not.
+      const total = sketched.reduce((n, b) => n + b.mayRepeat, 0);
+      expect(total).toBeGreaterThan(0);
+      expect(total).toBeLessThan(30);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -44,6 +44,11 @@ export interface Batch {
    * what a batch holds, and what crosses from a parse thread, for the few rows that fail there.
    */
   records: Map<number, string[]>;
+  /**
+   * Its rows were marked by the file's complete key sketch (BatchPlan.repeats) as they were read. A batch begun before
+   * the sketch was complete marks none; its run marks them before writing it if the sketch is complete by then.
+   */
+  sketched?: boolean;
 }
 
 export function newBatch(from: ReadFrom): Batch {
@@ -179,13 +184,17 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
       batch.endLine = rec.endLine;
     } else addRecord(batch, seen, rec, handler, identifierHeader, repeats, plan.batchSize);
     if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
+      if (repeats) batch.sketched = true;
       yield { batch: encode(batch, handler), last: false };
       batch = newBatch({ byte: batch.endByte, row: batch.startRow + batch.rows, line: batch.endLine });
       seen.clear();
       repeats ??= completeSketch();
     }
   }
-  if (batch.rows > 0) yield { batch: encode(batch, handler), last: true };
+  if (batch.rows > 0) {
+    if (repeats) batch.sketched = true;
+    yield { batch: encode(batch, handler), last: true };
+  }
 }
 
 function encode(batch: Batch, handler: RowHandler): Batch {

@@ -2,6 +2,7 @@ import type { ReservedSql } from "postgres";
 import type { ImportOptions } from "./mapping.js";
 import type { RowError } from "./rows.js";
 import type { Identifier } from "./targets.js";
+import type { KeySketch } from "./key-sketch.js";
 
 /**
  * What an import kind plugs into the shared pipeline (run.ts): how a CSV record becomes a staged row, and how a
@@ -104,6 +105,11 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
    * supersedes: `expected` rows at most.
    */
   encoder?(expected: number): RowEncoder<R>;
+  /**
+   * For a kind that encodes and dedupes by key: marks the rows of an encoded batch that no other row of the file shares
+   * a key with, by the file's now complete key sketch (a batch parsed before it was complete marked none).
+   */
+  markUnique?(encoded: EncodedRows, sketch: KeySketch): void;
   /** Writes a staged batch set-based, inside the caller's transaction. */
   writeBatch(conn: ReservedSql, batch: StagedBatch<R>): Promise<BatchResult>;
 }

@@ -92,7 +92,11 @@ function addSlot(sketch: KeySketch, slot: number): void {
 
 /** False only when no other row of the file has this key (nor other keys hitting both its slots). */
 export function mayRepeat(sketch: KeySketch, key: string): boolean {
-  const hash = keyHash(key);
+  return hashMayRepeat(sketch, keyHash(key));
+}
+
+/** mayRepeat for a key's keyHash. */
+export function hashMayRepeat(sketch: KeySketch, hash: number): boolean {
   return seenAgain(sketch, slotOfHash(sketch, hash, 0)) && seenAgain(sketch, slotOfHash(sketch, hash, SECOND));
 }
 

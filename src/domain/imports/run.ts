@@ -15,7 +15,7 @@ import { ensureStaticSegment } from "./segments.js";
 import { claimImport, failClaimedImport, finishImport, yieldImport } from "./lifecycle.js";
 import { readBatchRecords, type Batch, type BatchPlan } from "./batch-builder.js";
 import { readBatches, usesParseThread } from "./batch-source.js";
-import { forgetKeySketch, runKeySketch } from "./key-sketch.js";
+import { forgetKeySketch, runKeySketch, sketchComplete } from "./key-sketch.js";
 import { withDeclaredTypes } from "../attribute-definitions/service.js";
 import { CancelRequested, FenceLost, ImportEnded, bounded, commitBatch, isConnectionLost, prepareConnection } from "./batch-commit.js";
 import { secretColumns } from "./error-store.js";
@@ -232,6 +232,9 @@ async function runBatchesOnce(deps: ImportRunDeps, imp: ImportRow, ctl: ImportRu
       (await withTimeout(othersWaiting(), QUEUE_ANSWER_MS, () => new Error("the queue did not answer")).catch(() => 0)) > 0;
     const flush = async (b: Batch, last: boolean) => {
       if (pending) await pending;
+      // A batch parsed while the file's key sketch was still being read marked none of its rows unique: marked now,
+      // if the sketch is complete by the time the batch is written.
+      if (plan.repeats && !b.sketched && b.encoded?.mayRepeat && handler.markUnique && sketchComplete(plan.repeats)) handler.markUnique(b.encoded, plan.repeats);
       const readRecords = (batch: Batch, rows: ReadonlySet<number>) => readBatchRecords(deps.storage, plan, batch, rows);
       const committed = bounded(commitBatch({ conn, imp, ctx: batchCtx, handler, secrets, batch: b, log: deps.log, readRecords, part: part && { index: part.part, fence: part.fence } }), batchTimeoutMs, async () => {
         // The connection is stuck: end its backend (its open transaction rolls back) so neither it nor its locks linger.

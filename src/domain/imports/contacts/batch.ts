@@ -3,6 +3,7 @@ import type { Identifier } from "../targets.js";
 import { emptyCounts, readStageOutcome, type BatchContext, type BatchResult, type EncodedRows, type StageQuery } from "../handler.js";
 import { CONTACT_STAGE_COLUMNS, type ContactRow } from "./validate.js";
 import { CopyTextBuffer, copyText, copyValue } from "../copy.js";
+import { hashMayRepeat, mayRepeat, type KeySketch } from "../key-sketch.js";
 
 /**
  * One batch of contact rows, written set-based inside the caller's transaction:
@@ -216,6 +217,55 @@ export class ContactRowEncoder {
     }
     return { rows: this.rows, copy: this.text.bytes(), labelCells, setFields: [...this.sets.keys()], mayRepeat: this.mayRepeat };
   }
+}
+
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\", t: "\t", n: "\n", r: "\r" };
+
+/**
+ * Marks the rows of a batch encoded before its run's key sketch was complete (every row then may repeat: the
+ * encoder wrote `t`), now that the sketch is: a row whose key no other row of the file has gets `f`, in place, as if
+ * the sketch had been complete when the row was read (batch-builder.ts addRecord). Its batch then neither probes
+ * nor writes the ledger for it (a re-import's first batches, parsed while the sketch is still being read, took the
+ * ledger for every row: ~3× the time of a later batch). Its rows were deduplicated within the batch as always, and a
+ * key another row of the file shares stays `t` (the sketch never says unique for a repeated key).
+ * The COPY line is `row, key, label_cell, set_cell, may_repeat, …` (COPY_COLUMNS); a plain key (ASCII, no
+ * escape) is hashed from its bytes, as keyHash hashes its characters (one UTF-16 unit per ASCII byte).
+ */
+export function markUniqueRows(encoded: EncodedRows, sketch: KeySketch): void {
+  const text = encoded.copy;
+  let mayRepeatRows = 0;
+  let at = 0;
+  while (at < text.length) {
+    const keyStart = text.indexOf(TAB, at) + 1;
+    const keyEnd = text.indexOf(TAB, keyStart);
+    const flag = text.indexOf(TAB, text.indexOf(TAB, keyEnd + 1) + 1) + 1;
+    const lineEnd = text.indexOf(NEWLINE, flag);
+    if (keyStart === 0 || keyEnd < 0 || flag === 0 || lineEnd < 0 || (text[flag] !== 0x74 && text[flag] !== 0x66)) {
+      throw new Error(`A contacts batch line at byte ${at} is not laid out as COPY_COLUMNS.`);
+    }
+    if (text[flag] === 0x74) {
+      let plain = true;
+      let h = 0x811c9dc5;
+      for (let i = keyStart; i < keyEnd; i++) {
+        const b = text[i]!;
+        if (b >= 0x80 || b === BACKSLASH) {
+          plain = false;
+          break;
+        }
+        h = Math.imul(h ^ b, 0x01000193);
+      }
+      const repeats = plain
+        ? hashMayRepeat(sketch, h >>> 0)
+        : mayRepeat(sketch, Buffer.from(text.buffer, text.byteOffset + keyStart, keyEnd - keyStart).toString("utf8").replace(/\\(.)/g, (_, c: string) => COPY_ESCAPES[c] ?? c));
+      if (repeats) mayRepeatRows++;
+      else text[flag] = 0x66;
+    }
+    at = lineEnd + 1;
+  }
+  encoded.mayRepeat = mayRepeatRows;
 }
 
 /** A new person's columns in people, and their values from staged row `r` with its labels `want` ($1 the workspace, $2 the import). */

@@ -1,6 +1,6 @@
 import type { BatchContext, RowHandler } from "../handler.js";
 import type { MappingTarget } from "../targets.js";
-import { ContactRowEncoder, encodeContactRows, ensureContactStage, writeContactBatch, type LabelIds } from "./batch.js";
+import { ContactRowEncoder, encodeContactRows, ensureContactStage, markUniqueRows, writeContactBatch, type LabelIds } from "./batch.js";
 import { contactRowValidator, type ContactRow } from "./validate.js";
 
 /** kind=contacts: people created or updated by their identifier, with labels, segments and person events. */
@@ -11,6 +11,7 @@ export function contactsHandler(ctx: BatchContext, headers: string[], mapping: R
     validate: contactRowValidator(headers, mapping, ctx.identifier, ctx.options),
     dedupeByKey: true,
     encoder: (expected) => new ContactRowEncoder(expected),
+    markUnique: markUniqueRows,
     writeBatch: (conn, b) => writeContactBatch(conn, ctx, b.encoded ?? encodeContactRows(b.staged), labelIds),
   };
 }
