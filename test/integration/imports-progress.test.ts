@@ -67,7 +67,10 @@ function contactsCsv(rows: number): string {
 
 describe("import progress", () => {
   it("streams progress events in order while the import runs, percent rising to 100, then the final import, and closes", async () => {
-    const created = await pasteImport(client, contactsCsv(15_000), { identifier: "email", start: true });
+    // Enough batches that the import outlasts several of the stream's 500 ms looks even on a fast, idle machine
+    // (15k rows once finished between two looks).
+    const rows = 60_000;
+    const created = await pasteImport(client, contactsCsv(rows), { identifier: "email", start: true });
     expect(created.status).toBe(201);
     expect(created.json.status).toBe("queued");
     expect(created.json.progress).toBeNull();
@@ -99,7 +102,7 @@ describe("import progress", () => {
     expect(last.event).toBe("import");
     expect(last.data.id).toBe(id);
     expect(last.data.status).toBe("done");
-    expect(last.data.counts.processed).toBe(15_000);
+    expect(last.data.counts.processed).toBe(rows);
     expect(last.data.progress).toMatchObject({ bytesProcessed: created.json.sizeBytes, bytesTotal: created.json.sizeBytes, percent: 100, etaSeconds: 0 });
     expect(last.data.progress.rowsPerSecond).toBeGreaterThan(0);
     const final = await client.request("GET", `/v1/imports/${id}`);
