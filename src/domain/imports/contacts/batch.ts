@@ -101,6 +101,16 @@ const diff = (r: string, want: string, replace: boolean) => `array_remove(array[
   || case when ${r}.attributes is null or p.attributes @> ${r}.attributes then '{}'
      else coalesce(array(select 'attributes.' || e.key from jsonb_each(${r}.attributes) e where p.attributes -> e.key is distinct from e.value order by e.key collate "C"), '{}') end`;
 
+/**
+ * Whether staged row `r` changes nothing of person `p`: `diff` would be empty. True only when every comparison is
+ * (a cell that differs from a null field makes the conjunction null, not true). One boolean per row instead of an
+ * array of eight cases: most rows of a re-import change nothing, and building their empty arrays was a third of the
+ * resolve pass (10k unchanged rows: ~90 → ~56 ms in psql).
+ */
+const same = (r: string, want: string, replace: boolean) => `(${FIELDS.map((f) => `(${r}.${f} is null or ${r}.${f} = p.${f})`).join(" and ")}
+     and (${want} is null or ${replace ? `p.label_ids = ${want}` : `p.label_ids @> ${want}`})
+     and (${r}.attributes is null or p.attributes @> ${r}.attributes))`;
+
 /** A run's label vocabulary: name → id. Labels are never deleted or renamed, so an id once read stays right for the run. */
 export type LabelIds = Map<string, string>;
 
@@ -410,7 +420,8 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
        cross join lateral (select ($2::text[])[o.label_cell]::bigint[] as want offset 0) w
        left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true${earlier ? `
        left join lateral (${earlier} offset 0) ip on true` : ""}
-       cross join lateral (select case when p.id is null then null else ${diff("o", "w.want", replace)} end as changed offset 0) c) r${
+       cross join lateral (select case when p.id is null then null when ${same("o", "w.want", replace)} then '{}'::text[]
+         else ${diff("o", "w.want", replace)} end as changed offset 0) c) r${
          dropUnchanged ? `
      where not (r.outcome = 'unchanged' and not r.may_repeat${prevRow.length ? " and r.prev_row is null" : ""}${pendingKey ? " and not r.pending_key" : ""})` : ""
        }
