@@ -23,12 +23,21 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
   }
 }
 
+/** Redis listens for its cluster bus on the client port plus this. */
+const CLUSTER_BUS_OFFSET = 10_000;
+
 export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster> {
   const dir = await mkdtemp(path.join(tmpdir(), "roster-cluster-"));
+  // Each node also listens on its cluster bus port, its own port + 10000: that one must be free too, and no node's
+  // port may be another's bus port (35547 and 45547 once made the cluster fail to form).
   const ports: number[] = [];
+  const taken = new Set<number>();
   while (ports.length < masters) {
     const p = await closedPort();
-    if (!ports.includes(p)) ports.push(p);
+    const bus = p + CLUSTER_BUS_OFFSET;
+    if (bus > 65535 || taken.has(p) || taken.has(bus) || (await isListening(bus))) continue;
+    ports.push(p);
+    taken.add(p).add(bus);
   }
   const children: ChildProcess[] = ports.map((p) =>
     spawn(
