@@ -55,6 +55,30 @@ describe("a batch's COPY text (encodeContactRows)", () => {
     expect(lines[2]!.split("\t")[5 + CONTACT_STAGE_COLUMNS.indexOf("first_name")]).toBe("Cé");
   });
 
+  it("sends the email once: by email, email_key as \\N and the email too when it is its own key; by another identifier, email_key as \\N when it equals the email", () => {
+    const columns = (identifier: "email" | "external_id", records: string[][]) => {
+      const validate = contactRowValidator(["email", "external_id"], { email: "email", external_id: "external_id" }, identifier, importOptionsSchema.parse({}));
+      const rows = records.map((record, i) => {
+        const res = validate(record, i + 1, record.join(","));
+        if (!res.ok) throw new Error(JSON.stringify(res.errors));
+        return res.staged;
+      });
+      const lines = new TextDecoder().decode(encodeContactRows(rows).copy).split("\n").slice(0, -1);
+      const at = (name: string) => 5 + CONTACT_STAGE_COLUMNS.indexOf(name as never);
+      return lines.map((l) => l.split("\t")).map((c) => [c[1], c[at("email")], c[at("email_key")], c[at("external_id")]]);
+    };
+    expect(columns("email", [["ann@x.io", "a-1"], ["Bob@X.io", "b-1"], ["İz@x.io", ""]])).toEqual([
+      ["ann@x.io", "\\N", "\\N", "a-1"],
+      ["bob@x.io", "Bob@X.io", "\\N", "b-1"],
+      ["i̇z@x.io", "İz@x.io", "\\N", "\\N"],
+    ]);
+    expect(columns("external_id", [["ann@x.io", "a-1"], ["Bob@X.io", "b-1"], ["", "c-1"]])).toEqual([
+      ["a-1", "ann@x.io", "\\N", "a-1"],
+      ["b-1", "Bob@X.io", "bob@x.io", "b-1"],
+      ["c-1", "\\N", "\\N", "c-1"],
+    ]);
+  });
+
   it("grows its buffer for rows of characters UTF-8 writes in several bytes, losing none of them", () => {
     // Greek, CJK and astral characters: 2, 3 and 4 bytes each, far beyond the room reserved for ASCII text.
     const wide = "Ω語😀".repeat(200);

@@ -116,6 +116,15 @@ export type LabelIds = Map<string, string>;
 
 const COPY_COLUMNS = ["row", "key", "label_cell", "set_cell", "may_repeat", ...CONTACT_STAGE_COLUMNS];
 /**
+ * The COPY table as its readers see it: every staging column, the email's two as given. The validator sends the email
+ * once (contactRowValidator): by email, the key is the email's key, email_key comes as null and so does the email
+ * when it is its own key; by another identifier, email_key comes as null when it equals the email. A simple subquery:
+ * PostgreSQL pulls it up into the statement that reads it.
+ */
+const copySource = (identifier: Identifier) =>
+  `(select row, key, label_cell, set_cell, may_repeat, ${identifier === "email" ? "coalesce(email, key) as email, key as email_key" : "email, coalesce(email_key, email) as email_key"},
+     ${CONTACT_STAGE_COLUMNS.filter((c) => c !== "email" && c !== "email_key").join(", ")} from ${CONTACT_COPY_TABLE})`;
+/**
  * A batch's rows as the COPY text of the staging table, made where the rows were parsed (RowHandler.encoder), as UTF-8
  * in a buffer of its own (not Node's shared pool: a parse thread hands it over by transfer). Each line is written as
  * it is made: joined first, a batch's text was one string of ~50,000 pieces that encoding had to flatten (a tenth of
@@ -322,7 +331,7 @@ async function createAll(q: Query, ctx: ContactBatchContext, batch: EncodedRows,
     await q(
       `with created as (
          insert into people (${NEW_PERSON_COLUMNS})
-         select ${newPerson("o", "($3::text[])[o.label_cell]::bigint[]")} from ${CONTACT_COPY_TABLE} o order by o.key collate "C"
+         select ${newPerson("o", "($3::text[])[o.label_cell]::bigint[]")} from ${copySource(ctx.identifier)} o order by o.key collate "C"
          returning id, created_import_row)
        insert into events (workspace_id, person_id, name, properties, import_id)
        select $1, c.id, 'person.created', ${createdProperties("o", "$4")}, $2::uuid
@@ -416,7 +425,7 @@ export async function writeContactBatch(conn: ReservedSql, ctx: ContactBatchCont
      insert into ${CONTACT_STAGE_TABLE} (${columns.join(", ")})
      select ${columns.join(", ")} from (
      select ${copied.map((c) => `o.${c}`).join(", ")}, ${resolved.map(([c, v]) => `${v} as ${c}`).join(", ")}${pendingKey ? ", p.email_key is null and p.email is not null as pending_key" : ""}
-     from ${CONTACT_COPY_TABLE} o
+     from ${copySource(ctx.identifier)} o
        cross join lateral (select ($2::text[])[o.label_cell]::bigint[] as want offset 0) w
        left join lateral (${personProbe(m.people, m.stage.replace("s.", "o."))}) p on true${earlier ? `
        left join lateral (${earlier} offset 0) ip on true` : ""}

@@ -36,6 +36,8 @@ export const CONTACT_STAGE_COLUMNS = [
   "segment_value",
 ] as const;
 type StageColumn = (typeof CONTACT_STAGE_COLUMNS)[number];
+const EMAIL_SLOT = CONTACT_STAGE_COLUMNS.indexOf("email");
+const EMAIL_KEY_SLOT = CONTACT_STAGE_COLUMNS.indexOf("email_key");
 const NATIVE = new Set<string>(["email", "external_id", "username", "first_name", "last_name", "name", "company_id"]);
 
 export type { RowResult } from "../handler.js";
@@ -111,8 +113,9 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
   for (const p of plans) if (p.attributeKey !== undefined) p.attributeBit = attributeItems.findIndex(([k]) => k === p.attributeKey);
   const mappedIndexes = plans.map((p) => p.index);
 
-  const emailSlot = slot.get("email")!;
-  const emailKeySlot = slot.get("email_key")!;
+  const emailSlot = EMAIL_SLOT;
+  const emailKeySlot = EMAIL_KEY_SLOT;
+  const byEmail = identifier === "email";
   const attributesSlot = slot.get("attributes")!;
   const labelsSlot = slot.get("labels")!;
   const labelIdsSlot = slot.get("label_ids")!;
@@ -219,6 +222,15 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     if (!numericMask) attributeSet.fill(false);
     const ids = values[labelIdsSlot];
     const labelCell = ids == null ? (values[labelsSlot] ?? null) : `${values[labelsSlot] ?? ""}\u0000${ids}`;
+    // The email is sent once (COPY_SOURCE in batch.ts derives the rest): with the email as identifier the key is the
+    // email's key, so email_key goes as \N and so does the email when it is its own key (lower case, as most are);
+    // otherwise email_key goes as \N when it equals the email. A fifth of a batch's COPY bytes.
+    const email = values[EMAIL_SLOT]!;
+    const key = values[EMAIL_KEY_SLOT]!;
+    if (byEmail) {
+      values[EMAIL_KEY_SLOT] = null;
+      if (email === key) values[EMAIL_SLOT] = null;
+    } else if (key === email) values[EMAIL_KEY_SLOT] = null;
     // A plain record's values hold nothing COPY escapes (the email check refuses backslashes and whitespace; every other
     // value is a cell, trimmed or split, a number, a date or a label id): they are joined as they are.
     let cells = plain ? (values[0] ?? "\\N") : copyValue(values[0]);
