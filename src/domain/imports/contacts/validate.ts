@@ -222,11 +222,11 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     if (!numericMask) attributeSet.fill(false);
     const ids = values[labelIdsSlot];
     const labelCell = ids == null ? (values[labelsSlot] ?? null) : `${values[labelsSlot] ?? ""}\u0000${ids}`;
-    // The email is sent once (COPY_SOURCE in batch.ts derives the rest): with the email as identifier the key is the
+    // The email is sent once (copySource in batch.ts derives the rest): with the email as identifier the key is the
     // email's key, so email_key goes as \N and so does the email when it is its own key (lower case, as most are);
     // otherwise email_key goes as \N when it equals the email. A fifth of a batch's COPY bytes.
-    const email = values[EMAIL_SLOT]!;
-    const key = values[EMAIL_KEY_SLOT]!;
+    const email = values[EMAIL_SLOT];
+    const key = values[EMAIL_KEY_SLOT];
     if (byEmail) {
       values[EMAIL_KEY_SLOT] = null;
       if (email === key) values[EMAIL_SLOT] = null;
