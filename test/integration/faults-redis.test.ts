@@ -153,13 +153,17 @@ describe("Redis paused (SIGSTOP) longer than the job lock while a worker writes"
     const env = { IMPORT_BATCH_SIZE: "400", RECONCILE_INTERVAL_MS: "0", WORKER_MAX_STALLED_COUNT: "50" };
     const first = worker(env);
     await first.waitFor(/workers started/, 30_000);
-    await waitForProcessed(t.ctx, id, 2_000);
+    // Held mid-import while the second worker starts (its start took long enough, on a loaded machine, for the first
+    // to finish all 60,000 rows before Redis was frozen, and then no takeover happens): its next batch waits on this lock.
+    const starting = await holdAtProcessed(t.ctx, id, 2_000);
     const second = worker(env);
     await second.waitFor(/workers started/, 30_000);
 
     redis.process().kill("SIGSTOP");
     const pausedAt = Date.now();
     const processedAtPause = (await importState(t.ctx, id)).processed;
+    expect(processedAtPause).toBeLessThan(rows);
+    await starting.release();
     // The first worker keeps committing batches to Postgres while Redis is frozen.
     await waitForProcessed(t.ctx, id, processedAtPause + 1, 30_000);
     // Caught mid-import whatever its speed: its next checkpoint waits on this row lock.
