@@ -24,6 +24,8 @@ import { OUT } from "./stack.js";
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const ON_THREAD = process.env.PROBE_THREAD !== "0";
+/** PROBE_WRITE_MS: each batch is held this long before the next is asked for, as a run's statements hold it. */
+const WRITE_MS = Number(process.env.PROBE_WRITE_MS ?? 0);
 
 /** PROBE_KIND=events: an events file of BENCH_ROWS rows (email, event, occurred_at and two properties) instead. */
 const KIND = process.env.PROBE_KIND === "events" ? "events" : "contacts";
@@ -89,6 +91,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     rows += batch.rows;
     failed += batch.failed;
     copyBytes += batch.encoded?.copy.length ?? 0;
+    if (WRITE_MS > 0) await new Promise((resolve) => setTimeout(resolve, WRITE_MS));
   }
   const used = process.cpuUsage(cpu);
   console.log(

@@ -30,7 +30,7 @@ async function measure(file: string, procs: Proc[], name: string): Promise<Measu
   const t = await importFile(ws.apiKey, file);
   const used = await Promise.all(procs.map((p, i) => cpuSince(marks[i]!, p.pid)));
   // PostgreSQL's CPU is machine-wide in each mark: take it once.
-  return { ...t, cpu: { process: used.reduce((s, u) => s + u.process, 0), postgres: used[0]!.postgres } };
+  return { ...t, cpu: { process: used.reduce((s, u) => s + u.process, 0), main: used.reduce((s, u) => s + u.main, 0), postgres: used[0]!.postgres } };
 }
 
 export async function benchParts(rows: number, file: string, firstPort: number, log: (m: string) => void): Promise<{ section: Section; result: unknown }> {

@@ -156,10 +156,13 @@ export async function cleanStorage(): Promise<void> {
   await rm(STORAGE_DIR, { recursive: true, force: true });
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 10 ms). */
-export async function cpuSecondsOf(pid: number | string): Promise<number> {
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (clock ticks of 10 ms); with `thread`,
+ * that thread's alone (/proc/<pid>/task/<tid>/stat: the process's own pid is its main thread).
+ */
+export async function cpuSecondsOf(pid: number | string, thread?: number | string): Promise<number> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const stat = await readFile(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
@@ -197,11 +200,14 @@ async function postgresCpuByPid(): Promise<Map<string, number>> {
 
 export interface CpuMark {
   process: number;
+  /** Of `process`, its main thread's (the rest: a run's parse thread, libuv's pool, V8's helpers). */
+  main: number;
   postgres: number;
 }
 
 interface CpuStart {
   process: number;
+  main: number;
   postgres: Map<string, number>;
 }
 
@@ -212,12 +218,12 @@ interface CpuStart {
  * in between are not counted, so on a machine running other work it also includes theirs.
  */
 export async function cpuMark(pid: number | null): Promise<CpuStart> {
-  return { process: pid === null ? 0 : await cpuSecondsOf(pid), postgres: await postgresCpuByPid() };
+  return { process: pid === null ? 0 : await cpuSecondsOf(pid), main: pid === null ? 0 : await cpuSecondsOf(pid, pid), postgres: await postgresCpuByPid() };
 }
 
 export async function cpuSince(start: CpuStart, pid: number | null): Promise<CpuMark> {
   const now = await cpuMark(pid);
   let postgres = 0;
   for (const [p, cpu] of now.postgres) postgres += cpu - (start.postgres.get(p) ?? 0);
-  return { process: now.process - start.process, postgres };
+  return { process: now.process - start.process, main: now.main - start.main, postgres };
 }
