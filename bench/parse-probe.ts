@@ -1,4 +1,4 @@
-import { createWriteStream, existsSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { readBatches } from "../src/domain/imports/batch-source.js";
@@ -81,7 +81,25 @@ if (KIND === "contacts" && process.env.PROBE_SKETCH !== "0") {
   console.log(`key sketch: ${((performance.now() - started) / 1000).toFixed(2)} s`);
 }
 
+/** CPU seconds of each of this process's threads by name (/proc/self/task/<tid>/stat: comm, utime, stime). */
+function threadCpu(): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      // The main thread apart; Node 20 leaves its other threads (libuv's pool, V8's helpers) named as the process.
+      const name = Number(tid) === process.pid ? "main thread" : `other threads (${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")).replace(/\d+$/, "")})`;
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      byName.set(name, (byName.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // the thread ended between listing and reading
+    }
+  }
+  return byName;
+}
+
 for (let round = 1; round <= ROUNDS; round++) {
+  const threads0 = threadCpu();
   const cpu = process.cpuUsage();
   const started = performance.now();
   let rows = 0;
@@ -94,8 +112,12 @@ for (let round = 1; round <= ROUNDS; round++) {
     if (WRITE_MS > 0) await new Promise((resolve) => setTimeout(resolve, WRITE_MS));
   }
   const used = process.cpuUsage(cpu);
+  const threads = [...threadCpu()].map(([name, s]) => [name, s - (threads0.get(name) ?? 0)] as const).filter(([, s]) => s >= 0.05);
   console.log(
     `round ${round}: ${rows} rows (${failed} failed) ${ON_THREAD ? "on a parse thread" : "on this thread"}: wall ${((performance.now() - started) / 1000).toFixed(2)} s, ` +
       `CPU ${((used.user + used.system) / 1e6).toFixed(2)} s, COPY text ${(copyBytes / 1e6).toFixed(1)} MB`,
   );
+  // A parse thread has ended by now: its CPU is what the threads still running do not account for.
+  const living = threads.reduce((sum, [, s]) => sum + s, 0);
+  console.log(`  by thread: ${threads.map(([name, s]) => `${name} ${s.toFixed(2)} s`).join(", ")}${ON_THREAD ? `; the parse thread (ended) ~${((used.user + used.system) / 1e6 - living).toFixed(2)} s` : ""}`);
 }
