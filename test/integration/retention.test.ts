@@ -31,6 +31,21 @@ const fileExists = (key: string) =>
     () => false,
   );
 
+/**
+ * A worker deletes an upload right after its import ends (or when its sweep job runs), so a GET may race it.
+ * The file goes inside the transaction that marks the import (so a failed delete marks nothing): wait for the mark,
+ * committed after the file is gone.
+ */
+async function waitForUploadExpired(c: Client, importId: string, timeoutMs = 5_000) {
+  const until = Date.now() + timeoutMs;
+  let got = (await c.request("GET", `/v1/imports/${importId}`)).json;
+  while (got.uploadExpiredAt === null && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+    got = (await c.request("GET", `/v1/imports/${importId}`)).json;
+  }
+  return got;
+}
+
 describe("retention sweep (clock set forward)", () => {
   it("deletes an ended import's upload after UPLOAD_RETENTION_HOURS; the report keeps row, column, code, message and says the cells expired", async () => {
     const done = await importAndWait(client, "email,first_name,plan\nkeep@ret.test,Kim,pro\nnot-an-email,Secret-Cell-Value,free\n");
@@ -96,14 +111,7 @@ describe("retention sweep (clock set forward)", () => {
     const key = await storageKey(created.json.id);
     const done = await waitForImport(client, created.json.id);
     expect(done.status).toBe("done");
-    // The worker deletes it right after the run ends; the GET above may race it by a few ms. The file goes inside the
-    // transaction that marks the import (so a failed delete marks nothing): wait for the mark, committed after it.
-    const until = Date.now() + 5_000;
-    let ended = (await client.request("GET", `/v1/imports/${created.json.id}`)).json;
-    while (ended.uploadExpiredAt === null && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 20));
-      ended = (await client.request("GET", `/v1/imports/${created.json.id}`)).json;
-    }
+    const ended = await waitForUploadExpired(client, created.json.id);
     expect(ended.uploadExpiredAt).not.toBeNull();
     expect(await fileExists(key)).toBe(false);
     // Its cells (passwords redacted) stay for the report until the retention ends, then go like any import's.
@@ -153,10 +161,8 @@ describe("retention sweep (clock set forward)", () => {
     await t.ctx.db.$client`update imports set finished_at = now() - interval '2 days' where id = ${ended.id}`;
     expect(await fileExists(key)).toBe(true);
     await t.ctx.producer.enqueue("retention.sweep", {}, { jobId: `sweep-now-${Date.now()}` });
-    const until = Date.now() + 15_000;
-    while ((await fileExists(key)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect((await waitForUploadExpired(client, ended.id, 15_000)).uploadExpiredAt).not.toBeNull();
     expect(await fileExists(key)).toBe(false);
-    expect((await client.request("GET", `/v1/imports/${ended.id}`)).json.uploadExpiredAt).not.toBeNull();
   });
 
   it("is registered as one recurring job on the deletions queue (the dashboard shows it)", async () => {
@@ -184,12 +190,8 @@ describe("UPLOAD_RETENTION_HOURS=0", () => {
     expect(done.status).toBe("done");
     const [row] = await z.ctx.db.$client`select storage_key from imports where id = ${done.id}`;
     const key = row!.storage_key as string;
-    // The worker deletes it right after the run ends; the GET above may race it by a few ms.
-    const exists = () => z.ctx.storage.size(key).then(() => true, () => false);
-    const until = Date.now() + 5_000;
-    while ((await exists()) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    expect(await exists()).toBe(false);
-    const after = (await zc.request("GET", `/v1/imports/${done.id}`)).json;
+    const after = await waitForUploadExpired(zc, done.id);
+    expect(await z.ctx.storage.size(key).then(() => true, () => false)).toBe(false);
     expect(after.uploadExpiredAt).not.toBeNull();
     expect(after.cellsExpiredAt).not.toBeNull();
     expect(after.sample).toEqual([]);
