@@ -63,6 +63,8 @@ export function addRecord(
   identifierHeader: string,
   sketch?: KeySketch,
   batchSize = 0,
+  /** The file's delimiter as a character code, for the handler's plain-line path (RowHandler.line); -1: none. */
+  delimiter = -1,
 ): void {
   batch.rows += 1;
   batch.own += 1;
@@ -75,23 +77,28 @@ export function addRecord(
     batch.errors.push(rowError(rec.row, null, rec.raw, "record_too_large", `The record starting on line ${startLine} is ${sizeBytes} bytes long; the limit is ${limit} bytes (IMPORT_MAX_RECORD_BYTES). It was skipped.`));
     return;
   }
-  const res = handler.validate(rec.record, rec.row, rec.raw, rec.plain);
-  if (!res.ok) {
-    if (res.skipped) batch.skipped += 1;
-    else {
-      batch.failed += 1;
-      batch.records.set(rec.row, rec.record);
+  // A plain line the handler reads without its cells (its row is encoded below, before the handler's next call).
+  let staged = rec.plain === true && delimiter >= 0 && handler.line && handler.encoder ? handler.line(rec.raw, rec.row, delimiter) : null;
+  if (staged === null) {
+    const res = handler.validate(rec.record, rec.row, rec.raw, rec.plain);
+    if (!res.ok) {
+      if (res.skipped) batch.skipped += 1;
+      else {
+        batch.failed += 1;
+        batch.records.set(rec.row, rec.record);
+      }
+      batch.errors.push(...res.errors);
+      return;
     }
-    batch.errors.push(...res.errors);
-    return;
+    staged = res.staged;
   }
   if (!handler.dedupeByKey) {
     // Rows that never supersede each other: encoded now when the kind encodes (see below), else held.
-    if (handler.encoder) (batch.encoder ??= handler.encoder(batchSize)).add(res.staged);
-    else batch.staged.push(res.staged);
+    if (handler.encoder) (batch.encoder ??= handler.encoder(batchSize)).add(staged);
+    else batch.staged.push(staged);
     return;
   }
-  if (sketch) res.staged.repeat = mayRepeat(sketch, res.staged.key);
+  if (sketch) staged.repeat = mayRepeat(sketch, staged.key);
   if (handler.encoder) {
     // Encoded now, not held to the batch's end: 10,000 held rows outlived the young generation, and V8 then allocated
     // every later row of the run straight into the old one (allocation-site pretenuring), a collection every few
@@ -99,31 +106,31 @@ export function addRecord(
     // one's line.
     const encoder = (batch.encoder ??= handler.encoder(batchSize));
     // No other row of the file has this key: nothing can supersede the row.
-    if (res.staged.repeat === false) {
-      encoder.add(res.staged);
+    if (staged.repeat === false) {
+      encoder.add(staged);
       return;
     }
-    const earlier = seen.get(res.staged.key);
+    const earlier = seen.get(staged.key);
     if (earlier !== undefined) {
       // Within one file a later row for the same person wins; the earlier one is skipped and says why.
-      batch.errors.push(duplicateError(encoder.drop(earlier), identifierHeader, res.staged.key, rec.row));
+      batch.errors.push(duplicateError(encoder.drop(earlier), identifierHeader, staged.key, rec.row));
       batch.skipped += 1;
     }
-    seen.set(res.staged.key, encoder.add(res.staged));
+    seen.set(staged.key, encoder.add(staged));
     return;
   }
-  const earlier = seen.get(res.staged.key);
+  const earlier = seen.get(staged.key);
   if (earlier !== undefined) {
     // Within one file a later row for the same person wins; the earlier one is skipped and says why.
     const prev = batch.staged[earlier]!;
     batch.errors.push(duplicateError(prev.row, identifierHeader, prev.key, rec.row));
     batch.skipped += 1;
-    batch.staged[earlier] = res.staged;
-    seen.set(res.staged.key, earlier);
+    batch.staged[earlier] = staged;
+    seen.set(staged.key, earlier);
     return;
   }
-  seen.set(res.staged.key, batch.staged.length);
-  batch.staged.push(res.staged);
+  seen.set(staged.key, batch.staged.length);
+  batch.staged.push(staged);
 }
 
 export function duplicateError(row: number, column: string, key: string, laterRow: number | null): RowError {
@@ -173,6 +180,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
   const seen = new Map<string, number>();
   const part = plan.part;
   const identifierIndex = handler.dedupeByKey ? plan.headers.indexOf(identifierHeader) : -1;
+  const delimiter = plan.delimiter.length === 1 ? plan.delimiter.charCodeAt(0) : -1;
   const completeSketch = () => (plan.repeats && sketchComplete(plan.repeats) ? plan.repeats : undefined);
   let repeats = completeSketch();
   for await (const block of readRecordBlocks(storage, plan.storageKey, plan.delimiter, plan.from, plan.maxRecordBytes)) for (const rec of block) {
@@ -182,7 +190,7 @@ export async function* produceBatches(storage: Storage, plan: BatchPlan): AsyncG
       batch.rows += 1;
       batch.endByte = rec.endByte;
       batch.endLine = rec.endLine;
-    } else addRecord(batch, seen, rec, handler, identifierHeader, repeats, plan.batchSize);
+    } else addRecord(batch, seen, rec, handler, identifierHeader, repeats, plan.batchSize, delimiter);
     if (batch.own >= plan.batchSize || batch.endByte - batch.startByte >= MAX_BATCH_BYTES) {
       if (repeats) batch.sketched = true;
       yield { batch: encode(batch, handler), last: false };

@@ -41,6 +41,54 @@ export class CopyTextBuffer {
     return start;
   }
 
+  /**
+   * Makes room for `bytes` more bytes and returns the offset where the next write starts: the put* calls after it,
+   * up to that many bytes, write without checking (they are for text known to be ASCII, written a byte at a time in
+   * JavaScript: no string to build, flatten and encode).
+   */
+  reserve(bytes: number): number {
+    if (this.buf.length - this.at < bytes) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(Math.ceil(this.buf.length * 1.5), this.at + bytes));
+      this.buf.copy(bigger, 0, 0, this.at);
+      this.buf = bigger;
+    }
+    return this.at;
+  }
+
+  /** Appends `s`, which holds only ASCII characters. */
+  putAscii(s: string): void {
+    const buf = this.buf;
+    let at = this.at;
+    for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
+    this.at = at;
+  }
+
+  /** Appends a non-negative integer in decimal (at most 16 digits). */
+  putNumber(n: number): void {
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    const buf = this.buf;
+    let at = this.at + digits;
+    this.at = at;
+    let x = n;
+    do {
+      buf[--at] = 0x30 + (x % 10);
+      x = Math.floor(x / 10);
+    } while (x > 0);
+  }
+
+  putByte(b: number): void {
+    this.buf[this.at++] = b;
+  }
+
+  /** Appends the first `length` bytes of `src`. */
+  putBytes(src: Uint8Array, length: number): void {
+    const buf = this.buf;
+    let at = this.at;
+    for (let i = 0; i < length; i++) buf[at++] = src[i]!;
+    this.at = at;
+  }
+
   /** Keeps only the byte ranges `[starts[i], starts[i + 1])` (the last one up to the end) whose `keep(i)` holds, in order. */
   keepLines(starts: ArrayLike<number>, count: number, keep: (line: number) => boolean): void {
     let to = 0;

@@ -91,6 +91,13 @@ export interface RowHandler<R extends StagedRow = StagedRow> {
   /** `plain`: ParsedRecord.plain (the record's cells need no escaping in COPY's text format). */
   validate(record: string[], row: number, raw: string, plain?: boolean): RowResult<R>;
   /**
+   * Optional, for a kind that encodes: the row of a plain record (ParsedRecord.plain) read from its line of text
+   * (`delimiter` a character code), exactly as `validate` would make it, when the line is simple enough to read so;
+   * null otherwise (`validate` then reads the record). The row may refer to memory the next call reuses: it is encoded
+   * before then.
+   */
+  line?(raw: string, row: number, delimiter: number): R | null;
+  /**
    * True when rows describe a thing (a person, a member): a later row with the same key supersedes an earlier one.
    * False when every row stands alone (an event).
    */

@@ -157,11 +157,9 @@ export async function* scanRecords(
         }
         const plain = (nextBackslash === -1 || nextBackslash >= end) && (!tabIsData || nextTab === -1 || nextTab >= end);
         const text = buf.toString("utf8", pos, end);
-        const cells = text.split(delimiter);
-        for (let i = 0; i < cells.length; i++) cells[i] = restore(cells[i]!);
         row += 1;
         pos = next;
-        out.push({ record: cells, row, endByte: base + pos, endLine: line + 1, raw: text, plain });
+        out.push(new LineRecord(text, row, base + pos, line + 1, plain, delimiter, restore));
         if (next > end) line += 1;
         if (out.length >= BLOCK_RECORDS) {
           yield out;
@@ -192,6 +190,38 @@ export async function* scanRecords(
     }
   } finally {
     await iterator.return?.();
+  }
+}
+
+/**
+ * A quote-free line's record: its cells are the line split on the delimiter (each restored), made only when something
+ * reads them. A contacts import's valid lines are read from their text (RowHandler.line), and splitting every line
+ * into ~11 strings was a quarter of the parse thread's time (1M rows: ~1.2 of ~5 s of CPU).
+ */
+class LineRecord implements ParsedRecord {
+  private cells: string[] | undefined;
+
+  constructor(
+    public raw: string,
+    public row: number,
+    public endByte: number,
+    public endLine: number,
+    public plain: boolean,
+    private readonly delimiter: string,
+    private readonly restore: (cell: string) => string,
+  ) {}
+
+  get record(): string[] {
+    if (this.cells === undefined) {
+      const cells = this.raw.split(this.delimiter);
+      for (let i = 0; i < cells.length; i++) cells[i] = this.restore(cells[i]!);
+      this.cells = cells;
+    }
+    return this.cells;
+  }
+
+  set record(cells: string[]) {
+    this.cells = cells;
   }
 }
 

@@ -204,7 +204,23 @@ export class ContactRowEncoder {
       this.lineCells = grow(this.lineCells);
     }
     const index = this.lines++;
-    this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
+    if (r.cellBytes) {
+      // A plain line's row (ContactValidator.line): its key and cells are ASCII with nothing to escape.
+      const text = this.text;
+      this.starts[index] = text.reserve(r.key.length + r.cellBytesLength! + 64);
+      text.putNumber(r.row);
+      text.putByte(TAB);
+      text.putAscii(r.key);
+      text.putByte(TAB);
+      if (cell === 0) text.putAscii("\\N");
+      else text.putNumber(cell);
+      text.putByte(TAB);
+      text.putNumber(f);
+      text.putByte(TAB);
+      text.putByte(r.repeat === false ? 0x66 : 0x74);
+      text.putByte(TAB);
+      text.putBytes(r.cellBytes, r.cellBytesLength!);
+    } else this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
     this.lineRows[index] = r.row;
     this.lineCells[index] = cell;
     return index;

@@ -2,7 +2,7 @@ import type { RowResult, StagedRow } from "../handler.js";
 import { copyValue } from "../copy.js";
 import type { ImportOptions } from "../mapping.js";
 import { parseTarget, type Identifier, type MappingTarget } from "../targets.js";
-import { emailKey, normaliseEmail } from "../../people/email.js";
+import { MAX_EMAIL_LENGTH, emailKey, normaliseEmail } from "../../people/email.js";
 import { parseBoolean, parseDate, parseNumber } from "../values.js";
 import {
   MAX_ATTRIBUTE_LENGTH,
@@ -58,6 +58,13 @@ export interface ContactRow extends StagedRow {
    * the database took ~6 µs a row to work it out. Rows of a file share a few of these: a batch sends each once.
    */
   setFields: string;
+  /**
+   * Set by the plain-line path (ContactValidator.line): `cells` is empty and the cells are these bytes instead, up to
+   * `cellBytesLength`, in a buffer the validator writes again on its next call: the row must be encoded before then
+   * (the batch builder encodes every row at once).
+   */
+  cellBytes?: Buffer;
+  cellBytesLength?: number;
 }
 
 /** What a mapped column is, as validate() branches on it (one small integer compare, not string compares). */
@@ -89,6 +96,25 @@ interface Plan {
 
 /** Compiles the mapping once; the returned function validates one CSV record into a staging row. */
 export function contactRowValidator(headers: string[], mapping: Record<string, MappingTarget>, identifier: Identifier, options: ImportOptions) {
+  return compileContactRows(headers, mapping, identifier, options).validate;
+}
+
+/**
+ * A compiled mapping: `validate` takes any record; `line` takes a record still as its line of text and reads it
+ * without splitting it into cells when the line is plain ASCII (see `line` below), and otherwise returns null for
+ * `validate` to take.
+ */
+export interface ContactValidator {
+  validate(record: string[], row: number, raw: string, plain?: boolean): RowResult<ContactRow>;
+  /**
+   * The row of `raw`, the text of a record that holds no quote (record-scan.ts's `plain` lines), when every cell is
+   * printable ASCII without a backslash and the row is valid; else null (`validate` then reads the record and says
+   * what is wrong). The row's cells are `cellBytes`, valid until the next call.
+   */
+  line(raw: string, row: number, delimiter: number): ContactRow | null;
+}
+
+export function compileContactRows(headers: string[], mapping: Record<string, MappingTarget>, identifier: Identifier, options: ImportOptions): ContactValidator {
   const slot = new Map<string, number>(CONTACT_STAGE_COLUMNS.map((c, i) => [c, i]));
   const plans: Plan[] = [];
   headers.forEach((header, index) => {
@@ -127,7 +153,7 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
   const numericMask = attributeItems.length <= 24;
   const attributeSet: boolean[] = new Array(attributeItems.length).fill(false);
 
-  return function validate(record: string[], row: number, raw: string, plain = false): RowResult<ContactRow> {
+  function validate(record: string[], row: number, raw: string, plain = false): RowResult<ContactRow> {
     if (isBlankRecord(record, mappedIndexes)) return { ok: false, skipped: true, errors: [emptyRowError(row)] };
     if (record.length !== headers.length) return { ok: false, errors: [raggedError(row, record.length, headers.length, raw)] };
     let errors: RowError[] | null = null;
@@ -236,7 +262,232 @@ export function contactRowValidator(headers: string[], mapping: Record<string, M
     let cells = plain ? (values[0] ?? "\\N") : copyValue(values[0]);
     for (let c = 1; c < values.length; c++) cells += `\t${plain ? (values[c] ?? "\\N") : copyValue(values[c])}`;
     return { ok: true, staged: { row, key: keyValue, cells, labelCell, setFields } };
-  };
+  }
+
+  // The plain-line path. It gives exactly what validate gives for the same record (the unit tests compare both on
+  // random lines), for the lines where that is cheap to be sure of, and leaves every other line to validate: a line
+  // with a byte outside printable ASCII, a quote or a backslash (nothing to escape, no Unicode to normalise), a cell
+  // starting with an apostrophe (restoreCell), a row of the wrong width, a blank row, and any row with an error.
+  // Per row it makes one or two strings (the email and its key; the labels cell), not one per cell, and writes its
+  // COPY cells as bytes (a batch's lines joined as strings and encoded were ~40% of the parse thread's time).
+  const columns = CONTACT_STAGE_COLUMNS.length;
+  /** Per staging column of the current line: 0 none (\N), 1 a range of the line (from/to), 2 a string (text). */
+  const where = new Uint8Array(columns);
+  const from = new Int32Array(columns);
+  const to = new Int32Array(columns);
+  const text: (string | null)[] = new Array(columns).fill(null);
+  /** The plan of each cell of the line (-1: not mapped). */
+  const planOfCell = new Int32Array(headers.length).fill(-1);
+  plans.forEach((p, i) => (planOfCell[p.index] = i));
+  const attributePlans = plans.filter((p) => p.kind === Kind.Attribute).length;
+  /** The line's attributes in plan order: their plan, and their value as a range of the line or as JSON text. */
+  const attrPlan = new Int32Array(attributePlans);
+  const attrFrom = new Int32Array(attributePlans);
+  const attrTo = new Int32Array(attributePlans);
+  const attrJson: (string | null)[] = new Array(attributePlans).fill(null);
+  const jsonKeyLength = plans.reduce((n, p) => n + (p.jsonKey?.length ?? 0) + 3, 0);
+  // An attribute key is letters, digits and underscores: its JSON is ASCII with nothing to escape. Should one not be,
+  // the line path is off and validate takes every line.
+  const lineOk = numericMask && plans.every((p) => p.jsonKey === undefined || /^"[A-Za-z0-9_]+":$/.test(p.jsonKey));
+  let scratch = Buffer.allocUnsafeSlow(4096);
+  const present: (string | null)[] = new Array(columns).fill(null);
+
+  function line(raw: string, row: number, delimiter: number): ContactRow | null {
+    if (!lineOk) return null;
+    where.fill(0);
+    let attrs = 0;
+    let attributeBits = 0;
+    let typedLength = 0;
+    let filled = false;
+    let cell = 0;
+    let start = 0;
+    const length = raw.length;
+    for (let i = 0; i <= length; i++) {
+      const c = i < length ? raw.charCodeAt(i) : delimiter;
+      if (c !== delimiter) {
+        if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return null;
+        continue;
+      }
+      if (cell >= headers.length) return null;
+      const pi = planOfCell[cell]!;
+      cell++;
+      const s = start;
+      const e = i;
+      start = i + 1;
+      if (pi < 0) continue;
+      const p = plans[pi]!;
+      if (e - s > p.limit || (e > s && raw.charCodeAt(s) === 0x27)) return null;
+      let ts = s;
+      let te = e;
+      while (ts < te && raw.charCodeAt(ts) === 0x20) ts++;
+      while (te > ts && raw.charCodeAt(te - 1) === 0x20) te--;
+      if (ts === te) continue;
+      filled = true;
+      switch (p.kind) {
+        case Kind.Attribute: {
+          attrPlan[attrs] = pi;
+          if (p.type === "string" || p.type === undefined) {
+            // A string attribute keeps its cell untrimmed (validate's typedAttribute).
+            attrFrom[attrs] = s;
+            attrTo[attrs] = e;
+            attrJson[attrs] = null;
+          } else {
+            const value = typedAttribute(raw.slice(s, e), p.type);
+            if (value === undefined) return null;
+            const json = JSON.stringify(value);
+            if (!PLAIN_ASCII_JSON.test(json)) return null;
+            attrJson[attrs] = json;
+            typedLength += json.length;
+          }
+          attrs++;
+          attributeBits |= 1 << p.attributeBit!;
+          continue;
+        }
+        case Kind.Email: {
+          const email = plainEmail(raw, ts, te);
+          if (email === null) return null;
+          where[emailSlot] = 2;
+          text[emailSlot] = email;
+          where[emailKeySlot] = 2;
+          text[emailKeySlot] = email.toLowerCase();
+          continue;
+        }
+        case Kind.Labels: {
+          const cellText = raw.slice(ts, te);
+          const labels = plainLabels(cellText);
+          if (labels === null) return null;
+          where[labelsSlot] = 2;
+          text[labelsSlot] = labels;
+          continue;
+        }
+        case Kind.LabelIds: {
+          const ids = splitList(raw.slice(ts, te));
+          if (ids.length > MAX_LABELS_PER_ROW || ids.some((id) => !LABEL_ID.test(id))) return null;
+          if (ids.length === 0) continue;
+          where[labelIdsSlot] = 2;
+          text[labelIdsSlot] = [...new Set(ids)].join(":");
+          continue;
+        }
+        case Kind.Plain:
+          where[p.slot] = 1;
+          from[p.slot] = ts;
+          to[p.slot] = te;
+      }
+    }
+    if (cell !== headers.length || !filled) return null;
+    const key = where[keySlot] === 2 ? text[keySlot]! : where[keySlot] === 1 ? raw.slice(from[keySlot]!, to[keySlot]!) : null;
+    if (key === null) return null;
+
+    let fieldBits = 0;
+    for (let f = 0; f < FIELD_SLOTS.length; f++) if (where[FIELD_SLOTS[f]![1]] !== 0) fieldBits |= 1 << f;
+    const mask = fieldBits + attributeBits * 128;
+    let setFields = setFieldsOf.get(mask);
+    if (setFields === undefined) {
+      for (let c = 0; c < columns; c++) present[c] = where[c] === 0 ? null : "";
+      setFields = setFieldsText(present, (a) => (attributeBits & (1 << a)) !== 0, attributeItems);
+      if (setFieldsOf.size < MAX_SET_FIELDS_KEPT) setFieldsOf.set(mask, setFields);
+    }
+    const names = where[labelsSlot] === 2 ? text[labelsSlot]! : null;
+    const ids = where[labelIdsSlot] === 2 ? text[labelIdsSlot]! : null;
+    const labelCell = ids === null ? names : `${names ?? ""}\u0000${ids}`;
+    // The email sent once, as validate sends it.
+    if (where[emailSlot] === 2) {
+      const email = text[emailSlot]!;
+      const emailKeyText = text[emailKeySlot]!;
+      if (byEmail) {
+        where[emailKeySlot] = 0;
+        if (email === emailKeyText) where[emailSlot] = 0;
+      } else if (emailKeyText === email) where[emailKeySlot] = 0;
+    }
+
+    // Every byte written is ASCII: a column is at most the line, its email twice, or the attributes' keys and JSON.
+    const room = 3 * length + jsonKeyLength + typedLength + 4 * columns + 16;
+    if (scratch.length < room) scratch = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2));
+    const out = scratch;
+    let at = 0;
+    for (let c = 0; c < columns; c++) {
+      if (c > 0) out[at++] = 0x09;
+      if (c === attributesSlot) {
+        if (attrs === 0) {
+          out[at++] = 0x5c;
+          out[at++] = 0x4e;
+          continue;
+        }
+        out[at++] = 0x7b;
+        for (let a = 0; a < attrs; a++) {
+          if (a > 0) out[at++] = 0x2c;
+          const jsonKey = plans[attrPlan[a]!]!.jsonKey!;
+          for (let k = 0; k < jsonKey.length; k++) out[at++] = jsonKey.charCodeAt(k);
+          const json = attrJson[a];
+          if (json == null) {
+            out[at++] = 0x22;
+            for (let k = attrFrom[a]!, end = attrTo[a]!; k < end; k++) out[at++] = raw.charCodeAt(k);
+            out[at++] = 0x22;
+          } else for (let k = 0; k < json.length; k++) out[at++] = json.charCodeAt(k);
+        }
+        out[at++] = 0x7d;
+        continue;
+      }
+      const w = where[c];
+      if (w === 0) {
+        out[at++] = 0x5c;
+        out[at++] = 0x4e;
+      } else if (w === 1) {
+        for (let k = from[c]!, end = to[c]!; k < end; k++) out[at++] = raw.charCodeAt(k);
+      } else {
+        const t = text[c]!;
+        for (let k = 0; k < t.length; k++) out[at++] = t.charCodeAt(k);
+      }
+    }
+    out[at++] = 0x0a;
+    return { row, key, cells: "", labelCell, setFields, cellBytes: out, cellBytesLength: at };
+  }
+
+  return { validate, line };
+}
+
+/** JSON of a typed attribute (a number, a boolean, an ISO date) that COPY takes as it is: printable ASCII, no backslash. */
+const PLAIN_ASCII_JSON = /^[\x20-\x5b\x5d-\x7e]*$/;
+
+/** What the email check refuses besides the at sign (EMAIL in people/email.ts, within printable ASCII). */
+const NOT_IN_EMAIL = new Uint8Array(128);
+for (const c of ' "(),:;<>[\\]') NOT_IN_EMAIL[c.charCodeAt(0)] = 1;
+
+/**
+ * The address in raw[from, to) (trimmed, printable ASCII without quote or backslash) when normaliseEmail takes it as
+ * it is and emailKey is its lower case; null when it is not valid or has an IDNA label ("xn--", which emailKey decodes).
+ */
+function plainEmail(raw: string, from: number, to: number): string | null {
+  if (to - from > MAX_EMAIL_LENGTH) return null;
+  let at = -1;
+  let dot = false;
+  for (let i = from; i < to; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x40) {
+      if (at !== -1 || i === from) return null;
+      at = i;
+      continue;
+    }
+    if (NOT_IN_EMAIL[c] === 1) return null;
+    // A dot in the domain with a character on either side (X+\.X+).
+    if (c === 0x2e && at !== -1 && i > at + 1 && i < to - 1) dot = true;
+    // An IDNA label: at the start, or after a dot or the at sign.
+    if ((c === 0x78 || c === 0x58) && (i === from || raw.charCodeAt(i - 1) === 0x2e || i === at + 1) && /^xn--/i.test(raw.slice(i, i + 4))) return null;
+  }
+  if (at === -1 || !dot) return null;
+  return raw.slice(from, to);
+}
+
+/**
+ * The labels cell `text` (trimmed, printable ASCII without quote or backslash) as validate stores it, or null when
+ * validate would refuse it: names split on ':', trimmed, empty ones dropped, each once in first-seen order.
+ */
+function plainLabels(text: string): string | null {
+  const names = splitLabels(text);
+  if (names.length > MAX_LABELS_PER_ROW) return null;
+  for (const n of names) if (n.length > MAX_LABEL_LENGTH) return null;
+  if (names.length === 0) return null;
+  return names.length === 1 ? names[0]! : [...new Set(names)].join(":");
 }
 
 const LABEL_ID = /^[1-9]\d{0,17}$/;
