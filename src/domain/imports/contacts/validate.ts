@@ -478,11 +478,38 @@ function plainEmail(raw: string, from: number, to: number): string | null {
   return raw.slice(from, to);
 }
 
+function sameText(text: string, a: number, b: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (text.charCodeAt(a + k) !== text.charCodeAt(b + k)) return false;
+  return true;
+}
+
+/** Where plainLabels found each name of the cell it reads; it takes cells of up to SIMPLE_LABELS names itself. */
+const SIMPLE_LABELS = 8;
+const NAME_FROM = new Int32Array(SIMPLE_LABELS);
+const NAME_TO = new Int32Array(SIMPLE_LABELS);
+
 /**
  * The labels cell `text` (trimmed, printable ASCII without quote or backslash) as validate stores it, or null when
  * validate would refuse it: names split on ':', trimmed, empty ones dropped, each once in first-seen order.
  */
 function plainLabels(text: string): string | null {
+  // Most cells list a few names, each once, without spaces or empty names: they are stored as they are.
+  let count = 0;
+  let start = 0;
+  let simple = text.indexOf(" ") === -1;
+  for (let i = 0; simple && i <= text.length; i++) {
+    if (i < text.length && text.charCodeAt(i) !== 0x3a) continue;
+    const length = i - start;
+    if (length === 0 || length > MAX_LABEL_LENGTH || count === SIMPLE_LABELS) simple = false;
+    else {
+      for (let n = 0; n < count && simple; n++) if (NAME_TO[n]! - NAME_FROM[n]! === length && sameText(text, NAME_FROM[n]!, start, length)) simple = false;
+      NAME_FROM[count] = start;
+      NAME_TO[count] = i;
+    }
+    count++;
+    start = i + 1;
+  }
+  if (simple) return text;
   const names = splitLabels(text);
   if (names.length > MAX_LABELS_PER_ROW) return null;
   for (const n of names) if (n.length > MAX_LABEL_LENGTH) return null;
