@@ -123,10 +123,17 @@ describe("contacts: the plain-line path (ContactValidator.line)", () => {
         const what = JSON.stringify({ seed, raw, mapping: s.mapping, identifier: s.identifier });
         expect(slow.ok, what).toBe(true);
         const want = (slow as { staged: ContactRow }).staged;
-        expect(Buffer.from(fast.cellBytes!.subarray(0, fast.cellBytesLength)).toString("latin1"), what).toBe(`${want.cells}\n`);
+        const out = Buffer.alloc(fast.lineCells!.bytes);
+        const end = fast.lineCells!.write(fast.row, out, 0);
+        expect(out.toString("latin1", 0, end), what).toBe(`${want.cells}\n`);
         expect({ key: fast.key, labelCell: fast.labelCell, setFields: fast.setFields, row: fast.row }, what).toEqual({ key: want.key, labelCell: want.labelCell, setFields: want.setFields, row: want.row });
       }
     }
+    // A row whose line was read over cannot be written.
+    const v = compileContactRows(["email"], { email: "email" }, "email", importOptionsSchema.parse({}));
+    const first = v.line("a@x.io", 1, 44)!;
+    v.line("b@x.io", 2, 44);
+    expect(() => first.lineCells!.write(first.row, Buffer.alloc(first.lineCells!.bytes), 0)).toThrow(/read over/);
     // The path takes nearly every valid ASCII line (it leaves a few odd ones to validate, such as an IDNA domain), or
     // this test would prove little.
     expect(valid).toBeGreaterThan(3000);

@@ -81,12 +81,9 @@ export class CopyTextBuffer {
     this.buf[this.at++] = b;
   }
 
-  /** Appends the first `length` bytes of `src`. */
-  putBytes(src: Uint8Array, length: number): void {
-    const buf = this.buf;
-    let at = this.at;
-    for (let i = 0; i < length; i++) buf[at++] = src[i]!;
-    this.at = at;
+  /** Appends what `writer.write(id, …)` writes into the buffer at the offset it is given (it returns where it ended). */
+  putFrom(writer: { write(id: number, out: Uint8Array, at: number): number }, id: number): void {
+    this.at = writer.write(id, this.buf, this.at);
   }
 
   /** Keeps only the byte ranges `[starts[i], starts[i + 1])` (the last one up to the end) whose `keep(i)` holds, in order. */

@@ -204,10 +204,10 @@ export class ContactRowEncoder {
       this.lineCells = grow(this.lineCells);
     }
     const index = this.lines++;
-    if (r.cellBytes) {
+    if (r.lineCells) {
       // A plain line's row (ContactValidator.line): its key and cells are ASCII with nothing to escape.
       const text = this.text;
-      this.starts[index] = text.reserve(r.key.length + r.cellBytesLength! + 64);
+      this.starts[index] = text.reserve(r.key.length + r.lineCells.bytes + 64);
       text.putNumber(r.row);
       text.putByte(TAB);
       text.putAscii(r.key);
@@ -219,7 +219,7 @@ export class ContactRowEncoder {
       text.putByte(TAB);
       text.putByte(r.repeat === false ? 0x66 : 0x74);
       text.putByte(TAB);
-      text.putBytes(r.cellBytes, r.cellBytesLength!);
+      text.putFrom(r.lineCells, r.row);
     } else this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
     this.lineRows[index] = r.row;
     this.lineCells[index] = cell;

@@ -59,12 +59,19 @@ export interface ContactRow extends StagedRow {
    */
   setFields: string;
   /**
-   * Set by the plain-line path (ContactValidator.line): `cells` is empty and the cells are these bytes instead, up to
-   * `cellBytesLength`, in a buffer the validator writes again on its next call: the row must be encoded before then
-   * (the batch builder encodes every row at once).
+   * Set by the plain-line path (ContactValidator.line): `cells` is empty, and this writes the row's cells instead (as
+   * `cells` would be written, with the line end), straight into the batch's text. It holds the line the validator read
+   * last: the row must be encoded before the validator's next call (the batch builder encodes every row at once).
    */
-  cellBytes?: Buffer;
-  cellBytesLength?: number;
+  lineCells?: LineCells;
+}
+
+/** The COPY cells of the line a ContactValidator read last (ContactRow.lineCells). */
+export interface LineCells {
+  /** The most bytes `write` writes. */
+  readonly bytes: number;
+  /** Writes the cells of row `row` (the line read last: anything else throws) into `out` at `at`; returns the end. */
+  write(row: number, out: Uint8Array, at: number): number;
 }
 
 /** What a mapped column is, as validate() branches on it (one small integer compare, not string compares). */
@@ -109,7 +116,7 @@ export interface ContactValidator {
   /**
    * The row of `raw`, the text of a record that holds no quote (record-scan.ts's `plain` lines), when every cell is
    * printable ASCII without a backslash and the row is valid; else null (`validate` then reads the record and says
-   * what is wrong). The row's cells are `cellBytes`, valid until the next call.
+   * what is wrong). The row's cells are `lineCells`, valid until the next call.
    */
   line(raw: string, row: number, delimiter: number): ContactRow | null;
 }
@@ -289,7 +296,17 @@ export function compileContactRows(headers: string[], mapping: Record<string, Ma
   // An attribute key is letters, digits and underscores: its JSON is ASCII with nothing to escape. Should one not be,
   // the line path is off and validate takes every line.
   const lineOk = numericMask && plans.every((p) => p.jsonKey === undefined || /^"[A-Za-z0-9_]+":$/.test(p.jsonKey));
-  let scratch = Buffer.allocUnsafeSlow(4096);
+  /** The line read last, for its row's lineCells. */
+  let lastRaw = "";
+  let lastRow = -1;
+  let lastAttrs = 0;
+  const lineCells = {
+    bytes: 0,
+    write(row: number, out: Uint8Array, at: number): number {
+      if (row !== lastRow) throw new Error(`Row ${row}'s line was read over before it was written (the validator read row ${lastRow} since).`);
+      return writeLine(out, at);
+    },
+  };
   const present: (string | null)[] = new Array(columns).fill(null);
 
   function line(raw: string, row: number, delimiter: number): ContactRow | null {
@@ -401,10 +418,17 @@ export function compileContactRows(headers: string[], mapping: Record<string, Ma
     }
 
     // Every byte written is ASCII: a column is at most the line, its email twice, or the attributes' keys and JSON.
-    const room = 3 * length + jsonKeyLength + typedLength + 4 * columns + 16;
-    if (scratch.length < room) scratch = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2));
-    const out = scratch;
-    let at = 0;
+    lineCells.bytes = 3 * length + jsonKeyLength + typedLength + 4 * columns + 16;
+    lastRaw = raw;
+    lastRow = row;
+    lastAttrs = attrs;
+    return { row, key, cells: "", labelCell, setFields, lineCells };
+  }
+
+  /** The cells of the line read last into `out` at `at` (lineCells.bytes of room); returns the end. */
+  function writeLine(out: Uint8Array, at: number): number {
+    const raw = lastRaw;
+    const attrs = lastAttrs;
     for (let c = 0; c < columns; c++) {
       if (c > 0) out[at++] = 0x09;
       if (c === attributesSlot) {
@@ -440,7 +464,7 @@ export function compileContactRows(headers: string[], mapping: Record<string, Ma
       }
     }
     out[at++] = 0x0a;
-    return { row, key, cells: "", labelCell, setFields, cellBytes: out, cellBytesLength: at };
+    return at;
   }
 
   return { validate, line };
