@@ -14,16 +14,10 @@ import { restoreCell } from "../../src/lib/spreadsheet-safe.js";
  * fields), and a batch built with it is byte for byte the batch built without it, errors and all.
  */
 
-/** mulberry32, so that a failure can be replayed from its seed. */
+/** A small seeded generator, so that a failure can be replayed from its seed. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  let s = seed >>> 0;
+  return () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
 }
 
 type R = () => number;
