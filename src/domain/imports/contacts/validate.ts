@@ -293,8 +293,8 @@ export function compileContactRows(headers: string[], mapping: Record<string, Ma
   const attrTo = new Int32Array(attributePlans);
   const attrJson: (string | null)[] = new Array(attributePlans).fill(null);
   const jsonKeyLength = plans.reduce((n, p) => n + (p.jsonKey?.length ?? 0) + 3, 0);
-  // An attribute key is letters, digits and underscores: its JSON is ASCII with nothing to escape. Should one not be,
-  // the line path is off and validate takes every line.
+  // An attribute key of ASCII letters, digits and underscores is JSON with nothing to escape. A mapping with another
+  // key (keys may hold any Unicode letter) leaves every line to validate, as does one with over 24 attributes.
   const lineOk = numericMask && plans.every((p) => p.jsonKey === undefined || /^"[A-Za-z0-9_]+":$/.test(p.jsonKey));
   /** The line read last, for its row's lineCells. */
   let lastRaw = "";
