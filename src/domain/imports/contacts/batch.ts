@@ -183,12 +183,10 @@ export class ContactRowEncoder {
   add(r: ContactRow): number {
     this.rows++;
     if (r.repeat !== false) this.mayRepeat++;
-    let n = "\\N";
     let cell = 0;
     if (r.labelCell !== null) {
       let i = this.cells.get(r.labelCell);
       if (i === undefined) this.cells.set(r.labelCell, (i = this.cells.size + 1));
-      n = String(i);
       cell = i;
     }
     let f = this.sets.get(r.setFields);
@@ -220,7 +218,7 @@ export class ContactRowEncoder {
       text.putByte(r.repeat === false ? 0x66 : 0x74);
       text.putByte(TAB);
       text.putFrom(r.lineCells, r.row);
-    } else this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${n}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
+    } else this.starts[index] = this.text.write(`${r.row}\t${copyValue(r.key)}\t${cell === 0 ? "\\N" : cell}\t${f}\t${r.repeat === false ? "f" : "t"}\t${r.cells}\n`);
     this.lineRows[index] = r.row;
     this.lineCells[index] = cell;
     return index;
